@@ -1,0 +1,260 @@
+"""The approval policy: which tools are gated, who may decide them, and how.
+
+The file format is DESIGN §4. It is parsed whole and strictly: a typo in a key
+must not silently turn a gate off, so unknown keys, bad values and tools that do
+not exist are errors that name the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DecisionName = Literal["approve", "reject", "edit"]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used, with a message a person can act on."""
+
+
+def parse_duration(value: object) -> timedelta | None:
+    """`30m`, `2h`, `1d`, `45s` → timedelta; `never` → None (waits for ever)."""
+    if isinstance(value, str) and value.strip().lower() == "never":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(
+            f"{value!r} is not a duration: use a positive number with s, m, h or d "
+            "(e.g. 30m, 2h, 1d), or 'never'"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_principals(value: list[str]) -> list[str]:
+    for principal in value:
+        if not re.fullmatch(r"[UWS][A-Z0-9]+", principal):
+            raise ValueError(f"{principal!r} is not a Slack user id (U…/W…) or user-group id (S…)")
+    return value
+
+
+class Rules(_Strict):
+    """Who may decide a gated call and how many must agree."""
+
+    approvers: list[str] = Field(default_factory=list)
+    allow_self_approval: bool = True
+    approvals_needed: int = Field(default=1, ge=1, le=10)
+    expires_after: timedelta | None = timedelta(minutes=30)
+
+    _principals = field_validator("approvers")(_check_principals)
+
+    @field_validator("expires_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta | None:
+        return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+class ToolRule(_Strict):
+    """A tool's entry; unset keys fall back to `defaults`."""
+
+    approval: Literal["required", "never"] = "required"
+    decisions: list[DecisionName] = Field(default_factory=lambda: ["approve", "reject"])
+    approvers: list[str] | None = None
+    allow_self_approval: bool | None = None
+    approvals_needed: int | None = Field(default=None, ge=1, le=10)
+    expires_after: timedelta | Literal["default"] | None = "default"
+    confirm: bool = False
+
+    _principals = field_validator("approvers")(
+        lambda value: value if value is None else _check_principals(value)
+    )
+
+    @field_validator("decisions")
+    @classmethod
+    def _decisions(cls, value: list[DecisionName]) -> list[DecisionName]:
+        if "approve" not in value:
+            raise ValueError("decisions must include 'approve'")
+        return list(dict.fromkeys(value))
+
+    @field_validator("expires_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+class PolicyFile(_Strict):
+    defaults: Rules = Field(default_factory=Rules)
+    tools: dict[str, ToolRule] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
+    """The effective rules for one tool, defaults applied."""
+
+    name: str
+    gated: bool
+    decisions: tuple[DecisionName, ...]
+    approvers: tuple[str, ...]
+    allow_self_approval: bool
+    approvals_needed: int
+    expires_after: timedelta | None
+    confirm: bool
+
+    def snapshot(self) -> dict[str, Any]:
+        """What an approval records, so a later policy change cannot alter a pending one."""
+        return {
+            "decisions": list(self.decisions),
+            "approvers": list(self.approvers),
+            "allow_self_approval": self.allow_self_approval,
+            "approvals_needed": self.approvals_needed,
+            "expires_after_s": (
+                None if self.expires_after is None else int(self.expires_after.total_seconds())
+            ),
+            "confirm": self.confirm,
+        }
+
+
+class Policy:
+    """A parsed policy file; tools it does not name are gated with the defaults."""
+
+    def __init__(
+        self,
+        parsed: PolicyFile,
+        source: str = "<default policy>",
+        lines: Mapping[str, int | str] | None = None,
+    ) -> None:
+        self._parsed = parsed
+        self.source = source
+        self._lines = dict(lines or {})
+
+    @classmethod
+    def default(cls, safe_tools: Iterable[str] = ()) -> Policy:
+        tools = {name: ToolRule(approval="never") for name in safe_tools}
+        return cls(PolicyFile(tools=tools))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
+        return cls.parse(text, source=str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<policy>") -> Policy:
+        try:
+            node = yaml.compose(text)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{source}: a policy is a mapping with 'defaults' and 'tools'")
+        try:
+            parsed = PolicyFile.model_validate(data)
+        except ValidationError as exc:
+            problems = [
+                f"{source}:{_line_of(node, err['loc'])}: "
+                f"{'.'.join(str(p) for p in err['loc'])}: {_explain(err)}"
+                for err in exc.errors()
+            ]
+            raise PolicyError("invalid policy\n  " + "\n  ".join(problems)) from None
+        lines = {name: _line_of(node, ("tools", name)) for name in parsed.tools}
+        return cls(parsed, source, lines)
+
+    def check_tools(self, tool_names: Iterable[str]) -> None:
+        """A policy that names a tool the agent does not have is a mistake, not a no-op."""
+        known = set(tool_names)
+        unknown = [name for name in self._parsed.tools if name not in known]
+        if unknown:
+            lines = ", ".join(f"'{n}' (line {self._lines.get(n, '?')})" for n in unknown)
+            raise PolicyError(
+                f"{self.source}: the policy names tools the agent does not have: {lines}. "
+                f"Known tools: {', '.join(sorted(known)) or 'none'}"
+            )
+
+    def group_ids(self) -> set[str]:
+        """Every user-group id the policy mentions, for checking at startup."""
+        ids = {p for p in self._parsed.defaults.approvers if p.startswith("S")}
+        for rule in self._parsed.tools.values():
+            ids.update(p for p in rule.approvers or () if p.startswith("S"))
+        return ids
+
+    def for_tool(self, name: str) -> ToolPolicy:
+        d = self._parsed.defaults
+        rule = self._parsed.tools.get(name, ToolRule())
+        return ToolPolicy(
+            name=name,
+            gated=rule.approval == "required",
+            decisions=tuple(rule.decisions),
+            approvers=tuple(rule.approvers if rule.approvers is not None else d.approvers),
+            allow_self_approval=(
+                rule.allow_self_approval
+                if rule.allow_self_approval is not None
+                else d.allow_self_approval
+            ),
+            approvals_needed=rule.approvals_needed or d.approvals_needed,
+            expires_after=(
+                d.expires_after if rule.expires_after == "default" else rule.expires_after
+            ),
+            confirm=rule.confirm,
+        )
+
+    def interrupt_on(self, tool_names: Iterable[str]) -> dict[str, Any]:
+        """`HumanInTheLoopMiddleware.interrupt_on` for these tools.
+
+        `reject` is always allowed to LangGraph even where people are not offered Deny:
+        the bot must be able to expire or withdraw any call (DESIGN §2).
+        """
+        mapping: dict[str, Any] = {}
+        for name in tool_names:
+            tool = self.for_tool(name)
+            if tool.gated:
+                allowed = list(dict.fromkeys([*tool.decisions, "reject"]))
+                mapping[name] = {"allowed_decisions": allowed}
+        return mapping
+
+
+def _explain(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | str:
+    """The 1-based line of the YAML node at `loc`, or of its nearest existing parent."""
+    line: int | str = "?"
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            found = next(
+                ((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None
+            )
+            if found is None:
+                break
+            key, node = found
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            break
+    return line
