@@ -1,0 +1,141 @@
+"""`slack-approvals run` and `slack-approvals audit`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack
+
+from pydantic import SecretStr
+
+from agent.policy import PolicyError
+from agent.toolsets import ToolLoadError
+from bot.db import Database
+from bot.service import running_bot
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store import Store
+
+log = logging.getLogger("slack_approvals")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="slack-approvals", description="A Slack bot that asks a human before an agent acts."
+    )
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot (the local sandbox when no Slack token is set)")
+    audit = sub.add_parser("audit", help="print the audit log")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings()
+        if args.command == "audit":
+            return asyncio.run(_audit(settings, as_json=args.json))
+        return asyncio.run(_run(settings))
+    except (SettingsError, PolicyError, ToolLoadError) as exc:
+        print(f"slack-approvals: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _run(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            # A second signal: the operator wants out now.
+            print("slack-approvals: stopping at once", file=sys.stderr)
+            raise SystemExit(1)
+        log.info("stopping: no new work; waiting for running turns")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    async with AsyncExitStack() as stack:
+        if settings.mode == "sandbox":
+            settings = await stack.enter_async_context(_sandbox(settings))
+        bot = await stack.enter_async_context(running_bot(settings))
+        if bot.http_port is not None:
+            print(f"HTTP mode: Slack events at http://{settings.host}:{bot.http_port}/slack/events")
+        await stop.wait()
+    return 0
+
+
+class _sandbox:
+    """The local Slack emulator, with the bot's settings pointed at it."""
+
+    def __init__(self, settings: Settings) -> None:
+        from bot.sandbox.emulator import SlackEmulator
+
+        self._settings = settings
+        self._emulator = SlackEmulator()
+
+    async def __aenter__(self) -> Settings:
+        emu = self._emulator
+        await emu.start(host="127.0.0.1", port=self._settings.port)
+        settings = self._settings.model_copy(
+            update={
+                "slack_bot_token": SecretStr(emu.bot_token),
+                "slack_app_token": SecretStr(emu.app_token),
+                "slack_api_url": emu.api_url,
+            }
+        )
+        say = f"curl -s {emu.base_url}sandbox/say -H 'content-type: application/json' -d"
+        print(
+            f"""
+Sandbox: no SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator at {emu.base_url}
+Model: {
+                "the OpenAI-compatible model " + settings.openai_model
+                if settings.openai_api_key
+                else "the offline rule-based model (set OPENAI_API_KEY for a real one)"
+            }
+
+Ask as alice in #ops (C0OPS):
+  {say} '{{"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}}'
+See the channel, with the approval card's ts and buttons:
+  curl -s '{emu.base_url}sandbox/messages?channel=C0OPS'
+Approve as bob (put the card's ts in):
+  curl -s {emu.base_url}sandbox/click -H 'content-type: application/json' -d \\
+    '{{"user": "U0BOB", "channel": "C0OPS", "ts": "CARD_TS", "action_id": "approval_approve"}}'
+(action_id approval_deny denies.) Ctrl-C stops.
+""",
+            flush=True,
+        )
+        return settings
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._emulator.stop()
+
+
+async def _audit(settings: Settings, *, as_json: bool) -> int:
+    db = await Database.open(settings.database_url)
+    try:
+        rows = await Store(db).audit_log()
+    finally:
+        await db.close()
+    for row in rows:
+        if as_json:
+            print(json.dumps(row))
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["at"]))
+        parts = [when, row["event"], row["tool"] or "-", row["args"] or "", row["actor"] or "-"]
+        if row["reason"]:
+            parts.append(f"reason={row['reason']}")
+        if row["detail"]:
+            parts.append(row["detail"][:200])
+        print("  ".join(parts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Recording a person's decision on an approval, and expiring the ones nobody decided.
+
+The order is DESIGN §1.6: load → check it belongs to this message → check the
+clicker may decide → claim atomically → update the card → resume in the background.
+Only the caller whose claim lands goes further; everyone else is told who won.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Literal
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.conversation import Conversation
+from bot.runner import Runner
+from bot.store import Approval
+
+log = logging.getLogger(__name__)
+
+Choice = Literal["approve", "reject"]
+
+
+class Decisions:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.client = runner.client
+        self.directory = runner.directory
+
+    async def decide(
+        self,
+        *,
+        approval_id: str,
+        choice: Choice,
+        user: str,
+        channel: str,
+        message_ts: str | None,
+        reason: str | None = None,
+    ) -> None:
+        approval = await self.store.get(approval_id)
+        if approval is None:
+            await self._tell(channel, user, "This approval request does not exist (any more).")
+            return
+        if approval.channel != channel or (
+            message_ts is not None and approval.message_ts != message_ts
+        ):
+            # A button value copied into another message must not decide anything.
+            await self.store.audit(
+                "refused", approval=approval, actor=user, detail="button from another message"
+            )
+            await self._tell(channel, user, "That button does not belong to this request.")
+            return
+        if approval.status != "pending":
+            await self._tell_decided(approval, user)
+            return
+        refusal = await self.refusal(approval, user)
+        if refusal is not None:
+            await self.store.audit("refused", approval=approval, actor=user, detail=refusal)
+            await self._tell(approval.channel, user, refusal, approval.thread_ts)
+            return
+        status = "approved" if choice == "approve" else "rejected"
+        if not await self.store.claim(approval.id, status, by=user, reason=reason):
+            await self._tell_decided(await self._reload(approval), user)
+            return
+        decided = await self._reload(approval)
+        await self.store.audit(status, approval=decided, actor=user, reason=reason)
+        await self.runner.update_card(decided)
+        await self.runner.resume_decided(Conversation.from_key(decided.conversation))
+
+    async def refusal(self, approval: Approval, user: str) -> str | None:
+        """Why `user` may not decide this approval, or None if they may."""
+        rules = approval.policy
+        if not rules.get("allow_self_approval", True) and user == approval.requester:
+            return "You asked for this call, so someone else has to decide it."
+        approvers = list(rules.get("approvers") or [])
+        try:
+            allowed = await self.directory.is_allowed(user, approvers)
+        except SlackApiError as exc:
+            log.error("cannot resolve approvers %s: %s", approvers, exc.response.get("error"))
+            return "I could not check who may approve this (Slack error); try again shortly."
+        if not allowed:
+            who = ", ".join(
+                f"<!subteam^{a}>" if a.startswith("S") else blocks.mention(a) for a in approvers
+            )
+            return f"You can't approve this; allowed: {who}."
+        return None
+
+    async def expire_due(self) -> int:
+        """Reject as expired every pending approval past its deadline; returns how many."""
+        rows = await self.store.db.fetchall(
+            "SELECT * FROM approvals WHERE status = 'pending' AND expires_at IS NOT NULL"
+            " AND expires_at <= ?",
+            (time.time(),),
+        )
+        expired = 0
+        for approval in map(Approval.from_row, rows):
+            if not await self.store.claim(approval.id, "expired", by=None):
+                continue
+            expired += 1
+            decided = await self._reload(approval)
+            await self.store.audit("expired", approval=decided)
+            await self.runner.update_card(decided)
+            self.runner.spawn(
+                self.runner.resume_decided(Conversation.from_key(decided.conversation)),
+                what=f"expire {approval.id}",
+            )
+        return expired
+
+    async def sweep_forever(self, interval: float = 5.0) -> None:
+        while True:
+            try:
+                await self.expire_due()
+            except Exception:
+                log.exception("expiry sweep failed")
+            await asyncio.sleep(interval)
+
+    async def _reload(self, approval: Approval) -> Approval:
+        fresh = await self.store.get(approval.id)
+        assert fresh is not None
+        return fresh
+
+    async def _tell_decided(self, approval: Approval, user: str) -> None:
+        await self._tell(
+            approval.channel,
+            user,
+            f"Already decided — {blocks.outcome_line(approval)}",
+            approval.thread_ts,
+        )
+
+    async def _tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=text, thread_ts=thread_ts
+            )
+        except SlackApiError as exc:
+            log.warning("could not tell %s: %s", user, exc.response.get("error"))

@@ -1,0 +1,57 @@
+"""Who people are: display names and user-group members, cached briefly.
+
+Group membership changes while an approval waits, so entries expire after a short
+while and a miss (someone not in the cached list) triggers one refresh.
+"""
+
+from __future__ import annotations
+
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+GROUP_TTL_S = 60.0
+NAME_TTL_S = 3600.0
+
+
+class Directory:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._names: dict[str, tuple[float, str]] = {}
+
+    async def group_members(self, group_id: str, *, refresh: bool = False) -> frozenset[str]:
+        cached = self._groups.get(group_id)
+        if cached and not refresh and time.monotonic() - cached[0] < GROUP_TTL_S:
+            return cached[1]
+        response = await self._client.usergroups_users_list(usergroup=group_id)
+        members = frozenset(response.get("users") or ())
+        self._groups[group_id] = (time.monotonic(), members)
+        return members
+
+    async def is_allowed(self, user_id: str, approvers: list[str]) -> bool:
+        """Empty list = anyone. Groups are checked from cache first, then refreshed once."""
+        if not approvers or user_id in approvers:
+            return True
+        groups = [a for a in approvers if a.startswith("S")]
+        for refresh in (False, True):
+            for group in groups:
+                if user_id in await self.group_members(group, refresh=refresh):
+                    return True
+        return False
+
+    async def name(self, user_id: str) -> str:
+        cached = self._names.get(user_id)
+        if cached and time.monotonic() - cached[0] < NAME_TTL_S:
+            return cached[1]
+        try:
+            user = (await self._client.users_info(user=user_id)).get("user") or {}
+        except SlackApiError:
+            return user_id
+        profile = user.get("profile") or {}
+        name = str(
+            profile.get("display_name") or user.get("real_name") or user.get("name") or user_id
+        )
+        self._names[user_id] = (time.monotonic(), name)
+        return name

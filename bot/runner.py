@@ -1,0 +1,321 @@
+"""Running the agent for a conversation: one run at a time, in the background.
+
+Listeners only ack and hand work here. Every run of a conversation holds that
+conversation's lock (invariant I6), reads what is pending from LangGraph itself
+(the source of truth), and posts what happens in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.journal import OUTCOME_UNKNOWN
+from agent.policy import Policy
+from agent.session import AgentSession, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from bot import blocks
+from bot.conversation import Conversation
+from bot.directory import Directory
+from bot.store import DECIDED, Approval, Store
+
+log = logging.getLogger(__name__)
+
+WORKING_REACTION = "hourglass_flowing_sand"
+CANCEL_WORDS = frozenset({"cancel", "withdraw", "stop"})
+
+Step = Callable[[OnEvent], Awaitable[list[PendingCall]]]
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        session: AgentSession,
+        store: Store,
+        client: AsyncWebClient,
+        policy: Policy,
+        directory: Directory,
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.client = client
+        self.policy = policy
+        self.directory = directory
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # background work ---------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, what: str) -> None:
+        """Run `work` after the listener has returned; failures are logged, never lost."""
+        task = asyncio.create_task(self._guard(work, what), name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guard(work: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("background work failed: %s", what)
+
+    async def wait_idle(self, limit: float | None = None) -> bool:
+        """Wait for background work, including work it spawns; True if all of it finished."""
+        try:
+            async with asyncio.timeout(limit):
+                while self._tasks:
+                    await asyncio.wait(set(self._tasks))
+        except TimeoutError:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def _lock(self, key: str):  # type: ignore[no-untyped-def]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                self._locks.pop(key, None)
+
+    # entry points ------------------------------------------------------------------------
+
+    async def on_message(self, conv: Conversation, user: str, text: str) -> None:
+        """A person wrote to the agent in this conversation."""
+        withdrew = False
+        async with self._lock(conv.key):
+            pending = await self.session.pending(conv.key)
+            if not pending:
+                await self._run(
+                    conv,
+                    requester=user,
+                    step=lambda on_event: self.session.start_turn(conv.key, text, on_event),
+                )
+            elif text.strip().lower().rstrip(".!") in CANCEL_WORDS:
+                withdrew = await self._withdraw(conv, user)
+            else:
+                # New input now would drop the pending interrupts and strand their calls.
+                await self.say(
+                    conv,
+                    f":raised_hand: This thread is waiting on {len(pending)} approval(s) "
+                    "above. Decide them first, or the requester can say `cancel` to "
+                    "withdraw them.",
+                )
+        if withdrew:
+            await self.resume_decided(conv)
+
+    async def resume_decided(self, conv: Conversation) -> None:
+        """Hand every recorded decision of this conversation to the agent, once."""
+        async with self._lock(conv.key):
+            decided = await self.store.unresumed(conv.key)
+            if not decided:
+                return
+            pending = {p.interrupt_id for p in await self.session.pending(conv.key)}
+            stale = [a.id for a in decided if a.interrupt_id not in pending]
+            if stale:
+                # Already answered (e.g. by a run that crashed after answering): never
+                # re-answer, and never let the decision land on another call.
+                log.warning("decisions for calls no longer pending: %s", stale)
+                await self.store.mark_resumed(stale)
+            live = [a for a in decided if a.interrupt_id in pending]
+            if not live:
+                return
+            decisions = {a.interrupt_id: await self._decision(a) for a in live}
+            await self._run(
+                conv,
+                requester=live[0].requester,
+                step=lambda on_event: self.session.resume(conv.key, decisions, on_event),
+            )
+
+    async def recover(self) -> None:
+        """At startup: post cards that never got posted, resume decisions never resumed."""
+        rows = await self.store.db.fetchall(
+            "SELECT * FROM approvals WHERE status = 'pending' AND message_ts IS NULL"
+        )
+        for approval in map(Approval.from_row, rows):
+            await self._post_card(Conversation.from_key(approval.conversation), approval)
+        for key in sorted({a.conversation for a in await self.store.unresumed()}):
+            self.spawn(self.resume_decided(Conversation.from_key(key)), what=f"recover {key}")
+
+    # one run -----------------------------------------------------------------------------
+
+    async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
+        await self._react(conv, "add")
+        try:
+            pending = await step(lambda event: self._on_event(conv, event))
+            await self._post_approvals(conv, pending, requester)
+        except Exception as exc:
+            log.exception("run failed in %s", conv.key)
+            await self.say(
+                conv,
+                f":warning: Something went wrong while the agent was working: "
+                f"{blocks.escape(type(exc).__name__)}: {blocks.escape(str(exc))[:500]}",
+            )
+        finally:
+            await self._settle(conv)
+            await self._react(conv, "remove")
+
+    async def _settle(self, conv: Conversation) -> None:
+        """Decisions whose interrupt is gone were consumed by this run."""
+        decided = await self.store.unresumed(conv.key)
+        if decided:
+            pending = {p.interrupt_id for p in await self.session.pending(conv.key)}
+            await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in pending])
+
+    async def _on_event(self, conv: Conversation, event: Event) -> None:
+        if isinstance(event, Reply):
+            await self.say(conv, blocks.escape(event.text))
+            return
+        await self._on_tool_outcome(conv, event)
+
+    async def _on_tool_outcome(self, conv: Conversation, outcome: ToolOutcome) -> None:
+        approval = await self._approval_for_call(conv, outcome.tool_call_id)
+        if approval is None:
+            return  # an ungated tool: the model's answer reports it
+        name = f"`{blocks.escape(outcome.name)}`"
+        content = blocks.escape(outcome.content)
+        if outcome.content == OUTCOME_UNKNOWN:
+            event, text = (
+                "outcome_unknown",
+                (
+                    f":grey_question: {name} — outcome unknown: it was started before the bot "
+                    "stopped and did not report back. It was *not* run again; check by hand."
+                ),
+            )
+        elif not outcome.ran:
+            event, text = "not_run", f"{name} was not run — {blocks.outcome_line(approval)}"
+        elif outcome.status == "success":
+            event, text = "executed", f":white_check_mark: {name} ran: {content}"
+        else:
+            event, text = "failed", f":x: {name} failed: {content}"
+        await self.store.audit(event, approval=approval, detail=outcome.content[:2000])
+        await self.say(conv, text)
+
+    async def _approval_for_call(self, conv: Conversation, tool_call_id: str) -> Approval | None:
+        for approval in await self.store.for_conversation(conv.key, DECIDED):
+            if approval.tool_call_id == tool_call_id:
+                return approval
+        return None
+
+    async def _post_approvals(
+        self, conv: Conversation, pending: list[PendingCall], requester: str
+    ) -> None:
+        for call in pending:
+            rules = self.policy.for_tool(call.name)
+            expires_at = (
+                time.time() + rules.expires_after.total_seconds()
+                if rules.expires_after is not None
+                else None
+            )
+            approval, created = await self.store.create_approval(
+                interrupt_id=call.interrupt_id,
+                conversation=conv.key,
+                team_id=conv.team_id,
+                channel=conv.channel,
+                thread_ts=conv.thread_ts,
+                tool_call_id=call.tool_call_id,
+                tool=call.name,
+                args=call.args,
+                description=call.description,
+                requester=requester,
+                policy=rules.snapshot(),
+                expires_at=expires_at,
+            )
+            if created:
+                await self.store.audit("requested", approval=approval, actor=requester)
+            if approval.message_ts is None:
+                await self._post_card(conv, approval)
+
+    async def _post_card(self, conv: Conversation, approval: Approval) -> None:
+        try:
+            response = await self.client.chat_postMessage(
+                channel=conv.channel,
+                thread_ts=conv.thread_ts,
+                text=blocks.card_text(approval),
+                blocks=blocks.approval_card(approval),
+            )
+        except SlackApiError:
+            # The approval is recorded; recovery posts the card again.
+            log.exception("could not post the card for %s", approval.id)
+            return
+        await self.store.set_message(approval.id, str(response["ts"]))
+
+    async def _withdraw(self, conv: Conversation, user: str) -> bool:
+        approvals = await self.store.for_conversation(conv.key)
+        mine = [a for a in approvals if a.requester == user]
+        if not mine:
+            await self.say(conv, ":no_entry_sign: Only the person who asked can withdraw.")
+            return False
+        withdrawn = 0
+        for approval in mine:
+            if await self.store.claim(approval.id, "withdrawn", by=user):
+                withdrawn += 1
+                decided = await self.store.get(approval.id)
+                assert decided is not None
+                await self.store.audit("withdrawn", approval=decided, actor=user)
+                await self.update_card(decided)
+        await self.say(conv, f":leftwards_arrow_with_hook: Withdrew {withdrawn} pending call(s).")
+        return withdrawn > 0
+
+    async def _decision(self, approval: Approval) -> dict[str, Any]:
+        """The LangGraph answer for a recorded decision, worded so the model knows who and why."""
+        who = await self.directory.name(approval.decided_by) if approval.decided_by else "?"
+        match approval.status:
+            case "approved":
+                return {"type": "approve"}
+            case "rejected":
+                why = f": {approval.reason}" if approval.reason else " (no reason given)"
+                return {"type": "reject", "message": f"denied by {who}{why}"}
+            case "withdrawn":
+                return {
+                    "type": "reject",
+                    "message": f"the requester ({who}) withdrew the request before anyone "
+                    "decided; it was not run",
+                }
+            case _:
+                return {
+                    "type": "reject",
+                    "message": "nobody decided in time, so the request EXPIRED and the call "
+                    "was not run. This is not a denial by any person.",
+                }
+
+    # Slack output ------------------------------------------------------------------------
+
+    async def update_card(self, approval: Approval) -> None:
+        if approval.message_ts is None:
+            return
+        try:
+            await self.client.chat_update(
+                channel=approval.channel,
+                ts=approval.message_ts,
+                text=blocks.card_text(approval),
+                blocks=blocks.decided_card(approval),
+            )
+        except SlackApiError:
+            log.exception("could not update the card of %s", approval.id)
+
+    async def say(self, conv: Conversation, text: str) -> None:
+        try:
+            await self.client.chat_postMessage(
+                channel=conv.channel,
+                thread_ts=conv.thread_ts,
+                text=blocks.cut(text, 3000),
+                blocks=blocks.notice(text),
+            )
+        except SlackApiError:
+            log.exception("could not post in %s", conv.key)
+
+    async def _react(self, conv: Conversation, how: str) -> None:
+        method = self.client.reactions_add if how == "add" else self.client.reactions_remove
+        try:
+            await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
+        except SlackApiError as exc:
+            log.debug("reaction %s failed: %s", how, exc.response.get("error"))

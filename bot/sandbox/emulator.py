@@ -1,0 +1,505 @@
+"""A local Slack for the test suite and the sandbox: Web API, Socket Mode / HTTP delivery and
+user actions, faithful enough that unmodified slack-bolt and slack-sdk clients run against it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from aiohttp import web
+
+from bot.sandbox import payloads
+from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
+from bot.sandbox.state import (
+    BOT_NAME,
+    DEFAULT_CHANNELS,
+    DEFAULT_USERGROUPS,
+    DEFAULT_USERS,
+    Ack,
+    ApiCall,
+    ApiError,
+    Button,
+    Delivery,
+    DeliveryKind,
+    Ephemeral,
+    Message,
+    ResponseTarget,
+    View,
+    Workspace,
+    dm_channel_id,
+    random_id,
+)
+from bot.sandbox.webapi import Fault, FaultKind, WebApi
+
+__all__ = [
+    "Ack",
+    "ApiCall",
+    "Button",
+    "Delivery",
+    "Ephemeral",
+    "Message",
+    "SlackEmulator",
+    "View",
+]
+
+T = TypeVar("T")
+
+POLL_INTERVAL = 0.05  # wait_for also polls, for predicates that look outside the emulator
+SHUTDOWN_TIMEOUT = 2.0
+
+
+class SlackEmulator:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-sandbox",
+        app_token: str = "xapp-sandbox",
+        team_id: str = "T0SANDBOX",
+        bot_user_id: str = "U0BOT",
+        app_id: str = "A0SANDBOX",
+        users: dict[str, str] | None = None,
+        usergroups: dict[str, list[str]] | None = None,
+        channels: dict[str, str] | None = None,
+        ack_timeout: float = 3.0,
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.app_id = app_id
+        self.ack_timeout = ack_timeout  # Slack's deadline for acks; a late ack counts as none
+        self._ws = Workspace(
+            team_id=team_id,
+            bot_user_id=bot_user_id,
+            app_id=app_id,
+            users=DEFAULT_USERS if users is None else users,
+            usergroups=DEFAULT_USERGROUPS if usergroups is None else usergroups,
+            channels=DEFAULT_CHANNELS if channels is None else channels,
+        )
+        self._socket = SocketModeServer(
+            app_id=app_id, ws_url=lambda: self._url("ws") + "socket-mode"
+        )
+        self._api = WebApi(
+            self._ws,
+            bot_token=bot_token,
+            app_token=app_token,
+            issue_socket_url=self._socket.issue_url,
+        )
+        self._http = HttpDelivery()
+        self._use_http = False
+        self._runner: web.AppRunner | None = None
+        self._host = ""
+        self._port = 0
+
+    # --- lifecycle ---
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api.handle)
+        app.router.add_get("/socket-mode", self._socket.handle)
+        app.router.add_post("/response/{key}", self._api.handle_response_url)
+        app.router.add_post("/sandbox/say", self._sandbox_say)
+        app.router.add_post("/sandbox/click", self._sandbox_click)
+        app.router.add_get("/sandbox/messages", self._sandbox_messages)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self._host, self._port = host, self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self._socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self._http.close()
+
+    def _url(self, scheme: str) -> str:
+        if not self._port:
+            raise RuntimeError("the emulator is not started; await emulator.start() first")
+        return f"{scheme}://{self._host}:{self._port}/"
+
+    @property
+    def base_url(self) -> str:
+        return self._url("http")
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "api/"
+
+    @property
+    def socket_mode_connections(self) -> int:
+        return self._socket.connection_count
+
+    async def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Tell every Socket Mode client to reconnect, as Slack does every few hours, and wait
+        until each has replaced its connection."""
+        await self._socket.send_disconnect(reason)
+
+    def dm_channel(self, user: str) -> str:
+        self._ws.user_name(user)
+        return dm_channel_id(user)
+
+    def use_http(self, url: str, signing_secret: str) -> None:
+        self._http.target(url, signing_secret)
+        self._use_http = True
+
+    def inject_fault(
+        self,
+        method: str,
+        kind: FaultKind,
+        *,
+        times: int = 1,
+        retry_after: int = 1,
+        error: str = "internal_error",
+        status: int = 500,
+        delay: float = 0.0,
+    ) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self._api.inject_fault(method, Fault(kind, times, retry_after, error, status, delay))
+
+    # --- records ---
+
+    @property
+    def ephemerals(self) -> list[Ephemeral]:
+        return self._ws.ephemerals
+
+    @property
+    def views(self) -> list[View]:
+        return self._ws.views
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        return self._ws.calls
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return self._ws.deliveries
+
+    def messages(self, channel: str) -> list[Message]:
+        return self._ws.messages(channel)
+
+    def thread(self, channel: str, thread_ts: str) -> list[Message]:
+        return [m for m in self._ws.messages(channel) if thread_ts in (m.ts, m.thread_ts)]
+
+    def message(self, channel: str, ts: str) -> Message:
+        found = self._ws.find_message(channel, ts)
+        if found is None:
+            self._ws.channel(channel)
+            raise LookupError(f"no message with ts {ts} in {channel}")
+        return found
+
+    def reactions(self, channel: str, ts: str) -> list[str]:
+        return list(self._ws.reactions(channel, ts))
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], T | bool | None],
+        timeout: float = 10.0,  # noqa: ASYNC109 - the public API other code is written against
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return cast(T, result)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(self._describe_timeout(predicate, timeout))
+            changed = self._ws.changed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, POLL_INTERVAL)):
+                    await changed.wait()
+
+    def _describe_timeout(self, predicate: Callable[..., object], timeout: float) -> str:
+        name = getattr(predicate, "__qualname__", repr(predicate))
+        calls = [f"{c.method} -> {c.response.get('error') or 'ok'}" for c in self.calls[-5:]]
+        deliveries = [
+            f"{d.kind} ack={d.ack.status if d.ack else None} {d.error or ''}".strip()
+            for d in self.deliveries[-5:]
+        ]
+        return (
+            f"wait_for({name}) was still false after {timeout} s; "
+            f"last API calls: {calls or 'none'}; last deliveries: {deliveries or 'none'}"
+        )
+
+    # --- deliveries ---
+
+    async def deliver(
+        self,
+        kind: DeliveryKind,
+        payload: dict[str, Any],
+        *,
+        retry_num: int = 0,
+        retry_reason: str = "",
+    ) -> Delivery:
+        transport = self._http if self._use_http else self._socket
+        if not self._use_http:
+            await self._socket.ready()  # outside the ack deadline: waiting for a client is setup
+        delivery = Delivery(
+            kind=kind,
+            payload=payload,
+            retry_num=retry_num,
+            retry_reason=retry_reason,
+            transport="http" if self._use_http else "socket_mode",
+            at=time.time(),
+        )
+        try:
+            async with asyncio.timeout(self.ack_timeout):
+                delivery.ack = await transport.send(
+                    kind, payload, retry_num=retry_num, retry_reason=retry_reason
+                )
+        except TimeoutError:
+            delivery.error = f"no ack within {self.ack_timeout} s"
+        except NoAck as e:
+            delivery.error = str(e)
+        self._ws.deliveries.append(delivery)
+        self._ws.touch()
+        return delivery
+
+    def _member(self, user: str, channel: str) -> None:
+        self._ws.user_name(user)
+        if not self._ws.is_member(self._ws.channel(channel), user):
+            raise ValueError(f"{user} is not a member of {channel}")
+
+    def _response_url(self, target: ResponseTarget) -> str:
+        return self._ws.new_response_url(self.base_url, target)
+
+    async def post_user_message(
+        self, user: str, channel: str, text: str, thread_ts: str | None = None
+    ) -> str:
+        self._member(user, channel)
+        message = self._ws.add_message(
+            channel, user=user, text=text, blocks=[], thread_ts=thread_ts
+        )
+        for payload in payloads.message_events(self._ws, message):
+            await self.deliver("events_api", payload)
+        return message.ts
+
+    async def slash_command(self, user: str, channel: str, command: str, text: str) -> Delivery:
+        self._member(user, channel)
+        if not command.startswith("/"):
+            raise ValueError(f"a slash command starts with '/', got {command!r}")
+        target = ResponseTarget(channel, user, None, None)
+        payload = payloads.slash_command(
+            self._ws,
+            user=user,
+            channel=channel,
+            command=command,
+            text=text,
+            response_url=self._response_url(target),
+            trigger_id=self._ws.new_trigger(user),
+        )
+        delivery = await self.deliver("slash_commands", payload)
+        # Slack shows a slash command's ack body to the user (or the channel, when in_channel).
+        shown = _ack_body(delivery)
+        if shown is not None and (shown.get("text") or shown.get("blocks")):
+            try:
+                self._api.apply_response(target, shown)
+            except ApiError as e:
+                delivery.error = f"ack body rejected: {e.error}"
+        return delivery
+
+    async def click(
+        self, user: str, channel: str, message_ts: str, action_id: str, value: str | None = None
+    ) -> Delivery:
+        self._member(user, channel)
+        message = self.message(channel, message_ts)
+        buttons = message.buttons()
+        matching = [
+            b for b in buttons if b.action_id == action_id and (value is None or b.value == value)
+        ]
+        if not matching:
+            wanted = action_id if value is None else f"{action_id} (value {value!r})"
+            present = [(b.action_id, b.value) for b in buttons]
+            raise LookupError(
+                f"message {message_ts} in {channel} has no button {wanted}; its buttons: {present}"
+            )
+        target = ResponseTarget(channel, user, message.ts, message.thread_ts)
+        payload = payloads.block_actions(
+            self._ws,
+            user=user,
+            message=message,
+            button=matching[0],
+            response_url=self._response_url(target),
+            trigger_id=self._ws.new_trigger(user),
+        )
+        return await self.deliver("interactive", payload)
+
+    def _open_view(self, user: str, view_id: str) -> View:
+        for view in self._ws.views:
+            if view.id == view_id:
+                if not view.is_open:
+                    raise ValueError(f"view {view_id} is already closed")
+                if view.user != user:
+                    raise ValueError(f"view {view_id} was opened for {view.user}, not {user}")
+                return view
+        raise LookupError(f"no view {view_id} was opened; opened: {[v.id for v in self.views]}")
+
+    async def submit_view(
+        self, user: str, view_id: str, values: dict[str, dict[str, dict[str, Any]]]
+    ) -> Delivery:
+        view = self._open_view(user, view_id)
+        payload = payloads.view_submission(
+            self._ws, user=user, view=view, values=values, trigger_id=self._ws.new_trigger(user)
+        )
+        delivery = await self.deliver("interactive", payload)
+        answer = _ack_body(delivery) or {}
+        action = answer.get("response_action")
+        try:
+            if delivery.ack is None or delivery.ack.status != 200 or action == "errors":
+                pass  # the modal stays open, showing an error
+            elif action == "update":
+                view.view = self._api.view_json(view.id, view.view["root_view_id"], answer["view"])
+            elif action == "push":
+                pushed = self._api.view_json(
+                    "V" + random_id(10), view.view["root_view_id"], answer["view"]
+                )
+                self._ws.views.append(View(pushed["id"], user, payload["trigger_id"], pushed))
+            else:
+                view.is_open = False
+        except (ApiError, KeyError) as e:
+            delivery.error = f"response_action rejected: {e}"
+        self._ws.touch()
+        return delivery
+
+    async def close_view(self, user: str, view_id: str) -> Delivery:
+        view = self._open_view(user, view_id)
+        view.is_open = False
+        self._ws.touch()
+        if not view.view.get("notify_on_close"):
+            raise ValueError(
+                f"view {view_id} is closed, but Slack sends view_closed only for views opened "
+                "with notify_on_close: true, so nothing was delivered"
+            )
+        return await self.deliver(
+            "interactive", payloads.view_closed(self._ws, user=user, view=view)
+        )
+
+    # --- sandbox endpoints for humans with curl ---
+
+    async def _sandbox_say(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            user, channel, text = (
+                _field(data, "user"),
+                _field(data, "channel"),
+                _field(data, "text"),
+            )
+            thread_ts = _optional_field(data, "thread_ts")
+            if text.startswith("/"):
+                command, _, rest = text.partition(" ")
+                delivery = await self.slash_command(user, channel, command, rest.strip())
+                return {"delivery": _delivery_json(delivery)}
+            return {"ts": await self.post_user_message(user, channel, text, thread_ts)}
+
+        return await _sandbox_call(request, act)
+
+    async def _sandbox_click(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            delivery = await self.click(
+                _field(data, "user"),
+                _field(data, "channel"),
+                _field(data, "ts"),
+                _field(data, "action_id"),
+                _optional_field(data, "value"),
+            )
+            return {"delivery": _delivery_json(delivery)}
+
+        return await _sandbox_call(request, act)
+
+    async def _sandbox_messages(self, request: web.Request) -> web.Response:
+        channel = request.query.get("channel", "")
+        try:
+            messages = self.messages(channel)
+        except LookupError as e:
+            return _bad_request(str(e))
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": channel,
+                "messages": [self._message_summary(m) for m in messages],
+                "ephemerals": [
+                    {
+                        "ts": e.ts,
+                        "thread_ts": e.thread_ts,
+                        "user": e.user,
+                        "text": e.text,
+                        "blocks": e.blocks,
+                        "buttons": [dataclasses.asdict(b) for b in e.buttons()],
+                    }
+                    for e in self.ephemerals
+                    if e.channel == channel
+                ],
+            }
+        )
+
+    def _message_summary(self, message: Message) -> dict[str, Any]:
+        return {
+            "ts": message.ts,
+            "thread_ts": message.thread_ts,
+            "user": message.user,
+            "user_name": self._ws.users.get(message.user or "", BOT_NAME),
+            "bot": message.user is None,
+            "text": message.text,
+            "blocks": message.blocks,
+            "buttons": [dataclasses.asdict(b) for b in message.buttons()],
+            "edited": message.edited,
+            "reactions": self.reactions(message.channel, message.ts),
+        }
+
+
+def _ack_body(delivery: Delivery) -> dict[str, Any] | None:
+    """The ack's body as an object; Bolt acks plain text over HTTP as a text/plain body."""
+    if delivery.ack is None or delivery.ack.status != 200 or not delivery.ack.body:
+        return None
+    body = delivery.ack.body
+    if isinstance(body, str):
+        return {"text": body}
+    return body if isinstance(body, dict) else None
+
+
+def _delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "kind": delivery.kind,
+        "acked": delivery.ack is not None,
+        "status": delivery.ack.status if delivery.ack else None,
+        "latency_ms": round(delivery.ack.latency * 1000, 3) if delivery.ack else None,
+        "error": delivery.error,
+    }
+
+
+def _bad_request(error: str) -> web.Response:
+    return web.json_response({"ok": False, "error": error}, status=400)
+
+
+def _field(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"field {name!r} must be a non-empty string")
+    return value
+
+
+def _optional_field(data: dict[str, Any], name: str) -> str | None:
+    return None if data.get(name) is None else _field(data, name)
+
+
+async def _sandbox_call(
+    request: web.Request, act: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+) -> web.Response:
+    try:
+        data = await request.json()
+    except ValueError:
+        return _bad_request("the body must be a JSON object")
+    if not isinstance(data, dict):
+        return _bad_request("the body must be a JSON object")
+    try:
+        result = await act(data)
+    except (LookupError, ValueError) as e:
+        return _bad_request(str(e))
+    except ConnectionError as e:
+        return web.json_response({"ok": False, "error": str(e)}, status=503)
+    return web.json_response({"ok": True, **result})

@@ -1,0 +1,184 @@
+"""Builders for what Slack sends an app: event_callback envelopes, slash command fields and
+interaction payloads, shaped like Slack's documented examples."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+import uuid
+from typing import Any
+
+from bot.sandbox.state import TEAM_DOMAIN, Button, Message, View, Workspace, random_id
+
+VERIFICATION_TOKEN = "sandbox-verification-token"  # Slack's deprecated per-app token
+
+
+def _team(ws: Workspace) -> dict[str, Any]:
+    return {"id": ws.team_id, "domain": TEAM_DOMAIN}
+
+
+def _user(ws: Workspace, user: str) -> dict[str, Any]:
+    name = ws.user_name(user)
+    return {"id": user, "username": name, "name": name, "team_id": ws.team_id}
+
+
+def event_callback(ws: Workspace, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": ws.team_id,
+        "context_team_id": ws.team_id,
+        "context_enterprise_id": None,
+        "api_app_id": ws.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": "Ev" + random_id(10),
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": ws.team_id,
+                "user_id": ws.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": "4-" + secrets.token_urlsafe(24),
+    }
+
+
+def message_events(ws: Workspace, message: Message) -> list[dict[str, Any]]:
+    """The events an app subscribed to `message.im` and `app_mention` gets for a user message.
+
+    A DM that mentions the bot yields both, each with its own event_id: Slack documents that DMs
+    do not produce app_mention, but a bot must not answer twice if it ever does.
+    """
+    fields: dict[str, Any] = {
+        "user": message.user,
+        "text": message.text,
+        "ts": message.ts,
+        "channel": message.channel,
+        "event_ts": message.ts,
+        "team": ws.team_id,
+        "client_msg_id": str(uuid.uuid4()),
+    }
+    if message.thread_ts is not None:
+        fields["thread_ts"] = message.thread_ts
+        root = ws.find_message(message.channel, message.thread_ts)
+        if root is not None:
+            fields["parent_user_id"] = root.user or ws.bot_user_id
+    events: list[dict[str, Any]] = []
+    if ws.channel(message.channel).is_im:
+        events.append({"type": "message", **fields, "channel_type": "im"})
+    if f"<@{ws.bot_user_id}>" in message.text:
+        events.append({"type": "app_mention", **fields})
+    return [event_callback(ws, event) for event in events]
+
+
+def slash_command(
+    ws: Workspace,
+    *,
+    user: str,
+    channel: str,
+    command: str,
+    text: str,
+    response_url: str,
+    trigger_id: str,
+) -> dict[str, Any]:
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": ws.team_id,
+        "team_domain": TEAM_DOMAIN,
+        "channel_id": channel,
+        "channel_name": ws.channel(channel).name,
+        "user_id": user,
+        "user_name": ws.user_name(user),
+        "command": command,
+        "text": text,
+        "api_app_id": ws.app_id,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    }
+
+
+def block_actions(
+    ws: Workspace,
+    *,
+    user: str,
+    message: Message,
+    button: Button,
+    response_url: str,
+    trigger_id: str,
+) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "action_id": button.action_id,
+        "block_id": button.block_id,
+        "text": {"type": "plain_text", "text": button.text, "emoji": True},
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    if button.value is not None:
+        action["value"] = button.value
+    if button.style is not None:
+        action["style"] = button.style
+    return {
+        "type": "block_actions",
+        "user": _user(ws, user),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": message.channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": trigger_id,
+        "team": _team(ws),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": message.channel, "name": ws.channel(message.channel).name},
+        "message": ws.message_json(message),
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def view_submission(
+    ws: Workspace,
+    *,
+    user: str,
+    view: View,
+    values: dict[str, dict[str, dict[str, Any]]],
+    trigger_id: str,
+) -> dict[str, Any]:
+    submitted = copy.deepcopy(view.view)
+    submitted["state"] = {"values": copy.deepcopy(values)}
+    return {
+        "type": "view_submission",
+        "team": _team(ws),
+        "user": _user(ws, user),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": trigger_id,
+        "view": submitted,
+        "response_urls": [],
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def view_closed(ws: Workspace, *, user: str, view: View) -> dict[str, Any]:
+    return {
+        "type": "view_closed",
+        "team": _team(ws),
+        "user": _user(ws, user),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "view": copy.deepcopy(view.view),
+        "is_cleared": False,
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }

@@ -1,0 +1,475 @@
+"""The emulated workspace: who and what exists, and everything that happened, in memory only."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DeliveryKind = Literal["events_api", "slash_commands", "interactive"]
+
+BOT_ID = "B0SANDBOX"
+BOT_NAME = "approvals"
+TEAM_DOMAIN = "sandbox"
+
+DEFAULT_USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
+DEFAULT_USERGROUPS = {"S0SREONCALL": ["U0BOB", "U0DAVE"]}
+DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general"}
+
+# Slack's documented Block Kit limits; exceeding them is the kind of bug (a long argument dump
+# in a section) that only shows up in production if the emulator lets it through.
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ACTION_ID = 255
+
+
+def random_id(length: int, alphabet: str = string.ascii_uppercase + string.digits) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class ApiError(Exception):
+    """A Slack-shaped failure: becomes `{"ok": false, "error": ..., **extra}`."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class Button:
+    action_id: str
+    value: str | None
+    text: str
+    style: str | None
+    block_id: str
+
+
+def _interactive_elements(block: dict[str, Any]) -> list[dict[str, Any]]:
+    if block.get("type") == "actions" and isinstance(block.get("elements"), list):
+        return [e for e in block["elements"] if isinstance(e, dict)]
+    if block.get("type") == "section" and isinstance(block.get("accessory"), dict):
+        return [block["accessory"]]
+    return []
+
+
+def find_buttons(blocks: list[dict[str, Any]]) -> list[Button]:
+    """Buttons in `actions` blocks and section accessories, in display order."""
+    found: list[Button] = []
+    for block in blocks:
+        for element in _interactive_elements(block):
+            if element.get("type") == "button":
+                found.append(
+                    Button(
+                        action_id=str(element.get("action_id", "")),
+                        value=element.get("value"),
+                        text=str((element.get("text") or {}).get("text", "")),
+                        style=element.get("style"),
+                        block_id=str(block.get("block_id", "")),
+                    )
+                )
+    return found
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    thread_ts: str | None
+    user: str | None  # None when the bot posted it
+    bot_id: str | None
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    edited: bool = False
+
+    def buttons(self) -> list[Button]:
+        return find_buttons(self.blocks)
+
+
+@dataclass
+class Ephemeral:
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None
+    ts: str
+
+    def buttons(self) -> list[Button]:
+        return find_buttons(self.blocks)
+
+
+@dataclass
+class View:
+    id: str
+    user: str
+    trigger_id: str
+    view: dict[str, Any]  # the current version, as views.open/views.update answered it
+    is_open: bool = True
+
+
+@dataclass
+class ApiCall:
+    method: str
+    params: dict[str, Any]
+    response: dict[str, Any]
+    status: int
+    at: float  # time.time() when the answer was sent
+
+
+@dataclass
+class Ack:
+    status: int  # 200 for a Socket Mode ack, the HTTP status in HTTP mode
+    body: Any  # the ack's payload / the parsed response body; None when empty
+    latency: float  # seconds from sending the delivery to receiving the ack
+
+
+@dataclass
+class Delivery:
+    kind: DeliveryKind
+    payload: dict[str, Any]
+    retry_num: int
+    retry_reason: str
+    transport: Literal["socket_mode", "http"]
+    at: float  # time.time() when it was sent
+    ack: Ack | None = None
+    error: str | None = None  # why there is no ack
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    dm_user: str | None = None  # set for the bot's DM with that user
+
+    @property
+    def is_im(self) -> bool:
+        return self.dm_user is not None
+
+
+@dataclass
+class ResponseTarget:
+    """Where a response_url posts: the context of the slash command or click that issued it."""
+
+    channel: str
+    user: str
+    message_ts: str | None
+    thread_ts: str | None
+
+
+class Workspace:
+    def __init__(
+        self,
+        *,
+        team_id: str,
+        bot_user_id: str,
+        app_id: str,
+        users: dict[str, str],
+        usergroups: dict[str, list[str]],
+        channels: dict[str, str],
+    ) -> None:
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.app_id = app_id
+        self.users = dict(users)
+        self.usergroups = {gid: list(members) for gid, members in usergroups.items()}
+        self.channels: dict[str, Channel] = {
+            cid: Channel(cid, name) for cid, name in channels.items()
+        }
+        for uid in self.users:
+            dm = dm_channel_id(uid)
+            self.channels[dm] = Channel(dm, "directmessage", dm_user=uid)
+        # Dicts keep insertion order and ts values only ever grow, so iteration is ts order.
+        self._messages: dict[str, dict[str, Message]] = {cid: {} for cid in self.channels}
+        self._reactions: dict[tuple[str, str], list[str]] = {}
+        self.ephemerals: list[Ephemeral] = []
+        self.views: list[View] = []
+        self.calls: list[ApiCall] = []
+        self.deliveries: list[Delivery] = []
+        self.triggers: dict[str, tuple[str, float]] = {}  # trigger_id -> (user, monotonic time)
+        self.response_targets: dict[str, ResponseTarget] = {}
+        self._edited_at: dict[tuple[str, str], str] = {}
+        self._last_ts_us = 0
+        self._changed = asyncio.Event()
+
+    # --- change notification, so waiters re-check as soon as something happens ---
+
+    def touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set at the next change; fetch it again after each wait."""
+        return self._changed
+
+    # --- lookups ---
+
+    def channel(self, channel_id: str) -> Channel:
+        found = self.channels.get(channel_id)
+        if found is None:
+            raise LookupError(f"unknown channel {channel_id!r}; known: {sorted(self.channels)}")
+        return found
+
+    def user_name(self, user_id: str) -> str:
+        name = self.users.get(user_id)
+        if name is None:
+            raise LookupError(f"unknown user {user_id!r}; known: {sorted(self.users)}")
+        return name
+
+    def is_member(self, channel: Channel, user_id: str) -> bool:
+        return channel.dm_user is None or user_id in (channel.dm_user, self.bot_user_id)
+
+    def messages(self, channel_id: str) -> list[Message]:
+        self.channel(channel_id)
+        return list(self._messages[channel_id].values())
+
+    def find_message(self, channel_id: str, ts: str) -> Message | None:
+        return self._messages.get(channel_id, {}).get(ts)
+
+    def reactions(self, channel_id: str, ts: str) -> list[str]:
+        """The live list of reaction names on a message, for reactions.add/remove to change."""
+        return self._reactions.setdefault((channel_id, ts), [])
+
+    # --- changes ---
+
+    def next_ts(self) -> str:
+        now_us = time.time_ns() // 1000
+        self._last_ts_us = max(now_us, self._last_ts_us + 1)
+        seconds, micros = divmod(self._last_ts_us, 1_000_000)
+        return f"{seconds}.{micros:06d}"
+
+    def add_message(
+        self,
+        channel_id: str,
+        *,
+        user: str | None,
+        text: str,
+        blocks: list[dict[str, Any]],
+        thread_ts: str | None,
+    ) -> Message:
+        if thread_ts is not None:
+            parent = self.find_message(channel_id, thread_ts)
+            # Replying to a reply lands in the parent's thread, as in Slack.
+            if parent is not None and parent.thread_ts is not None:
+                thread_ts = parent.thread_ts
+        message = Message(
+            channel=channel_id,
+            ts=self.next_ts(),
+            thread_ts=thread_ts,
+            user=user,
+            bot_id=BOT_ID if user is None else None,
+            text=text,
+            blocks=blocks,
+        )
+        self._messages[channel_id][message.ts] = message
+        self.touch()
+        return message
+
+    def edit_message(
+        self, message: Message, *, text: str | None, blocks: list[dict[str, Any]] | None
+    ) -> None:
+        # Like chat.update: what is not sent is kept, an empty blocks list removes the blocks.
+        if text is not None:
+            message.text = text
+        if blocks is not None:
+            message.blocks = blocks
+        message.edited = True
+        self._edited_at[(message.channel, message.ts)] = self.next_ts()
+        self.touch()
+
+    def delete_message(self, channel_id: str, ts: str) -> None:
+        self._messages.get(channel_id, {}).pop(ts, None)
+        self.touch()
+
+    def new_trigger(self, user: str) -> str:
+        trigger_id = (
+            f"{secrets.randbelow(10**12)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
+        )
+        self.triggers[trigger_id] = (user, time.monotonic())
+        return trigger_id
+
+    def new_response_url(self, base_url: str, target: ResponseTarget) -> str:
+        key = secrets.token_urlsafe(16)
+        self.response_targets[key] = target
+        return f"{base_url}response/{key}"
+
+    # --- wire format ---
+
+    def message_json(self, message: Message) -> dict[str, Any]:
+        """A message as Slack's APIs and payloads show it."""
+        body: dict[str, Any] = {
+            "type": "message",
+            "user": message.user or self.bot_user_id,
+            "text": message.text,
+            "ts": message.ts,
+            "team": self.team_id,
+            "blocks": copy.deepcopy(message.blocks),
+        }
+        if message.bot_id is not None:
+            body["bot_id"] = message.bot_id
+            body["app_id"] = self.app_id
+        if message.thread_ts is not None:
+            body["thread_ts"] = message.thread_ts
+        else:
+            replies = [
+                m for m in self._messages[message.channel].values() if m.thread_ts == message.ts
+            ]
+            # A root with replies carries its own ts as thread_ts in Slack's payloads.
+            if replies:
+                body["thread_ts"] = message.ts
+                body["reply_count"] = len(replies)
+                body["latest_reply"] = replies[-1].ts
+        edited_at = self._edited_at.get((message.channel, message.ts))
+        if edited_at is not None:
+            body["edited"] = {"user": body["user"], "ts": edited_at}
+        return body
+
+    def user_json(self, user_id: str) -> dict[str, Any]:
+        is_bot = user_id == self.bot_user_id
+        name = BOT_NAME if is_bot else self.user_name(user_id)
+        real_name = name.capitalize()
+        profile: dict[str, Any] = {
+            "display_name": name,
+            "display_name_normalized": name,
+            "real_name": real_name,
+            "real_name_normalized": real_name,
+            "team": self.team_id,
+        }
+        if is_bot:
+            profile["bot_id"] = BOT_ID
+        return {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": False,
+            "real_name": real_name,
+            "tz": "UTC",
+            "tz_label": "Coordinated Universal Time",
+            "tz_offset": 0,
+            "profile": profile,
+            "is_admin": False,
+            "is_owner": False,
+            "is_bot": is_bot,
+            "is_app_user": False,
+        }
+
+    def channel_json(self, channel: Channel) -> dict[str, Any]:
+        if channel.dm_user is not None:
+            return {
+                "id": channel.id,
+                "created": 0,
+                "is_im": True,
+                "is_org_shared": False,
+                "user": channel.dm_user,
+                "is_user_deleted": False,
+            }
+        return {
+            "id": channel.id,
+            "name": channel.name,
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": False,
+            "is_archived": False,
+            "is_general": channel.name == "general",
+            "is_member": True,
+            "created": 0,
+            "name_normalized": channel.name,
+        }
+
+
+def dm_channel_id(user_id: str) -> str:
+    return "D" + user_id.removeprefix("U")
+
+
+def decode_json_param(value: Any) -> Any:
+    """Form-encoded calls send blocks and views as JSON strings; JSON calls send objects."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
+    """Validate blocks like Slack does and fill in the block_ids Slack generates."""
+    if raw is None or raw == "":
+        return []
+    raw = decode_json_param(raw)
+    if not isinstance(raw, list):
+        raise ApiError(
+            "invalid_blocks", response_metadata={"messages": ["[ERROR] must be an array"]}
+        )
+    problems: list[str] = []
+    if len(raw) > MAX_BLOCKS:
+        problems.append(f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    blocks: list[dict[str, Any]] = []
+    block_ids: set[str] = set()
+    for index, item in enumerate(raw):
+        pointer = f"/blocks/{index}"
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            problems.append(f"[ERROR] missing required field: type [json-pointer:{pointer}]")
+            continue
+        block = copy.deepcopy(item)
+        block_id = str(block.setdefault("block_id", random_id(5)))
+        for element in _interactive_elements(block):
+            element.setdefault("action_id", random_id(5))
+        if block_id in block_ids:
+            problems.append(f"[ERROR] duplicate block_id {block_id!r} [json-pointer:{pointer}]")
+        block_ids.add(block_id)
+        problems.extend(_block_problems(block, pointer))
+        blocks.append(block)
+    if problems:
+        raise ApiError("invalid_blocks", response_metadata={"messages": problems})
+    return blocks
+
+
+def _text_of(obj: Any) -> str:
+    return str(obj.get("text", "")) if isinstance(obj, dict) else ""
+
+
+def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
+    problems: list[str] = []
+    kind = block["type"]
+    if kind == "section" and len(_text_of(block.get("text"))) > MAX_SECTION_TEXT:
+        problems.append(
+            f"[ERROR] must be less than {MAX_SECTION_TEXT + 1} characters "
+            f"[json-pointer:{pointer}/text/text]"
+        )
+    if kind == "header" and len(_text_of(block.get("text"))) > MAX_HEADER_TEXT:
+        problems.append(
+            f"[ERROR] must be less than {MAX_HEADER_TEXT + 1} characters "
+            f"[json-pointer:{pointer}/text/text]"
+        )
+    if kind == "actions" and not isinstance(block.get("elements"), list):
+        problems.append(f"[ERROR] missing required field: elements [json-pointer:{pointer}]")
+    action_ids: set[str] = set()
+    for button in find_buttons([block]):
+        where = f"[json-pointer:{pointer}]"
+        if button.action_id in action_ids:
+            problems.append(f"[ERROR] duplicate action_id {button.action_id!r} {where}")
+        action_ids.add(button.action_id)
+        if len(button.action_id) > MAX_ACTION_ID:
+            problems.append(
+                f"[ERROR] action_id must be less than {MAX_ACTION_ID + 1} characters {where}"
+            )
+        if not button.text or len(button.text) > MAX_BUTTON_TEXT:
+            problems.append(f"[ERROR] button text must be 1-{MAX_BUTTON_TEXT} characters {where}")
+        if button.value is not None and len(button.value) > MAX_BUTTON_VALUE:
+            problems.append(
+                f"[ERROR] button value must be less than {MAX_BUTTON_VALUE + 1} characters {where}"
+            )
+        if button.style not in (None, "primary", "danger"):
+            problems.append(f"[ERROR] button style must be primary or danger {where}")
+    return problems

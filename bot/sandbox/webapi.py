@@ -1,0 +1,418 @@
+"""The emulated Web API (`/api/{method}`) and response_url endpoints, with injectable faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from bot.sandbox.state import (
+    BOT_ID,
+    BOT_NAME,
+    TEAM_DOMAIN,
+    ApiCall,
+    ApiError,
+    Channel,
+    Ephemeral,
+    ResponseTarget,
+    View,
+    Workspace,
+    decode_json_param,
+    dm_channel_id,
+    normalize_blocks,
+    random_id,
+)
+
+FaultKind = Literal["ratelimited", "error", "delay"]
+Params = dict[str, Any]
+
+TRIGGER_LIFETIME = 3.0  # seconds, Slack's documented trigger_id expiry
+MAX_VIEW_TITLE = 24
+JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    remaining: int
+    retry_after: int
+    error: str
+    status: int
+    delay: float
+
+
+class WebApi:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        bot_token: str,
+        app_token: str,
+        issue_socket_url: Callable[[], str],
+    ) -> None:
+        self._ws = workspace
+        self._bot_token = bot_token
+        self._app_token = app_token
+        self._issue_socket_url = issue_socket_url
+        self._faults: dict[str, deque[Fault]] = {}
+        self._used_triggers: set[str] = set()
+        self._handlers: dict[str, Callable[[Params], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+            "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
+            "conversations.info": self._conversations_info,
+            "assistant.threads.setStatus": self._assistant_threads_set_status,
+        }
+
+    def inject_fault(self, method: str, fault: Fault) -> None:
+        # Faults for one method queue up, so "a 429 then a 500" can be scripted.
+        self._faults.setdefault(method, deque()).append(fault)
+
+    def _take_fault(self, method: str) -> Fault | None:
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queue.popleft()
+        return fault
+
+    # --- HTTP ---
+
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            params = await _read_params(request)
+        except ValueError:
+            return self._answer(method, {}, {"ok": False, "error": "invalid_json"})
+        header = request.headers.get("Authorization", "")
+        param_token = str(params.pop("token", "") or "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        token = token or param_token
+        recorded = {k: decode_json_param(v) if k in JSON_PARAMS else v for k, v in params.items()}
+
+        fault = self._take_fault(method)
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.delay)
+        elif fault is not None and fault.kind == "ratelimited":
+            return self._answer(
+                method,
+                recorded,
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(fault.retry_after)},
+            )
+        elif fault is not None:
+            return self._answer(method, recorded, {"ok": False, "error": fault.error}, fault.status)
+
+        try:
+            body = {"ok": True, **self._dispatch(method, token, params)}
+        except ApiError as e:
+            body = {"ok": False, "error": e.error, **e.extra}
+        return self._answer(method, recorded, body)
+
+    def _dispatch(self, method: str, token: str, params: Params) -> dict[str, Any]:
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise ApiError("unknown_method", req_method=method)
+        if not token:
+            raise ApiError("not_authed")
+        if token not in (self._bot_token, self._app_token):
+            raise ApiError("invalid_auth")
+        wanted = self._app_token if method in APP_TOKEN_METHODS else self._bot_token
+        if token != wanted:
+            raise ApiError("not_allowed_token_type")
+        return handler(params)
+
+    def _answer(
+        self,
+        method: str,
+        params: Params,
+        body: dict[str, Any],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        self._ws.calls.append(ApiCall(method, params, body, status, time.time()))
+        self._ws.touch()
+        return web.json_response(body, status=status, headers=headers)
+
+    async def handle_response_url(self, request: web.Request) -> web.Response:
+        target = self._ws.response_targets.get(request.match_info["key"])
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if target is None:
+            answer, status = {"ok": False, "error": "expired_url"}, 404
+        elif not isinstance(body, dict):
+            answer, status = {"ok": False, "error": "invalid_json"}, 400
+        else:
+            try:
+                self.apply_response(target, body)
+                answer, status = {"ok": True}, 200
+            except ApiError as e:
+                answer, status = {"ok": False, "error": e.error, **e.extra}, 400
+        return self._answer("response_url", body if isinstance(body, dict) else {}, answer, status)
+
+    def apply_response(self, target: ResponseTarget, body: dict[str, Any]) -> None:
+        """Show a response (response_url post or slash command ack body) the way Slack does."""
+        blocks = normalize_blocks(body.get("blocks"))
+        text = str(body.get("text") or "")
+        channel = target.channel
+        if target.message_ts is not None and body.get("delete_original"):
+            self._ws.delete_message(channel, target.message_ts)
+            return
+        if target.message_ts is not None and body.get("replace_original"):
+            original = self._ws.find_message(channel, target.message_ts)
+            if original is None:
+                raise ApiError("message_not_found")
+            self._ws.edit_message(original, text=text, blocks=blocks)
+            return
+        if not text and not blocks:
+            raise ApiError("no_text")
+        thread_ts = body.get("thread_ts") or target.thread_ts
+        if body.get("response_type") == "in_channel":
+            self._ws.add_message(channel, user=None, text=text, blocks=blocks, thread_ts=thread_ts)
+        else:
+            self._add_ephemeral(channel, target.user, text, blocks, thread_ts)
+
+    def _add_ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        thread_ts: str | None,
+    ) -> str:
+        ts = self._ws.next_ts()
+        self._ws.ephemerals.append(Ephemeral(channel, user, text, blocks, thread_ts, ts))
+        self._ws.touch()
+        return ts
+
+    # --- parameter helpers ---
+
+    def _channel(self, params: Params, name: str = "channel") -> Channel:
+        found = self._ws.channels.get(str(params.get(name) or ""))
+        if found is None:
+            raise ApiError("channel_not_found")
+        return found
+
+    def _message_params(self, params: Params) -> tuple[str, list[dict[str, Any]]]:
+        blocks = normalize_blocks(params.get("blocks"))
+        text = str(params.get("text") or "")
+        if not text and not blocks:
+            raise ApiError("no_text")
+        return text, blocks
+
+    # --- methods ---
+
+    def _auth_test(self, _: Params) -> dict[str, Any]:
+        return {
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": TEAM_DOMAIN.capitalize(),
+            "user": BOT_NAME,
+            "team_id": self._ws.team_id,
+            "user_id": self._ws.bot_user_id,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, _: Params) -> dict[str, Any]:
+        return {"url": self._issue_socket_url()}
+
+    def _chat_post_message(self, params: Params) -> dict[str, Any]:
+        target = str(params.get("channel") or "")
+        # Posting to a user id opens (here: finds) the bot's DM with that user, as in Slack.
+        if target in self._ws.users:
+            params = {**params, "channel": dm_channel_id(target)}
+        channel = self._channel(params)
+        text, blocks = self._message_params(params)
+        thread_ts = params.get("thread_ts") or None
+        message = self._ws.add_message(
+            channel.id, user=None, text=text, blocks=blocks, thread_ts=thread_ts
+        )
+        return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
+
+    def _chat_update(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params)
+        message = self._ws.find_message(channel.id, str(params.get("ts") or ""))
+        if message is None:
+            raise ApiError("message_not_found")
+        if message.user is not None:
+            raise ApiError("cant_update_message")
+        text = params.get("text")
+        blocks = normalize_blocks(params["blocks"]) if params.get("blocks") is not None else None
+        if text is None and blocks is None:
+            raise ApiError("no_text")
+        self._ws.edit_message(message, text=None if text is None else str(text), blocks=blocks)
+        return {
+            "channel": channel.id,
+            "ts": message.ts,
+            "text": message.text,
+            "message": self._ws.message_json(message),
+        }
+
+    def _chat_post_ephemeral(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params)
+        user = str(params.get("user") or "")
+        if user not in self._ws.users or not self._ws.is_member(channel, user):
+            raise ApiError("user_not_in_channel")
+        text, blocks = self._message_params(params)
+        thread_ts = params.get("thread_ts") or None
+        return {"message_ts": self._add_ephemeral(channel.id, user, text, blocks, thread_ts)}
+
+    def _views_open(self, params: Params) -> dict[str, Any]:
+        trigger_id = str(params.get("trigger_id") or params.get("interactivity_pointer") or "")
+        issued = self._ws.triggers.get(trigger_id)
+        if issued is None:
+            raise ApiError("invalid_trigger_id")
+        if trigger_id in self._used_triggers:
+            raise ApiError("exchanged_trigger_id")
+        user, created = issued
+        if time.monotonic() - created > TRIGGER_LIFETIME:
+            raise ApiError("expired_trigger_id")
+        view_id = "V" + random_id(10)
+        view = self.view_json(view_id, view_id, params.get("view"))
+        self._used_triggers.add(trigger_id)
+        self._ws.views.append(View(view_id, user, trigger_id, view))
+        self._ws.touch()
+        return {"view": view}
+
+    def _views_update(self, params: Params) -> dict[str, Any]:
+        view_id, external_id = params.get("view_id"), params.get("external_id")
+        for record in self._ws.views:
+            if record.is_open and (
+                record.id == view_id or (external_id and record.view["external_id"] == external_id)
+            ):
+                break
+        else:
+            raise ApiError("not_found")
+        if params.get("hash") and params["hash"] != record.view["hash"]:
+            raise ApiError("hash_conflict")
+        record.view = self.view_json(record.id, record.view["root_view_id"], params.get("view"))
+        self._ws.touch()
+        return {"view": record.view}
+
+    def view_json(self, view_id: str, root_id: str, raw: Any) -> dict[str, Any]:
+        view = decode_json_param(raw)
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise ApiError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] view.type must be modal"]},
+            )
+        problems: list[str] = []
+        title = view.get("title")
+        if not isinstance(title, dict) or not 0 < len(str(title.get("text", ""))) <= MAX_VIEW_TITLE:
+            problems.append(
+                f"[ERROR] title must be 1-{MAX_VIEW_TITLE} characters "
+                "[json-pointer:/view/title/text]"
+            )
+        try:
+            blocks = normalize_blocks(view.get("blocks"))
+        except ApiError as e:
+            problems.extend(e.extra["response_metadata"]["messages"])
+            blocks = []
+        if any(b["type"] == "input" for b in blocks) and not view.get("submit"):
+            problems.append(
+                "[ERROR] submit is required when an input block is within the blocks "
+                "[json-pointer:/view/submit]"
+            )
+        if problems:
+            raise ApiError("invalid_arguments", response_metadata={"messages": problems})
+        return {
+            "id": view_id,
+            "team_id": self._ws.team_id,
+            "type": "modal",
+            "blocks": blocks,
+            "private_metadata": str(view.get("private_metadata") or ""),
+            "callback_id": str(view.get("callback_id") or ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "title": title,
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "clear_on_close": bool(view.get("clear_on_close")),
+            "notify_on_close": bool(view.get("notify_on_close")),
+            "previous_view_id": None,
+            "root_view_id": root_id,
+            "app_id": self._ws.app_id,
+            "external_id": str(view.get("external_id") or ""),
+            "app_installed_team_id": self._ws.team_id,
+            "bot_id": BOT_ID,
+        }
+
+    def _reaction_target(self, params: Params) -> tuple[list[str], str]:
+        channel = self._channel(params)
+        if self._ws.find_message(channel.id, str(params.get("timestamp") or "")) is None:
+            raise ApiError("message_not_found")
+        name = str(params.get("name") or "").strip(":")
+        if not name:
+            raise ApiError("invalid_name")
+        return self._ws.reactions(channel.id, str(params["timestamp"])), name
+
+    def _reactions_add(self, params: Params) -> dict[str, Any]:
+        names, name = self._reaction_target(params)
+        if name in names:
+            raise ApiError("already_reacted")
+        names.append(name)
+        self._ws.touch()
+        return {}
+
+    def _reactions_remove(self, params: Params) -> dict[str, Any]:
+        names, name = self._reaction_target(params)
+        if name not in names:
+            raise ApiError("no_reaction")
+        names.remove(name)
+        self._ws.touch()
+        return {}
+
+    def _users_info(self, params: Params) -> dict[str, Any]:
+        user = str(params.get("user") or "")
+        if user not in self._ws.users and user != self._ws.bot_user_id:
+            raise ApiError("user_not_found")
+        return {"user": self._ws.user_json(user)}
+
+    def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
+        members = self._ws.usergroups.get(str(params.get("usergroup") or ""))
+        if members is None:
+            raise ApiError("no_such_subteam")
+        return {"users": list(members)}
+
+    def _conversations_info(self, params: Params) -> dict[str, Any]:
+        return {"channel": self._ws.channel_json(self._channel(params))}
+
+    def _assistant_threads_set_status(self, params: Params) -> dict[str, Any]:
+        self._channel(params, "channel_id")
+        return {}
+
+
+async def _read_params(request: web.Request) -> Params:
+    """Query string plus form or JSON body, like Slack accepts; JSON nulls count as absent."""
+    params: Params = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        if request.content_type == "application/json":
+            body = json.loads(await request.text())
+            if not isinstance(body, dict):
+                raise ValueError("a JSON body must be an object")
+            params.update(body)
+        else:
+            form = await request.post()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return {k: v for k, v in params.items() if v is not None}

@@ -1,0 +1,208 @@
+"""The composition root: from settings to a running bot, and a bounded, orderly stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from langchain_core.tools import BaseTool
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.builder import build_agent
+from agent.checkpointer import open_checkpointer
+from agent.demo_tools import DEMO_SAFE_TOOLS, DemoInventory, build_demo_tools
+from agent.model import describe_model, make_model
+from agent.policy import Policy, PolicyError
+from agent.session import AgentSession
+from agent.toolsets import load_tools
+from bot.db import Database
+from bot.decisions import Decisions
+from bot.directory import Directory
+from bot.listeners import register
+from bot.runner import Runner
+from bot.settings import Settings, SettingsError
+from bot.store import SqlJournal, Store
+
+log = logging.getLogger(__name__)
+
+SOCKET_CLOSE_TIMEOUT_S = 3.0
+DRAIN_TIMEOUT_S = 30.0
+
+
+def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
+    """A Web API client at `SLACK_API_URL`; slack-sdk's retry handlers share one attempt
+    counter, so the limits are raised well above its default of one retry."""
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=15,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=4),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=6),
+            AsyncServerErrorRetryHandler(max_retry_count=4),
+        ],
+    )
+
+
+@dataclass
+class RunningBot:
+    settings: Settings
+    app: AsyncApp
+    runner: Runner
+    decisions: Decisions
+    store: Store
+    bot_user_id: str
+    team_id: str
+    model_description: str
+    http_port: int | None
+
+
+async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]:
+    if settings.approvals_tools:
+        tools = await load_tools(settings.approvals_tools)
+        default = Policy.default()
+    else:
+        inventory = DemoInventory(settings.demo_inventory)
+        await inventory.setup()
+        tools = build_demo_tools(inventory)
+        default = Policy.default(DEMO_SAFE_TOOLS)
+    policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else default
+    policy.check_tools(t.name for t in tools)
+    return tools, policy
+
+
+async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
+    for group in sorted(policy.group_ids()):
+        try:
+            await client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            raise PolicyError(
+                f"{policy.source}: user group {group} is not usable "
+                f"({exc.response.get('error')}); check the id and the usergroups:read scope"
+            ) from None
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
+    """Start everything; on exit stop taking work, let runs finish, then close storage."""
+    if settings.slack_bot_token is None:
+        raise SettingsError("SLACK_BOT_TOKEN is not set")
+    bot_token = settings.slack_bot_token.get_secret_value()
+    client = slack_client(settings, bot_token)
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        raise SettingsError(
+            f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} "
+            f"({exc.response.get('error')}): check the token"
+        ) from None
+
+    tools, policy = await _tools_and_policy(settings)
+    await _check_groups(policy, client)
+    model = make_model(
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        settings.openai_base_url,
+        settings.openai_model,
+    )
+
+    async with AsyncExitStack() as stack:
+        db = await Database.open(settings.database_url)
+        stack.push_async_callback(db.close)
+        store = Store(db)
+        checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+        graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
+        directory = Directory(client)
+        runner = Runner(
+            session=AgentSession(graph),
+            store=store,
+            client=client,
+            policy=policy,
+            directory=directory,
+        )
+        decisions = Decisions(runner)
+
+        authorized = AuthorizeResult.from_auth_test_response(
+            bot_token=bot_token, auth_test_response=auth
+        )
+
+        async def authorize(**_: Any) -> AuthorizeResult:
+            # Checked once at startup: no auth.test inside a request, ahead of its ack.
+            return authorized
+
+        app = AsyncApp(
+            client=slack_client(settings, None),
+            authorize=authorize,
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value()
+                if settings.slack_signing_secret
+                else None
+            ),
+            request_verification_enabled=settings.mode == "http",
+            process_before_response=True,
+        )
+        register(app, runner, decisions, str(auth["user_id"]))
+
+        # Shutdown runs in reverse: stop intake, then drain runs, then storage closes.
+        stack.push_async_callback(runner.wait_idle, DRAIN_TIMEOUT_S)
+        sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
+        stack.push_async_callback(_cancel, sweeper)
+        await runner.recover()
+
+        http_port: int | None = None
+        if settings.mode == "socket":
+            assert settings.slack_app_token is not None
+            handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            await handler.connect_async()
+            stack.push_async_callback(_close_socket, handler)
+        else:
+            web_runner = web.AppRunner(app.web_app(path="/slack/events", port=settings.port))
+            await web_runner.setup()
+            site = web.TCPSite(web_runner, settings.host, settings.port)
+            await site.start()
+            stack.push_async_callback(web_runner.cleanup)
+            http_port = web_runner.addresses[0][1]
+
+        log.info(
+            "slack-approvals is up (%s mode, bot %s, model: %s)",
+            settings.mode,
+            auth["user_id"],
+            describe_model(model),
+        )
+        yield RunningBot(
+            settings=settings,
+            app=app,
+            runner=runner,
+            decisions=decisions,
+            store=store,
+            bot_user_id=str(auth["user_id"]),
+            team_id=str(auth["team_id"]),
+            model_description=describe_model(model),
+            http_port=http_port,
+        )
+
+
+async def _close_socket(handler: AsyncSocketModeHandler) -> None:
+    # slack-sdk's aiohttp client can linger ~10 s in its ping loop: bound it.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(handler.close_async(), SOCKET_CLOSE_TIMEOUT_S)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

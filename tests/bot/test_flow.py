@@ -1,0 +1,239 @@
+"""The approval flow end to end: Bolt app ↔ emulator over Socket Mode, ChatOpenAI ↔ fake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.conftest import Harness
+from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.support.tools import executions
+
+
+def tool_messages(body: dict) -> list[dict]:
+    return [m for m in body["messages"] if m.get("role") == "tool"]
+
+
+async def test_approve_runs_the_tool_once_and_reports(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
+        reply_text("cl-001 now runs 2 replicas."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("scale down cl-001 to 2")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        assert executions("scale_down") == []  # nothing runs before a decision
+        buttons = {b.action_id: b for b in card.buttons()}
+        assert set(buttons) == {"approval_approve", "approval_deny"}
+        approval_id = buttons["approval_approve"].value
+        assert approval_id.startswith("ap_") and buttons["approval_deny"].value == approval_id
+        assert "cl-001" in json.dumps(card.blocks) and "<@U0ALICE>" in json.dumps(card.blocks)
+
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
+        await harness.wait_text("C0OPS", thread, "cl-001 now runs 2 replicas.")
+        await harness.idle()
+
+        updated = harness.slack.message("C0OPS", card.ts)
+        assert updated.buttons() == []
+        assert "Approved by <@U0BOB>" in json.dumps(updated.blocks)
+        assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
+        assert any("scaled down to 2" in t and "ran" in t for t in harness.texts("C0OPS", thread))
+        # The model saw the real tool result.
+        assert "scaled down to 2" in tool_messages(harness.model.requests[-1])[-1]["content"]
+
+
+async def test_deny_tells_the_model_and_never_runs_the_tool(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-003"})),
+        reply_text("Understood, I left cl-003 alone."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("delete cluster cl-003")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_deny")
+        await harness.wait_text("C0OPS", thread, "I left cl-003 alone")
+        await harness.idle()
+
+        assert executions("delete_cluster") == []
+        assert "Denied by <@U0BOB>" in json.dumps(harness.slack.message("C0OPS", card.ts).blocks)
+        assert any("was not run" in t and "Denied" in t for t in harness.texts("C0OPS", thread))
+        told = tool_messages(harness.model.requests[-1])[-1]["content"]
+        assert "rejected" in told and "bob" in told
+
+
+async def test_two_gated_calls_are_decided_independently(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(
+            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
+            ("delete_cluster", {"cluster_id": "cl-002"}),
+        ),
+        reply_text("Scaled cl-001; cl-002 stays."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
+        cards = await harness.wait_cards("C0OPS", thread, count=2)
+        by_tool = {("scale_down" if "scale_down" in c.text else "delete_cluster"): c for c in cards}
+
+        await harness.slack.click("U0BOB", "C0OPS", by_tool["scale_down"].ts, "approval_approve")
+        await harness.wait_text("C0OPS", thread, "scaled down to 1")
+        await harness.idle()
+        assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 1}]
+        # The sibling still waits: no model turn happened yet.
+        assert len(harness.model.requests) == 1
+
+        await harness.slack.click("U0BOB", "C0OPS", by_tool["delete_cluster"].ts, "approval_deny")
+        await harness.wait_text("C0OPS", thread, "Scaled cl-001; cl-002 stays.")
+        await harness.idle()
+        assert executions("delete_cluster") == []
+        assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 1}]
+        texts = harness.texts("C0OPS", thread)
+        # The approved result is posted once, even though LangGraph re-emits it on the 2nd resume.
+        assert sum("scaled down to 1" in t for t in texts) == 1
+        final = tool_messages(harness.model.requests[-1])
+        assert final[0]["content"].startswith("cl-001 scaled")
+        assert "rejected" in final[1]["content"]
+
+
+async def test_safe_tool_runs_without_approval(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("list_clusters", {})),
+        reply_text("You have cl-001 and cl-002."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("list clusters")
+        await harness.wait_text("C0OPS", thread, "You have cl-001 and cl-002.")
+        await harness.idle()
+        assert harness.cards("C0OPS", thread) == []
+        assert len(executions("list_clusters")) == 1
+
+
+async def test_follow_up_mention_in_thread_has_memory(harness: Harness) -> None:
+    harness.model.script(reply_text("Hello Alice."), reply_text("You asked me to say hello."))
+    async with harness.bot() as bot:
+        thread = await harness.ask("say hello")
+        await harness.wait_text("C0OPS", thread, "Hello Alice.")
+        await harness.idle()
+        await harness.slack.post_user_message(
+            "U0ALICE", "C0OPS", f"<@{bot.bot_user_id}> what did I ask?", thread_ts=thread
+        )
+        await harness.wait_text("C0OPS", thread, "You asked me to say hello.")
+        contents = [m.get("content") for m in harness.model.requests[-1]["messages"]]
+        assert "say hello" in contents and "Hello Alice." in contents
+        assert "what did I ask?" in contents
+
+
+async def test_twenty_concurrent_clicks_run_the_tool_once(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 0})),
+        reply_text("Done."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("scale down cl-001 to 0")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        clickers = ["U0BOB", "U0DAVE", "U0CAROL", "U0ALICE"]
+        await asyncio.gather(
+            *(
+                harness.slack.click(clickers[i % 4], "C0OPS", card.ts, "approval_approve")
+                for i in range(20)
+            )
+        )
+        await harness.wait_text("C0OPS", thread, "Done.")
+        await harness.idle()
+        assert len(executions("scale_down")) == 1
+        told = [e for e in harness.slack.ephemerals if "Already decided" in e.text]
+        assert len(told) == 19
+
+
+async def test_pending_approval_survives_a_restart(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-002", "replicas": 3})),
+        reply_text("cl-002 is at 3."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("scale down cl-002 to 3")
+        [card] = await harness.wait_cards("C0OPS", thread)
+    # A new process would see only the database: a fresh bot on the same files.
+    async with harness.bot():
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
+        await harness.wait_text("C0OPS", thread, "cl-002 is at 3.")
+        await harness.idle()
+    assert executions("scale_down") == [{"cluster_id": "cl-002", "replicas": 3}]
+
+
+async def test_new_message_while_pending_is_held_and_cancel_withdraws(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-009"})),
+        reply_text("Withdrawn, nothing deleted."),
+    )
+    async with harness.bot() as bot:
+        thread = await harness.ask("delete cluster cl-009")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        mention = f"<@{bot.bot_user_id}>"
+        await harness.slack.post_user_message(
+            "U0ALICE", "C0OPS", f"{mention} also list clusters", thread_ts=thread
+        )
+        await harness.wait_text("C0OPS", thread, "waiting on 1 approval")
+        await harness.idle()
+        assert len(harness.model.requests) == 1  # the message was not fed to the agent
+
+        await harness.slack.post_user_message("U0CAROL", "C0OPS", f"{mention} cancel", thread)
+        await harness.wait_text("C0OPS", thread, "Only the person who asked")
+        await harness.slack.post_user_message("U0ALICE", "C0OPS", f"{mention} cancel", thread)
+        await harness.wait_text("C0OPS", thread, "Withdrawn, nothing deleted.")
+        await harness.idle()
+        assert executions("delete_cluster") == []
+        assert "Withdrawn by <@U0ALICE>" in json.dumps(
+            harness.slack.message("C0OPS", card.ts).blocks
+        )
+        assert "withdrew" in tool_messages(harness.model.requests[-1])[-1]["content"]
+
+
+async def test_a_dm_delivered_twice_starts_one_turn(harness: Harness) -> None:
+    harness.model.script(reply_text("Hi from the agent."))
+    async with harness.bot() as bot:
+        dm = harness.slack.dm_channel("U0ALICE")
+        # A mention in a DM arrives as both message.im and app_mention.
+        ts = await harness.slack.post_user_message("U0ALICE", dm, f"<@{bot.bot_user_id}> hi")
+        await harness.wait_text(dm, ts, "Hi from the agent.")
+        await harness.idle()
+        kinds = [d.payload.get("event", {}).get("type") for d in harness.slack.deliveries]
+        assert kinds.count("message") == 1 and kinds.count("app_mention") == 1
+        assert len(harness.model.requests) == 1
+
+
+async def test_a_stale_click_never_decides_a_newer_call(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
+        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-001"})),
+        reply_text("Stopping here."),
+    )
+    async with harness.bot() as bot:
+        thread = await harness.ask("scale down cl-001 to 2, then delete it")
+        [first] = await harness.wait_cards("C0OPS", thread)
+        old_payload = None
+        await harness.slack.click("U0BOB", "C0OPS", first.ts, "approval_approve")
+        cards = await harness.wait_cards("C0OPS", thread, count=1)
+        await harness.idle()
+        [second] = [c for c in harness.cards("C0OPS", thread) if c.ts != first.ts] or cards
+        # Replay the first card's approval id on the second card's message.
+        old_payload = harness.slack.deliveries[-1].payload
+        replay = json.loads(json.dumps(old_payload))
+        replay["container"]["message_ts"] = second.ts
+        replay["message"]["ts"] = second.ts
+        await harness.slack.deliver("interactive", replay)
+        await harness.idle()
+        assert executions("delete_cluster") == []
+        assert any("does not belong" in e.text for e in harness.slack.ephemerals)
+        # Replaying it on its own message is "already decided", and changes nothing.
+        await harness.slack.deliver("interactive", old_payload)
+        await harness.idle()
+        assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
+        assert bot.bot_user_id
+
+
+async def test_model_errors_are_reported_in_the_thread(harness: Harness) -> None:
+    harness.model.fail_next(status=500, times=10)
+    async with harness.bot():
+        thread = await harness.ask("list clusters")
+        await harness.wait_text("C0OPS", thread, "Something went wrong")
+        await harness.idle()

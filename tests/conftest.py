@@ -1,0 +1,121 @@
+"""The real stack on loopback: the bot's Bolt app ↔ the Slack emulator, ChatOpenAI ↔ a fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bot.sandbox.emulator import Message, SlackEmulator
+
+from bot.service import RunningBot, running_bot
+from bot.settings import Settings, load_settings
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support import tools
+
+POLICY = """\
+defaults:
+  approvers: []
+tools:
+  list_clusters: {approval: never}
+  scale_down: {approval: required}
+  delete_cluster: {approval: required}
+"""
+
+
+class Harness:
+    def __init__(self, emulator: SlackEmulator, model: FakeOpenAI, tmp: Path) -> None:
+        self.slack = emulator
+        self.model = model
+        self.tmp = tmp
+        self.policy_file = tmp / "policy.yml"
+        self.policy_file.write_text(POLICY)
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "_env_file": None,
+            "slack_bot_token": self.slack.bot_token,
+            "slack_app_token": self.slack.app_token,
+            "slack_api_url": self.slack.api_url,
+            "openai_api_key": "test",
+            "openai_base_url": self.model.base_url,
+            "openai_model": "fake-model",
+            "database_url": f"sqlite:///{self.tmp / 'bot.sqlite3'}",
+            "approvals_tools": "tests.support.tools:TOOLS",
+            "approvals_policy": str(self.policy_file),
+            "demo_inventory": str(self.tmp / "inventory.sqlite3"),
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    @asynccontextmanager
+    async def bot(self, **overrides: Any) -> AsyncIterator[RunningBot]:
+        async with running_bot(self.settings(**overrides)) as bot:
+            self.running = bot
+            yield bot
+
+    async def idle(self) -> None:
+        assert await self.running.runner.wait_idle(20), "background work did not finish"
+
+    async def ask(self, text: str, *, user: str = "U0ALICE", channel: str = "C0OPS") -> str:
+        """`/ask` and return the thread the bot opened for it."""
+        delivery = await self.slack.slash_command(user, channel, "/ask", text)
+        assert delivery.ack is not None
+        root = await self.slack.wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in self.slack.messages(channel)
+                    if m.bot_id and "asked:" in m.text and text[:20] in m.text
+                ),
+                None,
+            )
+        )
+        return root.ts
+
+    def cards(self, channel: str, thread_ts: str) -> list[Message]:
+        return [
+            m
+            for m in self.slack.thread(channel, thread_ts)
+            if any(b.action_id == "approval_approve" for b in m.buttons())
+        ]
+
+    async def wait_cards(self, channel: str, thread_ts: str, count: int = 1) -> list[Message]:
+        return await self.slack.wait_for(
+            lambda: (cards := self.cards(channel, thread_ts)) and len(cards) >= count and cards
+        )
+
+    async def wait_text(self, channel: str, thread_ts: str, needle: str) -> Message:
+        return await self.slack.wait_for(
+            lambda: next(
+                (m for m in self.slack.thread(channel, thread_ts) if needle in m.text), None
+            )
+        )
+
+    def texts(self, channel: str, thread_ts: str) -> list[str]:
+        return [m.text for m in self.slack.thread(channel, thread_ts)]
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    emulator = SlackEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def harness(slack: SlackEmulator, model: FakeOpenAI, tmp_path: Path) -> Harness:
+    tools.EXECUTIONS.clear()
+    tools.GATE.clear()
+    return Harness(slack, model, tmp_path)
