@@ -14,6 +14,9 @@ from bot.store import Approval
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
+EDIT_ACTION = "approval_edit"
+APPROVE_ALL_ACTION = "approval_approve_all"
+DENY_ALL_ACTION = "approval_deny_all"
 
 SECTION_TEXT_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -92,40 +95,99 @@ def _card_top(approval: Approval, title: str) -> list[Block]:
     return blocks
 
 
-def approval_card(approval: Approval) -> list[Block]:
+def _button(action_id: str, text: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _progress(approval: Approval, votes: list[str]) -> str:
+    needed = int(approval.policy.get("approvals_needed", 1))
+    if needed <= 1:
+        return ""
+    so_far = ", ".join(mention(v) for v in votes) or "none yet"
+    return f"\n*{len(votes)} of {needed} approvals:* {so_far} — {needed - len(votes)} more needed"
+
+
+def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Block]:
+    votes = votes or []
+    rules = approval.policy
+    decisions = rules.get("decisions", ["approve", "reject"])
     expiry = f" · expires {clock(approval.expires_at)}" if approval.expires_at is not None else ""
+    approve = _button(APPROVE_ACTION, "Approve", approval.id, "primary")
+    if rules.get("confirm"):
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": "Run this call?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": cut(
+                    f"Approve `{escape(approval.tool)}` with "
+                    f"`{escape(json.dumps(approval.args, default=str))}`?",
+                    300,
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "primary",
+        }
+    buttons = [approve]
+    if "reject" in decisions:
+        buttons.append(_button(DENY_ACTION, "Deny", approval.id, "danger"))
+    if "edit" in decisions and int(rules.get("approvals_needed", 1)) == 1:
+        buttons.append(_button(EDIT_ACTION, "Edit", approval.id))
     return [
         *_card_top(approval, f"Approval needed: {approval.tool}"),
         _context(
             f"Requested by {mention(approval.requester)} · may approve: "
-            f"{_who_may_approve(approval)}{expiry}"
+            f"{_who_may_approve(approval)}{expiry}{_progress(approval, votes)}"
         ),
+        {"type": "actions", "block_id": f"approval:{approval.id}", "elements": buttons},
+    ]
+
+
+def batch_card(approvals: list[Approval]) -> list[Block]:
+    """'Approve all' / 'Deny all' for the calls one turn asked for; the value lists their ids."""
+    ids = ",".join(a.id for a in approvals)
+    tools = ", ".join(f"`{escape(a.tool)}`" for a in approvals)
+    return [
+        _section(f"*{len(approvals)} calls wait for a decision:* {tools}"),
         {
             "type": "actions",
-            "block_id": f"approval:{approval.id}",
+            "block_id": "approval_batch",
             "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE_ACTION,
-                    "text": {"type": "plain_text", "text": "Approve"},
-                    "style": "primary",
-                    "value": approval.id,
-                },
-                {
-                    "type": "button",
-                    "action_id": DENY_ACTION,
-                    "text": {"type": "plain_text", "text": "Deny"},
-                    "style": "danger",
-                    "value": approval.id,
-                },
+                _button(APPROVE_ALL_ACTION, "Approve all", ids, "primary"),
+                _button(DENY_ALL_ACTION, "Deny all", ids, "danger"),
             ],
         },
     ]
 
 
-def outcome_line(approval: Approval) -> str:
+def _edit_line(approval: Approval) -> str:
+    decision = approval.decision or {}
+    if decision.get("type") != "edit":
+        return ""
+    edited = decision["edited_action"]["args"]
+    changes = [
+        f"{escape(key)}: `{escape(_value_text(approval.args.get(key, '∅')))}` → "
+        f"`{escape(_value_text(edited.get(key, '∅')))}`"
+        for key in sorted(set(approval.args) | set(edited))
+        if approval.args.get(key) != edited.get(key)
+    ]
+    by = mention(approval.decided_by) if approval.decided_by else "someone"
+    return f"\n:pencil2: {', '.join(changes) or 'no changes'}, edited by {by}"
+
+
+def outcome_line(approval: Approval, votes: list[str] | None = None) -> str:
     """One line saying how the approval ended; 'expired' is never worded as a denial."""
     by = mention(approval.decided_by) if approval.decided_by else "someone"
+    if approval.status == "approved" and votes and len(votes) > 1:
+        by = ", ".join(mention(v) for v in votes)
     at = f" at {clock(approval.decided_at)}" if approval.decided_at else ""
     reason = f": {escape(approval.reason)}" if approval.reason else ""
     match approval.status:
@@ -141,10 +203,10 @@ def outcome_line(approval: Approval) -> str:
             return ":hourglass_flowing_sand: Waiting for a decision"
 
 
-def decided_card(approval: Approval) -> list[Block]:
+def decided_card(approval: Approval, votes: list[str] | None = None) -> list[Block]:
     return [
         *_card_top(approval, f"{approval.status.capitalize()}: {approval.tool}"),
-        _section(outcome_line(approval)),
+        _section(outcome_line(approval, votes) + _edit_line(approval)),
         _context(f"Requested by {mention(approval.requester)}"),
     ]
 
@@ -154,6 +216,34 @@ def card_text(approval: Approval) -> str:
     if approval.status == "pending":
         return f"Approval needed: {approval.tool} (requested by {mention(approval.requester)})"
     return f"{approval.tool}: {outcome_line(approval)}"
+
+
+def deny_modal(approval: Approval) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": "deny_reason",
+        "private_metadata": approval.id,
+        "title": {"type": "plain_text", "text": "Deny this call"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(
+                f"Deny *`{escape(approval.tool)}`* requested by {mention(approval.requester)}?"
+            ),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Reason (the agent reads it)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "reason",
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            },
+        ],
+    }
 
 
 def notice(text: str) -> list[Block]:

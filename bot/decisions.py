@@ -8,9 +8,10 @@ Only the caller whose claim lands goes further; everyone else is told who won.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 
@@ -21,7 +22,7 @@ from bot.store import Approval
 
 log = logging.getLogger(__name__)
 
-Choice = Literal["approve", "reject"]
+Choice = Literal["approve", "reject", "edit"]
 
 
 class Decisions:
@@ -37,16 +38,20 @@ class Decisions:
         approval_id: str,
         choice: Choice,
         user: str,
-        channel: str,
+        channel: str | None,
         message_ts: str | None,
         reason: str | None = None,
+        edited_args: dict[str, Any] | None = None,
     ) -> None:
+        """One person's click or modal submission on one approval."""
         approval = await self.store.get(approval_id)
         if approval is None:
-            await self._tell(channel, user, "This approval request does not exist (any more).")
+            if channel:
+                await self._tell(channel, user, "This approval request does not exist (any more).")
             return
-        if approval.channel != channel or (
-            message_ts is not None and approval.message_ts != message_ts
+        if channel is not None and (
+            approval.channel != channel
+            or (message_ts is not None and approval.message_ts != message_ts)
         ):
             # A button value copied into another message must not decide anything.
             await self.store.audit(
@@ -54,22 +59,100 @@ class Decisions:
             )
             await self._tell(channel, user, "That button does not belong to this request.")
             return
+        if await self._check(approval, user, choice) and await self._apply(
+            approval, choice, user, reason, edited_args
+        ):
+            await self.runner.resume_decided(Conversation.from_key(approval.conversation))
+
+    async def decide_all(
+        self, *, approval_ids: list[str], choice: Choice, user: str, channel: str
+    ) -> None:
+        """ "Approve all" / "Deny all": only if `user` may decide every one still pending."""
+        found = [await self.store.get(i) for i in approval_ids]
+        approvals = [a for a in found if a is not None and a.channel == channel]
+        pending = [a for a in approvals if a.status == "pending"]
+        if not pending:
+            await self._tell(channel, user, "Nothing left to decide here.")
+            return
+        refusals = [(a, await self.refusal(a, user)) for a in pending]
+        refused = [(a, why) for a, why in refusals if why is not None]
+        if refused:
+            for approval, why in refused:
+                await self.store.audit("refused", approval=approval, actor=user, detail=why)
+            names = ", ".join(f"`{a.tool}`" for a, _ in refused)
+            await self._tell(
+                channel,
+                user,
+                f"You can't decide all of these ({names}); nothing was changed.",
+                pending[0].thread_ts,
+            )
+            return
+        decided = [a for a in pending if await self._apply(a, choice, user, None, None)]
+        for key in sorted({a.conversation for a in decided}):
+            await self.runner.resume_decided(Conversation.from_key(key))
+
+    async def _check(self, approval: Approval, user: str, choice: Choice) -> bool:
+        """Still pending, and `user` may decide it this way; otherwise tell them why not."""
         if approval.status != "pending":
             await self._tell_decided(approval, user)
-            return
+            return False
         refusal = await self.refusal(approval, user)
+        if refusal is None and choice not in _offered(approval):
+            refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
         if refusal is not None:
             await self.store.audit("refused", approval=approval, actor=user, detail=refusal)
             await self._tell(approval.channel, user, refusal, approval.thread_ts)
-            return
-        status = "approved" if choice == "approve" else "rejected"
-        if not await self.store.claim(approval.id, status, by=user, reason=reason):
+            return False
+        return True
+
+    async def _apply(
+        self,
+        approval: Approval,
+        choice: Choice,
+        user: str,
+        reason: str | None,
+        edited_args: dict[str, Any] | None,
+    ) -> bool:
+        """Record the decision; True when it settled the approval (so a resume is due)."""
+        needed = int(approval.policy.get("approvals_needed", 1))
+        if choice == "approve" and needed > 1:
+            if not await self.store.add_vote(approval.id, user):
+                await self._tell(
+                    approval.channel,
+                    user,
+                    "You already approved this one; it needs approvals from other people too.",
+                    approval.thread_ts,
+                )
+                return False
+            votes = await self.store.votes(approval.id)
+            await self.store.audit(
+                "vote", approval=approval, actor=user, detail=f"{len(votes)} of {needed}"
+            )
+            if len(votes) < needed:
+                await self.runner.update_card(approval)
+                return False
+        decision = None
+        if choice == "edit":
+            decision = {
+                "type": "edit",
+                "edited_action": {"name": approval.tool, "args": edited_args or {}},
+            }
+        status = "rejected" if choice == "reject" else "approved"
+        if not await self.store.claim(
+            approval.id, status, by=user, reason=reason, decision=decision
+        ):
             await self._tell_decided(await self._reload(approval), user)
-            return
+            return False
         decided = await self._reload(approval)
-        await self.store.audit(status, approval=decided, actor=user, reason=reason)
+        await self.store.audit(
+            "edited" if choice == "edit" else status,
+            approval=decided,
+            actor=user,
+            reason=reason,
+            detail=json.dumps(edited_args) if edited_args is not None else None,
+        )
         await self.runner.update_card(decided)
-        await self.runner.resume_decided(Conversation.from_key(decided.conversation))
+        return True
 
     async def refusal(self, approval: Approval, user: str) -> str | None:
         """Why `user` may not decide this approval, or None if they may."""
@@ -110,7 +193,7 @@ class Decisions:
             )
         return expired
 
-    async def sweep_forever(self, interval: float = 5.0) -> None:
+    async def sweep_forever(self, interval: float = 2.0) -> None:
         while True:
             try:
                 await self.expire_due()
@@ -138,3 +221,10 @@ class Decisions:
             )
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))
+
+
+def _offered(approval: Approval) -> set[str]:
+    offered = set(approval.policy.get("decisions", ["approve", "reject"]))
+    if int(approval.policy.get("approvals_needed", 1)) > 1:
+        offered.discard("edit")  # an edit would skip the other approvers
+    return offered

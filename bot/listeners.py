@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.tools import BaseTool
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.conversation import Conversation
 from bot.decisions import Choice, Decisions
+from bot.edit_form import EditError, edit_modal, parse_edit
 from bot.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -23,7 +26,13 @@ log = logging.getLogger(__name__)
 ASK_USAGE = "Usage: `/ask <what you want done>`, e.g. `/ask scale down cl-001 to 2`"
 
 
-def register(app: AsyncApp, runner: Runner, decisions: Decisions, bot_user_id: str) -> None:
+def register(
+    app: AsyncApp,
+    runner: Runner,
+    decisions: Decisions,
+    bot_user_id: str,
+    tools: Mapping[str, BaseTool],
+) -> None:
     mention_token = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>")
 
     @app.command("/ask")
@@ -83,9 +92,107 @@ def register(app: AsyncApp, runner: Runner, decisions: Decisions, bot_user_id: s
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await click(ack, body, "approve")
 
+    async def open_modal(ack: AsyncAck, body: dict[str, Any], kind: str) -> None:
+        await ack()
+        parsed = _click_of(body)
+        trigger_id = body.get("trigger_id")
+        if parsed is None or not isinstance(trigger_id, str):
+            log.warning("ignoring a malformed %s click", kind)
+            return
+        runner.spawn(
+            _open_modal(runner, decisions, tools, parsed, trigger_id, kind),
+            what=f"{kind} modal {parsed[0]}",
+        )
+
     @app.action(blocks.DENY_ACTION)
     async def deny(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await click(ack, body, "reject")
+        await open_modal(ack, body, "deny")
+
+    @app.action(blocks.EDIT_ACTION)
+    async def edit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await open_modal(ack, body, "edit")
+
+    async def decide_all(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
+        await ack()
+        parsed = _click_of(body)
+        if parsed is None:
+            log.warning("ignoring a malformed %s-all click", choice)
+            return
+        ids, user, channel, _ = parsed
+        runner.spawn(
+            decisions.decide_all(
+                approval_ids=ids.split(",")[:50], choice=choice, user=user, channel=channel
+            ),
+            what=f"{choice} all",
+        )
+
+    @app.action(blocks.APPROVE_ALL_ACTION)
+    async def approve_all(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await decide_all(ack, body, "approve")
+
+    @app.action(blocks.DENY_ALL_ACTION)
+    async def deny_all(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await decide_all(ack, body, "reject")
+
+    @app.view("deny_reason")
+    async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id")
+        approval_id = view.get("private_metadata")
+        if not (isinstance(user, str) and isinstance(approval_id, str) and approval_id):
+            log.warning("ignoring a malformed deny submission")
+            return
+        reason = _state_value(view, "reason", "reason")
+        runner.spawn(
+            decisions.decide(
+                approval_id=approval_id,
+                choice="reject",
+                user=user,
+                channel=None,
+                message_ts=None,
+                reason=reason.strip() or None if reason else None,
+            ),
+            what=f"deny {approval_id}",
+        )
+
+    @app.view("edit_args")
+    async def edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = (body.get("user") or {}).get("id")
+        approval_id = view.get("private_metadata")
+        values = (view.get("state") or {}).get("values")
+        if not (
+            isinstance(user, str) and isinstance(approval_id, str) and isinstance(values, dict)
+        ):
+            await ack()
+            log.warning("ignoring a malformed edit submission")
+            return
+        # Validation needs the approval (a local read) so errors can stay in the modal;
+        # who may decide is checked after the ack, as for every other decision path.
+        approval = await runner.store.get(approval_id)
+        if approval is None:
+            await ack()
+            return
+        try:
+            args = parse_edit(approval, tools.get(approval.tool), values)
+        except EditError as exc:
+            await ack(response_action="errors", errors=exc.errors)
+            return
+        await ack()
+        runner.spawn(
+            decisions.decide(
+                approval_id=approval_id,
+                choice="edit",
+                user=user,
+                channel=None,
+                message_ts=None,
+                edited_args=args,
+            ),
+            what=f"edit {approval_id}",
+        )
+
+    @app.view_closed(re.compile("deny_reason|edit_args"))
+    async def modal_closed(ack: AsyncAck) -> None:
+        await ack()
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -121,3 +228,56 @@ async def _ask(runner: Runner, command: dict[str, Any], text: str, respond: Asyn
         return
     conv = Conversation(str(command.get("team_id")), channel, str(root["ts"]))
     await runner.on_message(conv, user, text)
+
+
+def _state_value(view: dict[str, Any], block_id: str, action_id: str) -> str | None:
+    try:
+        value = view["state"]["values"][block_id][action_id].get("value")
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def _open_modal(
+    runner: Runner,
+    decisions: Decisions,
+    tools: Mapping[str, BaseTool],
+    click: tuple[str, str, str, str],
+    trigger_id: str,
+    kind: str,
+) -> None:
+    """Open the Deny or Edit modal; the trigger id lives 3 s, so nothing slow comes first."""
+    approval_id, user, channel, message_ts = click
+    approval = await runner.store.get(approval_id)
+    if (
+        approval is None
+        or approval.channel != channel
+        or approval.message_ts != message_ts
+        or approval.status != "pending"
+    ):
+        await decisions.decide(
+            approval_id=approval_id,
+            choice="reject",
+            user=user,
+            channel=channel,
+            message_ts=message_ts,
+        )  # refuses, and says why
+        return
+    view = (
+        blocks.deny_modal(approval)
+        if kind == "deny"
+        else edit_modal(approval, tools.get(approval.tool))
+    )
+    try:
+        await runner.client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:
+        log.warning("could not open the %s modal: %s", kind, exc.response.get("error"))
+        if kind == "deny":
+            # The person asked to deny; failing to ask for a reason must not block that.
+            await decisions.decide(
+                approval_id=approval_id,
+                choice="reject",
+                user=user,
+                channel=channel,
+                message_ts=message_ts,
+            )

@@ -208,6 +208,7 @@ class Runner:
     async def _post_approvals(
         self, conv: Conversation, pending: list[PendingCall], requester: str
     ) -> None:
+        posted: list[Approval] = []
         for call in pending:
             rules = self.policy.for_tool(call.name)
             expires_at = (
@@ -233,6 +234,20 @@ class Runner:
                 await self.store.audit("requested", approval=approval, actor=requester)
             if approval.message_ts is None:
                 await self._post_card(conv, approval)
+                posted.append(approval)
+        if len(posted) > 1:
+            await self._post_batch(conv, posted)
+
+    async def _post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
+        try:
+            await self.client.chat_postMessage(
+                channel=conv.channel,
+                thread_ts=conv.thread_ts,
+                text=f"{len(approvals)} calls wait for a decision",
+                blocks=blocks.batch_card(approvals),
+            )
+        except SlackApiError:
+            log.exception("could not post the batch card in %s", conv.key)
 
     async def _post_card(self, conv: Conversation, approval: Approval) -> None:
         try:
@@ -270,7 +285,7 @@ class Runner:
         who = await self.directory.name(approval.decided_by) if approval.decided_by else "?"
         match approval.status:
             case "approved":
-                return {"type": "approve"}
+                return approval.decision or {"type": "approve"}
             case "rejected":
                 why = f": {approval.reason}" if approval.reason else " (no reason given)"
                 return {"type": "reject", "message": f"denied by {who}{why}"}
@@ -290,17 +305,25 @@ class Runner:
     # Slack output ------------------------------------------------------------------------
 
     async def update_card(self, approval: Approval) -> None:
-        if approval.message_ts is None:
+        """Redraw a card: progress while pending, the outcome (no buttons) once decided."""
+        fresh = await self.store.get(approval.id) or approval
+        if fresh.message_ts is None:
             return
+        votes = await self.store.votes(fresh.id)
+        card = (
+            blocks.approval_card(fresh, votes)
+            if fresh.status == "pending"
+            else blocks.decided_card(fresh, votes)
+        )
         try:
             await self.client.chat_update(
-                channel=approval.channel,
-                ts=approval.message_ts,
-                text=blocks.card_text(approval),
-                blocks=blocks.decided_card(approval),
+                channel=fresh.channel,
+                ts=fresh.message_ts,
+                text=blocks.card_text(fresh),
+                blocks=card,
             )
         except SlackApiError:
-            log.exception("could not update the card of %s", approval.id)
+            log.exception("could not update the card of %s", fresh.id)
 
     async def say(self, conv: Conversation, text: str) -> None:
         try:

@@ -53,4 +53,10 @@ CREATE TABLE IF NOT EXISTS audit (
     reason TEXT,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS votes (
+    approval_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (approval_id, user_id)
+);
 """

@@ -155,7 +155,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             request_verification_enabled=settings.mode == "http",
             process_before_response=True,
         )
-        register(app, runner, decisions, str(auth["user_id"]))
+        register(app, runner, decisions, str(auth["user_id"]), {t.name: t for t in tools})
 
         # Shutdown runs in reverse: stop intake, then drain runs, then storage closes.
         stack.push_async_callback(runner.wait_idle, DRAIN_TIMEOUT_S)

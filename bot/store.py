@@ -167,6 +167,21 @@ class Store:
                 (now, approval_id),
             )
 
+    async def add_vote(self, approval_id: str, user: str) -> bool:
+        """Count `user` toward a quorum; False if they had already approved."""
+        added = await self.db.execute(
+            "INSERT INTO votes (approval_id, user_id, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (approval_id, user_id) DO NOTHING",
+            (approval_id, user, time.time()),
+        )
+        return added == 1
+
+    async def votes(self, approval_id: str) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT user_id FROM votes WHERE approval_id = ? ORDER BY at, user_id", (approval_id,)
+        )
+        return [r["user_id"] for r in rows]
+
     # dedupe ------------------------------------------------------------------------------
 
     async def first_sighting(self, key: str) -> bool:
@@ -206,8 +221,16 @@ class Store:
             ),
         )
 
-    async def audit_log(self) -> list[Row]:
-        return await self.db.fetchall("SELECT * FROM audit ORDER BY seq")
+    async def audit_log(
+        self, *, since: float | None = None, tool: str | None = None, user: str | None = None
+    ) -> list[Row]:
+        clauses, params = [], []
+        for clause, value in (("at >= ?", since), ("tool = ?", tool), ("actor = ?", user)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return await self.db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
 
 
 class SqlJournal:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot.sandbox.emulator import Message, SlackEmulator
 
+from bot.sandbox.emulator import Message, SlackEmulator
 from bot.service import RunningBot, running_bot
 from bot.settings import Settings, load_settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -93,6 +93,17 @@ class Harness:
                 (m for m in self.slack.thread(channel, thread_ts) if needle in m.text), None
             )
         )
+
+    async def deny(self, user: str, channel: str, card_ts: str, reason: str | None = None) -> None:
+        """Deny through the modal, as a person would: click, then submit the reason form."""
+        opened = len(self.slack.views)
+        await self.slack.click(user, channel, card_ts, "approval_deny")
+        view = await self.slack.wait_for(
+            lambda: len(self.slack.views) > opened and self.slack.views[-1]
+        )
+        assert view.view["callback_id"] == "deny_reason"
+        value = {"type": "plain_text_input", "value": reason}
+        await self.slack.submit_view(user, view.id, {"reason": {"reason": value}})
 
     def texts(self, channel: str, thread_ts: str) -> list[str]:
         return [m.text for m in self.slack.thread(channel, thread_ts)]

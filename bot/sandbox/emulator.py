@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -34,6 +34,9 @@ from bot.sandbox.state import (
     random_id,
 )
 from bot.sandbox.webapi import Fault, FaultKind, WebApi
+
+if TYPE_CHECKING:
+    from bot.sandbox.web import SandboxPage
 
 __all__ = [
     "Ack",
@@ -91,6 +94,9 @@ class SlackEmulator:
         )
         self._http = HttpDelivery()
         self._use_http = False
+        # Shown on the sandbox page, e.g. {"model": "the offline rule-based model"}.
+        self.sandbox_info: dict[str, str] = {}
+        self._page: SandboxPage | None = None
         self._runner: web.AppRunner | None = None
         self._host = ""
         self._port = 0
@@ -98,6 +104,9 @@ class SlackEmulator:
     # --- lifecycle ---
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        # Imported here because the page is built on this module's user actions.
+        from bot.sandbox.web import SandboxPage
+
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api.handle)
         app.router.add_get("/socket-mode", self._socket.handle)
@@ -105,12 +114,16 @@ class SlackEmulator:
         app.router.add_post("/sandbox/say", self._sandbox_say)
         app.router.add_post("/sandbox/click", self._sandbox_click)
         app.router.add_get("/sandbox/messages", self._sandbox_messages)
+        self._page = SandboxPage(self, self._ws)
+        self._page.register(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         self._host, self._port = host, self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        if self._page is not None:
+            self._page.close()
         await self._socket.close()
         if self._runner is not None:
             await self._runner.cleanup()

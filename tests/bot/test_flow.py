@@ -50,7 +50,7 @@ async def test_deny_tells_the_model_and_never_runs_the_tool(harness: Harness) ->
     async with harness.bot():
         thread = await harness.ask("delete cluster cl-003")
         [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_deny")
+        await harness.deny("U0BOB", "C0OPS", card.ts, "not during the freeze")
         await harness.wait_text("C0OPS", thread, "I left cl-003 alone")
         await harness.idle()
 
@@ -58,7 +58,8 @@ async def test_deny_tells_the_model_and_never_runs_the_tool(harness: Harness) ->
         assert "Denied by <@U0BOB>" in json.dumps(harness.slack.message("C0OPS", card.ts).blocks)
         assert any("was not run" in t and "Denied" in t for t in harness.texts("C0OPS", thread))
         told = tool_messages(harness.model.requests[-1])[-1]["content"]
-        assert "rejected" in told and "bob" in told
+        assert "rejected" in told and "bob" in told and "not during the freeze" in told
+        assert any("not during the freeze" in t for t in harness.texts("C0OPS", thread))
 
 
 async def test_two_gated_calls_are_decided_independently(harness: Harness) -> None:
@@ -81,7 +82,7 @@ async def test_two_gated_calls_are_decided_independently(harness: Harness) -> No
         # The sibling still waits: no model turn happened yet.
         assert len(harness.model.requests) == 1
 
-        await harness.slack.click("U0BOB", "C0OPS", by_tool["delete_cluster"].ts, "approval_deny")
+        await harness.deny("U0BOB", "C0OPS", by_tool["delete_cluster"].ts)
         await harness.wait_text("C0OPS", thread, "Scaled cl-001; cl-002 stays.")
         await harness.idle()
         assert executions("delete_cluster") == []

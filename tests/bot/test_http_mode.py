@@ -1,4 +1,4 @@
-"""HTTP mode: signed requests on /slack/events; anything unsigned, mis-signed or stale is refused."""
+"""HTTP mode: signed requests on /slack/events; unsigned, mis-signed or stale ones are refused."""
 
 from __future__ import annotations
 

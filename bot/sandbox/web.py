@@ -1,0 +1,299 @@
+"""The sandbox's web page: a small Slack client in the browser, served by the emulator.
+
+The page acts through the emulator's own user actions (`post_user_message`, `slash_command`,
+`click`, `submit_view`, `close_view`), so the bot receives exactly the envelopes it gets in the
+tests. The page renders from snapshots of the workspace as one user sees it, pushed over
+Server-Sent Events whenever the workspace changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.sandbox.emulator import (
+    _ack_body,
+    _delivery_json,
+    _field,
+    _optional_field,
+    _sandbox_call,
+)
+from bot.sandbox.state import BOT_NAME, Message, View, Workspace
+
+if TYPE_CHECKING:
+    from bot.sandbox.emulator import SlackEmulator
+
+STATIC = Path(__file__).with_name("static")
+KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
+
+# What the sample users are for in the demo; users of a customised emulator get no label.
+SAMPLE_ROLES = {
+    "U0ALICE": "requester",
+    "U0BOB": "on call",
+    "U0DAVE": "on call",
+    "U0CAROL": "outsider",
+}
+
+_MENTION = re.compile(r"(?<![\w<@])@([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)")
+_CHANNEL = re.compile(r"(?<![\w<&])#([a-z0-9_-]+)")
+_REACTION_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
+
+
+class SandboxPage:
+    def __init__(self, emulator: SlackEmulator, workspace: Workspace) -> None:
+        self._emu = emulator
+        self._ws = workspace
+        # The workspace records only the bot's reactions (all the Web API can add) and the bot
+        # subscribes to no reaction events, so people's reactions live here, for display only.
+        self._reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
+        self._closed = False
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/sandbox/ui/state", self._state)
+        app.router.add_get("/sandbox/ui/events", self._events)
+        app.router.add_post("/sandbox/ui/say", self._say)
+        app.router.add_post("/sandbox/ui/click", self._click)
+        app.router.add_post("/sandbox/ui/submit", self._submit)
+        app.router.add_post("/sandbox/ui/close", self._close)
+        app.router.add_post("/sandbox/ui/react", self._react)
+
+    def close(self) -> None:
+        """End the event streams, so the server can stop without waiting on open pages."""
+        self._closed = True
+        self._ws.touch()
+
+    # --- what one user sees ---
+
+    def snapshot(self, user: str) -> dict[str, Any]:
+        ws = self._ws
+        channels = [c for c in ws.channels.values() if c.dm_user in (None, user)]
+        return {
+            "me": user,
+            "info": dict(self._emu.sandbox_info),
+            "bot": {"id": ws.bot_user_id, "name": BOT_NAME},
+            "users": [
+                {"id": uid, "name": name, "role": self._role(uid)} for uid, name in ws.users.items()
+            ],
+            "usergroups": {
+                gid: {"handle": _group_handle(gid), "members": list(members)}
+                for gid, members in ws.usergroups.items()
+            },
+            "channels": [
+                {"id": c.id, "name": BOT_NAME if c.is_im else c.name, "is_im": c.is_im}
+                for c in channels
+            ],
+            "messages": {
+                c.id: [self._message(m, user) for m in ws.messages(c.id)] for c in channels
+            },
+            "ephemerals": [
+                {
+                    "channel": e.channel,
+                    "ts": e.ts,
+                    "thread_ts": e.thread_ts,
+                    "text": e.text,
+                    "blocks": e.blocks,
+                }
+                for e in ws.ephemerals
+                if e.user == user
+            ],
+            "view": _top_view(ws.views, user),
+        }
+
+    def _role(self, user: str) -> str:
+        groups = [
+            _group_handle(gid) for gid, members in self._ws.usergroups.items() if user in members
+        ]
+        parts = [SAMPLE_ROLES[user]] if user in SAMPLE_ROLES else []
+        parts += [f"@{g}" for g in groups]
+        return ", ".join(parts)
+
+    def _message(self, message: Message, viewer: str) -> dict[str, Any]:
+        return {
+            "ts": message.ts,
+            "thread_ts": message.thread_ts,
+            "user": message.user or self._ws.bot_user_id,
+            "bot": message.user is None,
+            "text": message.text,
+            "blocks": message.blocks,
+            "edited": message.edited,
+            "reactions": self._displayed_reactions(message.channel, message.ts, viewer),
+        }
+
+    def _displayed_reactions(self, channel: str, ts: str, viewer: str) -> list[dict[str, Any]]:
+        people = self._reactions.get((channel, ts), {})
+        bot = self._ws.reactions(channel, ts)
+        shown = []
+        for name in dict.fromkeys([*bot, *people]):
+            users = people.get(name, [])
+            count = len(users) + (name in bot)
+            if count:
+                shown.append({"name": name, "count": count, "mine": viewer in users})
+        return shown
+
+    def _viewer(self, request: web.Request) -> str:
+        # A page remembers its user across emulator restarts, whose users may differ: fall back
+        # to the first user rather than fail, and the snapshot's `me` says who the page is.
+        user = request.query.get("user", "")
+        return user if user in self._ws.users else next(iter(self._ws.users))
+
+    # --- pages and streams ---
+
+    async def _index(self, _: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _static(self, request: web.Request) -> web.FileResponse:
+        path = STATIC / request.match_info["name"]
+        # Only files that are in the folder itself: no `..`, no subfolders.
+        if path.parent != STATIC or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot(self._viewer(request)))
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        user = self._viewer(request)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        sent = ""
+        try:
+            while not self._closed:
+                # Take the event before reading the state, so a change in between is not missed.
+                changed = self._ws.changed
+                state = json.dumps(self.snapshot(user))
+                if state != sent:
+                    await response.write(f"event: state\ndata: {state}\n\n".encode())
+                    sent = state
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+        except ConnectionResetError:
+            pass  # the page went away
+        return response
+
+    # --- what the page does ---
+
+    async def _say(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            user, channel = _field(data, "user"), _field(data, "channel")
+            text = _field(data, "text").strip()
+            thread_ts = _optional_field(data, "thread_ts")
+            if text.startswith("/"):
+                command, _, rest = text.partition(" ")
+                delivery = await self._emu.slash_command(user, channel, command, rest.strip())
+                return {"delivery": _delivery_json(delivery)}
+            ts = await self._emu.post_user_message(user, channel, self.slack_text(text), thread_ts)
+            return {"ts": ts}
+
+        return await _sandbox_call(request, act)
+
+    def slack_text(self, typed: str) -> str:
+        """What Slack's client sends for typed text: the three control characters escaped,
+        and `@name`, `@U…` and `#channel` turned into mention tokens."""
+        text = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        ws = self._ws
+        ids = {uid.lower(): uid for uid in [*ws.users, ws.bot_user_id]}
+        ids.update({name.lower(): uid for uid, name in ws.users.items()})
+        ids.update({BOT_NAME: ws.bot_user_id, "bot": ws.bot_user_id})
+        channels = {c.name: c.id for c in ws.channels.values() if not c.is_im}
+
+        def mention(match: re.Match[str]) -> str:
+            uid = ids.get(match.group(1).lower())
+            return match.group(0) if uid is None else f"<@{uid}>"
+
+        def channel(match: re.Match[str]) -> str:
+            cid = channels.get(match.group(1))
+            return match.group(0) if cid is None else f"<#{cid}|{match.group(1)}>"
+
+        return _CHANNEL.sub(channel, _MENTION.sub(mention, text))
+
+    async def _click(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            delivery = await self._emu.click(
+                _field(data, "user"),
+                _field(data, "channel"),
+                _field(data, "ts"),
+                _field(data, "action_id"),
+                _optional_field(data, "value"),
+            )
+            return {"delivery": _delivery_json(delivery)}
+
+        return await _sandbox_call(request, act)
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            values = data.get("values")
+            if not isinstance(values, dict) or not all(
+                isinstance(actions, dict) and all(isinstance(v, dict) for v in actions.values())
+                for actions in values.values()
+            ):
+                raise ValueError("values must map block_id -> action_id -> an element's state")
+            delivery = await self._emu.submit_view(
+                _field(data, "user"), _field(data, "view_id"), values
+            )
+            answer = _ack_body(delivery) or {}
+            errors = answer.get("errors") if answer.get("response_action") == "errors" else None
+            return {"delivery": _delivery_json(delivery), "errors": errors}
+
+        return await _sandbox_call(request, act)
+
+    async def _close(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            user, view_id = _field(data, "user"), _field(data, "view_id")
+            view = next((v for v in self._ws.views if v.id == view_id), None)
+            if view is not None and view.is_open and not view.view.get("notify_on_close"):
+                # Slack closes such a modal without telling the app.
+                if view.user != user:
+                    raise ValueError(f"view {view_id} was opened for {view.user}, not {user}")
+                view.is_open = False
+                self._ws.touch()
+                return {"delivery": None}
+            return {"delivery": _delivery_json(await self._emu.close_view(user, view_id))}
+
+        return await _sandbox_call(request, act)
+
+    async def _react(self, request: web.Request) -> web.Response:
+        """Toggle the user's reaction, as clicking a reaction (or picking one) does in Slack."""
+
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            user, channel, ts = _field(data, "user"), _field(data, "channel"), _field(data, "ts")
+            name = _field(data, "name").strip(":")
+            if not _REACTION_NAME.match(name):
+                raise ValueError(f"not an emoji name: {name!r}")
+            self._ws.user_name(user)
+            if not self._ws.is_member(self._ws.channel(channel), user):
+                raise ValueError(f"{user} is not a member of {channel}")
+            if self._ws.find_message(channel, ts) is None:
+                raise LookupError(f"no message with ts {ts} in {channel}")
+            users = self._reactions.setdefault((channel, ts), {}).setdefault(name, [])
+            if user in users:
+                users.remove(user)
+            else:
+                users.append(user)
+            self._ws.touch()
+            return {"reactions": self._displayed_reactions(channel, ts, user)}
+
+        return await _sandbox_call(request, act)
+
+
+def _group_handle(group_id: str) -> str:
+    """A readable handle for a user group; the emulator's groups have ids, not handles."""
+    return group_id.removeprefix("S").lstrip("0").lower() or group_id.lower()
+
+
+def _top_view(views: list[View], user: str) -> dict[str, Any] | None:
+    """The modal the user sees: the last one opened for them that is still open."""
+    for view in reversed(views):
+        if view.user == user and view.is_open:
+            return {"id": view.id, "view": view.view}
+    return None
