@@ -176,15 +176,24 @@ class Policy:
                 for err in exc.errors()
             ]
             raise PolicyError("invalid policy\n  " + "\n  ".join(problems)) from None
-        lines = {name: _line_of(node, ("tools", name)) for name in parsed.tools}
+        lines: dict[str, int | str] = {n: _line_of(node, ("tools", n)) for n in parsed.tools}
+        for group in parsed.defaults.approvers:
+            lines.setdefault(group, _line_of(node, ("defaults", "approvers")))
+        for name, rule in parsed.tools.items():
+            for group in rule.approvers or ():
+                lines.setdefault(group, _line_of(node, ("tools", name, "approvers")))
         return cls(parsed, source, lines)
+
+    def line_of(self, name: str) -> int | str:
+        """The line where a tool or a group id first appears in the file."""
+        return self._lines.get(name, "?")
 
     def check_tools(self, tool_names: Iterable[str]) -> None:
         """A policy that names a tool the agent does not have is a mistake, not a no-op."""
         known = set(tool_names)
         unknown = [name for name in self._parsed.tools if name not in known]
         if unknown:
-            lines = ", ".join(f"'{n}' (line {self._lines.get(n, '?')})" for n in unknown)
+            lines = ", ".join(f"'{n}' (line {self.line_of(n)})" for n in unknown)
             raise PolicyError(
                 f"{self.source}: the policy names tools the agent does not have: {lines}. "
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"

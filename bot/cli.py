@@ -10,10 +10,11 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
-from agent.policy import PolicyError
+from agent.policy import PolicyError, parse_duration
 from agent.toolsets import ToolLoadError
 from bot.db import Database
 from bot.service import running_bot
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="run the bot (the local sandbox when no Slack token is set)")
     audit = sub.add_parser("audit", help="print the audit log")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.add_argument("--since", type=_since, help="e.g. 2h, 7d, or 2026-11-01")
+    audit.add_argument("--tool", help="only this tool")
+    audit.add_argument("--user", help="only this actor (Slack user id)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -39,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "audit":
-            return asyncio.run(_audit(settings, as_json=args.json))
+            return asyncio.run(
+                _audit(
+                    settings, as_json=args.json, since=args.since, tool=args.tool, user=args.user
+                )
+            )
         return asyncio.run(_run(settings))
     except (SettingsError, PolicyError, ToolLoadError) as exc:
         print(f"slack-approvals: {exc}", file=sys.stderr)
@@ -75,10 +83,19 @@ class _sandbox:
     """The local Slack emulator, with the bot's settings pointed at it."""
 
     def __init__(self, settings: Settings) -> None:
+        from agent.model import describe_model, make_model
         from bot.sandbox.emulator import SlackEmulator
 
         self._settings = settings
         self._emulator = SlackEmulator()
+        key = settings.openai_api_key
+        self._model = describe_model(
+            make_model(
+                key.get_secret_value() if key else None,
+                settings.openai_base_url,
+                settings.openai_model,
+            )
+        )
 
     async def __aenter__(self) -> Settings:
         emu = self._emulator
@@ -90,17 +107,19 @@ class _sandbox:
                 "slack_api_url": emu.api_url,
             }
         )
+        emu.sandbox_info = {"model": self._model}
         say = f"curl -s {emu.base_url}sandbox/say -H 'content-type: application/json' -d"
+        rule = "=" * 72
         print(
             f"""
-Sandbox: no SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator at {emu.base_url}
-Model: {
-                "the OpenAI-compatible model " + settings.openai_model
-                if settings.openai_api_key
-                else "the offline rule-based model (set OPENAI_API_KEY for a real one)"
-            }
+{rule}
+  Sandbox: open {emu.base_url} in your browser
+{rule}
+No SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator, and that page is its Slack:
+channels, threads, buttons and modals; switch between the sample users at the top right.
+Model: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
 
-Ask as alice in #ops (C0OPS):
+Or with curl. Ask as alice in #ops (C0OPS):
   {say} '{{"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}}'
 See the channel, with the approval card's ts and buttons:
   curl -s '{emu.base_url}sandbox/messages?channel=C0OPS'
@@ -117,10 +136,32 @@ Approve as bob (put the card's ts in):
         await self._emulator.stop()
 
 
-async def _audit(settings: Settings, *, as_json: bool) -> int:
+def _since(value: str) -> float:
+    try:
+        duration = parse_duration(value)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is neither a duration (2h, 7d) nor a date (2026-11-01)"
+            ) from None
+    if duration is None:
+        raise argparse.ArgumentTypeError("'never' is not a starting point")
+    return time.time() - duration.total_seconds()
+
+
+async def _audit(
+    settings: Settings,
+    *,
+    as_json: bool,
+    since: float | None = None,
+    tool: str | None = None,
+    user: str | None = None,
+) -> int:
     db = await Database.open(settings.database_url)
     try:
-        rows = await Store(db).audit_log()
+        rows = await Store(db).audit_log(since=since, tool=tool, user=user)
     finally:
         await db.close()
     for row in rows:

@@ -92,7 +92,7 @@ async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
             await client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
             raise PolicyError(
-                f"{policy.source}: user group {group} is not usable "
+                f"{policy.source}:{policy.line_of(group)}: user group {group} is not usable "
                 f"({exc.response.get('error')}); check the id and the usergroups:read scope"
             ) from None
 
