@@ -38,6 +38,10 @@ async def test_approve_runs_the_tool_once_and_reports(harness: Harness) -> None:
         assert "Approved by <@U0BOB>" in json.dumps(updated.blocks)
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
         assert any("scaled down to 2" in t and "ran" in t for t in harness.texts("C0OPS", thread))
+        # A visible "working" sign on the thread while each run lasted, gone afterwards.
+        reactions = [c.method for c in harness.slack.calls if c.method.startswith("reactions.")]
+        assert reactions == ["reactions.add", "reactions.remove"] * 2
+        assert harness.slack.reactions("C0OPS", thread) == []
         # The model saw the real tool result.
         assert "scaled down to 2" in tool_messages(harness.model.requests[-1])[-1]["content"]
 
@@ -238,3 +242,20 @@ async def test_model_errors_are_reported_in_the_thread(harness: Harness) -> None
         thread = await harness.ask("list clusters")
         await harness.wait_text("C0OPS", thread, "Something went wrong")
         await harness.idle()
+
+
+async def test_a_failing_tool_is_reported_in_the_thread(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "explode", "replicas": 1})),
+        reply_text("The scale-down failed; nothing else was tried."),
+    )
+    async with harness.bot():
+        thread = await harness.ask("scale down explode to 1")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
+        await harness.wait_text("C0OPS", thread, "The scale-down failed")
+        await harness.idle()
+        assert any(
+            "failed" in t and "cluster explode is on fire" in t
+            for t in harness.texts("C0OPS", thread)
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from langchain_core.tools import tool
+from langchain_core.tools import ToolException, tool
 
 EXECUTIONS: list[tuple[str, dict[str, object]]] = []
 GATE: dict[str, asyncio.Event] = {}
@@ -31,6 +31,8 @@ async def list_clusters() -> str:
 async def scale_down(cluster_id: str, replicas: int) -> str:
     """Scale a cluster down to the given number of replicas."""
     await _record("scale_down", {"cluster_id": cluster_id, "replicas": replicas})
+    if cluster_id == "explode":
+        raise ToolException("cluster explode is on fire")
     return f"{cluster_id} scaled down to {replicas} replicas"
 
 
@@ -40,6 +42,9 @@ def delete_cluster(cluster_id: str) -> str:
     EXECUTIONS.append(("delete_cluster", {"cluster_id": cluster_id}))
     return f"{cluster_id} deleted"
 
+
+# Tool errors go back to the model as the result, as a team's tools usually do.
+scale_down.handle_tool_error = True
 
 TOOLS = [list_clusters, scale_down, delete_cluster]
 
