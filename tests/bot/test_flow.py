@@ -212,28 +212,29 @@ async def test_a_stale_click_never_decides_a_newer_call(harness: Harness) -> Non
         reply_tool_calls(("delete_cluster", {"cluster_id": "cl-001"})),
         reply_text("Stopping here."),
     )
-    async with harness.bot() as bot:
+    async with harness.bot():
         thread = await harness.ask("scale down cl-001 to 2, then delete it")
         [first] = await harness.wait_cards("C0OPS", thread)
-        old_payload = None
-        await harness.slack.click("U0BOB", "C0OPS", first.ts, "approval_approve")
-        cards = await harness.wait_cards("C0OPS", thread, count=1)
+        click = await harness.slack.click("U0BOB", "C0OPS", first.ts, "approval_approve")
+        cards = await harness.wait_cards("C0OPS", thread, count=2)
         await harness.idle()
-        [second] = [c for c in harness.cards("C0OPS", thread) if c.ts != first.ts] or cards
-        # Replay the first card's approval id on the second card's message.
-        old_payload = harness.slack.deliveries[-1].payload
-        replay = json.loads(json.dumps(old_payload))
-        replay["container"]["message_ts"] = second.ts
-        replay["message"]["ts"] = second.ts
-        await harness.slack.deliver("interactive", replay)
+        [second] = [c for c in cards if c.ts != first.ts]
+        assert "delete_cluster" in second.text
+
+        # The first card's click, replayed onto the second card's message.
+        moved = json.loads(json.dumps(click.payload))
+        moved["container"]["message_ts"] = moved["message"]["ts"] = second.ts
+        await harness.slack.deliver("interactive", moved)
+        # And replayed as it was: the call it named is decided already.
+        await harness.slack.deliver("interactive", click.payload)
         await harness.idle()
+
         assert executions("delete_cluster") == []
-        assert any("does not belong" in e.text for e in harness.slack.ephemerals)
-        # Replaying it on its own message is "already decided", and changes nothing.
-        await harness.slack.deliver("interactive", old_payload)
-        await harness.idle()
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
-        assert bot.bot_user_id
+        told = [e.text for e in harness.slack.ephemerals]
+        assert any("does not belong" in t for t in told)
+        assert any("Already decided" in t for t in told)
+        assert harness.slack.message("C0OPS", second.ts).buttons()  # still waiting
 
 
 async def test_model_errors_are_reported_in_the_thread(harness: Harness) -> None:
