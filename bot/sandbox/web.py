@@ -40,7 +40,7 @@ SAMPLE_ROLES = {
 }
 
 _MENTION = re.compile(r"(?<![\w<@])@([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)")
-_CHANNEL = re.compile(r"(?<![\w<&])#([a-z0-9_-]+)")
+_CHANNEL = re.compile(r"(?<![\w<&/])#([a-z0-9_-]+)")
 _REACTION_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
 
 
@@ -189,8 +189,8 @@ class SandboxPage:
             text = _field(data, "text").strip()
             thread_ts = _optional_field(data, "thread_ts")
             if text.startswith("/"):
-                command, _, rest = text.partition(" ")
-                delivery = await self._emu.slash_command(user, channel, command, rest.strip())
+                command, *rest = text.split(maxsplit=1)
+                delivery = await self._emu.slash_command(user, channel, command, "".join(rest))
                 return {"delivery": _delivery_json(delivery)}
             ts = await self._emu.post_user_message(user, channel, self.slack_text(text), thread_ts)
             return {"ts": ts}
