@@ -36,7 +36,8 @@ class ToolOutcome:
     status: Literal["success", "error"]
     ran: bool
     """False when the approval gate answered instead of the tool (reject), or the journal
-    refused to run it again."""
+    refused to run it again with its outcome unknown. A result the journal replays (the call
+    finished before a restart) did run."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def _event_of(message: object) -> Event | None:
             name=message.name or "",
             content=_text(message.content),
             status="error" if message.status == "error" else "success",
-            ran=not answered_by_gate and "journal" not in message.additional_kwargs,
+            ran=not answered_by_gate
+            and message.additional_kwargs.get("journal") != "outcome_unknown",
         )
     if isinstance(message, AIMessage):
         text = _text(message.content).strip()

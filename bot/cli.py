@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
@@ -16,6 +18,7 @@ from pydantic import SecretStr
 
 from agent.policy import PolicyError, parse_duration
 from agent.toolsets import ToolLoadError
+from bot import logcontext
 from bot.db import Database
 from bot.service import running_bot
 from bot.settings import Settings, SettingsError, load_settings
@@ -37,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--tool", help="only this tool")
     audit.add_argument("--user", help="only this actor (Slack user id)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=logcontext.LOG_FORMAT)
+    logcontext.install()
     try:
         settings = load_settings()
+        _redact_in_logs(settings.secret_values())
         if args.command == "audit":
             return asyncio.run(
                 _audit(
@@ -54,15 +57,53 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+class _Redact(logging.Filter):
+    """Blanks the configured secrets in every record a handler writes. The bot never logs
+    them itself, but an error from elsewhere may quote one (an API echoing the key it
+    rejected), and a traceback carries such a message along."""
+
+    MIN_LENGTH = 8  # shorter values would blank ordinary words, and are no real secret
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is blanked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= self.MIN_LENGTH}, key=len)[::-1]
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = self._scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._scrub(record.stack_info)
+        return True
+
+
+def _redact_in_logs(secrets: Iterable[str]) -> None:
+    redact = _Redact(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+
+
 async def _run(settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
         if stop.is_set():
-            # A second signal: the operator wants out now.
+            # A second signal: the operator wants out now. No clean-up: a sync tool's worker
+            # thread would hold up asyncio.run's, and the journal makes an abrupt stop safe.
             print("slack-approvals: stopping at once", file=sys.stderr)
-            raise SystemExit(1)
+            os._exit(1)
         log.info("stopping: no new work; waiting for running turns")
         stop.set()
 
@@ -105,6 +146,8 @@ class _sandbox:
                 "slack_bot_token": SecretStr(emu.bot_token),
                 "slack_app_token": SecretStr(emu.app_token),
                 "slack_api_url": emu.api_url,
+                # Any free port: a local demo must not clash with whatever holds 8080.
+                "health_port": 0,
             }
         )
         emu.sandbox_info = {"model": self._model}

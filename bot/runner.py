@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,9 @@ from agent.session import AgentSession, Event, OnEvent, PendingCall, Reply, Tool
 from bot import blocks
 from bot.conversation import Conversation
 from bot.directory import Directory
+from bot.lease import Leases
+from bot.logcontext import log_context
+from bot.metrics import Metrics
 from bot.store import DECIDED, Approval, Store
 
 log = logging.getLogger(__name__)
@@ -42,12 +45,16 @@ class Runner:
         client: AsyncWebClient,
         policy: Policy,
         directory: Directory,
+        leases: Leases,
+        metrics: Metrics,
     ) -> None:
         self.session = session
         self.store = store
         self.client = client
         self.policy = policy
         self.directory = directory
+        self.leases = leases
+        self.metrics = metrics
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -77,13 +84,22 @@ class Runner:
         return True
 
     @asynccontextmanager
-    async def _lock(self, key: str):  # type: ignore[no-untyped-def]
+    async def _lock(self, key: str) -> AsyncIterator[None]:
+        """One run per conversation (invariant I6): first in this process, so local waiters
+        queue here instead of each holding a database connection, then across processes."""
         lock = self._locks.setdefault(key, asyncio.Lock())
+        asked = time.perf_counter()
         try:
-            async with lock:
-                yield
+            async with lock, self.leases.hold(key):
+                held = time.perf_counter()
+                self.metrics.lease_wait_seconds.observe(held - asked)
+                try:
+                    with log_context(conversation=key):
+                        yield
+                finally:
+                    self.metrics.run_seconds.observe(time.perf_counter() - held)
         finally:
-            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+            if not lock.locked() and not lock._waiters:
                 self._locks.pop(key, None)
 
     # entry points ------------------------------------------------------------------------
@@ -136,14 +152,59 @@ class Runner:
             )
 
     async def recover(self) -> None:
-        """At startup: post cards that never got posted, resume decisions never resumed."""
-        rows = await self.store.db.fetchall(
-            "SELECT * FROM approvals WHERE status = 'pending' AND message_ts IS NULL"
+        """At startup: finish what a stopped process left half done, on any replica.
+
+        Each affected conversation is settled under its lease, so a live replica's run is
+        never raced: decided cards are redrawn (the stop may have come before chat.update),
+        cards never posted are posted, decisions are handed to the agent (a call that started
+        but never finished comes back from the journal as "outcome unknown"), and calls that
+        finished with nobody left to report them are reported.
+        """
+        outcome_events = ("executed", "failed", "not_run", "outcome_unknown")
+        unreported = (
+            " FROM journal j JOIN approvals a"
+            " ON a.conversation = j.thread_id AND a.tool_call_id = j.tool_call_id"
+            " WHERE j.status = 'finished' AND NOT EXISTS (SELECT 1 FROM audit u"
+            " WHERE u.approval_id = a.id AND u.event IN (?, ?, ?, ?))"
         )
-        for approval in map(Approval.from_row, rows):
-            await self._post_card(Conversation.from_key(approval.conversation), approval)
-        for key in sorted({a.conversation for a in await self.store.unresumed()}):
-            self.spawn(self.resume_decided(Conversation.from_key(key)), what=f"recover {key}")
+        rows = await self.store.db.fetchall(
+            "SELECT conversation FROM approvals WHERE (status = 'pending' AND message_ts IS NULL)"
+            " OR (status <> 'pending' AND resumed_at IS NULL)"
+            " UNION SELECT a.conversation" + unreported,
+            outcome_events,
+        )
+
+        async def settle(conv: Conversation) -> None:
+            async with self._lock(conv.key):
+                for approval in await self.store.unresumed(conv.key):
+                    await self.update_card(approval)
+                unposted = await self.store.db.fetchall(
+                    "SELECT * FROM approvals WHERE conversation = ? AND status = 'pending'"
+                    " AND message_ts IS NULL ORDER BY created_at, id",
+                    (conv.key,),
+                )
+                for approval in map(Approval.from_row, unposted):
+                    await self._post_card(conv, approval)
+            await self.resume_decided(conv)
+            async with self._lock(conv.key):
+                finished = await self.store.db.fetchall(
+                    "SELECT j.tool_call_id, j.tool, j.result, j.result_status"
+                    + unreported
+                    + " AND a.conversation = ? ORDER BY j.finished_at",
+                    (*outcome_events, conv.key),
+                )
+                for row in finished:
+                    outcome = ToolOutcome(
+                        tool_call_id=row["tool_call_id"],
+                        name=row["tool"],
+                        content=row["result"] or "",
+                        status="success" if row["result_status"] == "success" else "error",
+                        ran=True,
+                    )
+                    await self._on_tool_outcome(conv, outcome)
+
+        for key in sorted({str(r["conversation"]) for r in rows}):
+            self.spawn(settle(Conversation.from_key(key)), what=f"recover {key}")
 
     # one run -----------------------------------------------------------------------------
 
@@ -196,8 +257,10 @@ class Runner:
             event, text = "executed", f":white_check_mark: {name} ran: {content}"
         else:
             event, text = "failed", f":x: {name} failed: {content}"
-        await self.store.audit(event, approval=approval, detail=outcome.content[:2000])
+        # Told first, then audited: recovery reports a finished call with no audit record, so
+        # a stop in between repeats the notice rather than losing it.
         await self.say(conv, text)
+        await self.store.audit(event, approval=approval, detail=outcome.content[:2000])
 
     async def _approval_for_call(self, conv: Conversation, tool_call_id: str) -> Approval | None:
         for approval in await self.store.for_conversation(conv.key, DECIDED):

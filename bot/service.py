@@ -33,7 +33,10 @@ from agent.toolsets import load_tools
 from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
+from bot.health import Health, serve
+from bot.lease import open_leases
 from bot.listeners import register
+from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
 from bot.runner import Runner
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
@@ -41,10 +44,13 @@ from bot.store import SqlJournal, Store
 log = logging.getLogger(__name__)
 
 SOCKET_CLOSE_TIMEOUT_S = 3.0
-DRAIN_TIMEOUT_S = 30.0
+# Inside the 30 s that Kubernetes (and most supervisors) give between SIGTERM and SIGKILL.
+DRAIN_TIMEOUT_S = 25.0
+CANCEL_TIMEOUT_S = 3.0
+INTAKE_CLOSE_TIMEOUT_S = 3.0
 
 
-def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
+def slack_client(settings: Settings, token: str | None, metrics: Metrics) -> AsyncWebClient:
     """A Web API client at `SLACK_API_URL`; slack-sdk's retry handlers share one attempt
     counter, so the limits are raised well above its default of one retry."""
     return AsyncWebClient(
@@ -52,6 +58,7 @@ def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=[
+            SlackErrorCounter(metrics),
             AsyncConnectionErrorRetryHandler(max_retry_count=4),
             AsyncRateLimitErrorRetryHandler(max_retry_count=6),
             AsyncServerErrorRetryHandler(max_retry_count=4),
@@ -70,6 +77,8 @@ class RunningBot:
     team_id: str
     model_description: str
     http_port: int | None
+    health_port: int | None
+    metrics: Metrics
 
 
 async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]:
@@ -103,7 +112,8 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
     if settings.slack_bot_token is None:
         raise SettingsError("SLACK_BOT_TOKEN is not set")
     bot_token = settings.slack_bot_token.get_secret_value()
-    client = slack_client(settings, bot_token)
+    metrics = Metrics()
+    client = slack_client(settings, bot_token, metrics)
     try:
         auth = await client.auth_test()
     except SlackApiError as exc:
@@ -121,10 +131,13 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
     )
 
     async with AsyncExitStack() as stack:
+        # The stack unwinds in reverse, so storage, opened first, closes after every run ended.
         db = await Database.open(settings.database_url)
         stack.push_async_callback(db.close)
         store = Store(db)
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+        leases = await open_leases(db)
+        stack.push_async_callback(leases.close)
         graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
         directory = Directory(client)
         runner = Runner(
@@ -133,6 +146,8 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             client=client,
             policy=policy,
             directory=directory,
+            leases=leases,
+            metrics=metrics,
         )
         decisions = Decisions(runner)
 
@@ -144,8 +159,9 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             # Checked once at startup: no auth.test inside a request, ahead of its ack.
             return authorized
 
-        app = AsyncApp(
-            client=slack_client(settings, None),
+        app = MeasuredApp(
+            metrics=metrics,
+            client=slack_client(settings, None, metrics),
             authorize=authorize,
             signing_secret=(
                 settings.slack_signing_secret.get_secret_value()
@@ -156,26 +172,40 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             process_before_response=True,
         )
         register(app, runner, decisions, str(auth["user_id"]), {t.name: t for t in tools})
-
-        # Shutdown runs in reverse: stop intake, then drain runs, then storage closes.
-        stack.push_async_callback(runner.wait_idle, DRAIN_TIMEOUT_S)
-        sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
-        stack.push_async_callback(_cancel, sweeper)
-        await runner.recover()
+        health = Health(db, metrics)
 
         http_port: int | None = None
+        health_port: int | None = None
+        socket_mode: AsyncSocketModeHandler | None = None
         if settings.mode == "socket":
             assert settings.slack_app_token is not None
-            handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
-            await handler.connect_async()
-            stack.push_async_callback(_close_socket, handler)
+            socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            health.slack_connected = socket_mode.client.is_connected
+            # Closed after the drain: probes keep answering ("not ready") while runs finish.
+            health_runner, health_port = await serve(health, settings.host, settings.health_port)
+            stack.push_async_callback(health_runner.cleanup)
+
+        stack.push_async_callback(_drain, runner)
+        # What happened while no bot ran: deadlines that passed, work a stopped process left.
+        await decisions.expire_due()
+        await runner.recover()
+        sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
+        stack.push_async_callback(_cancel, sweeper)
+
+        if socket_mode is not None:
+            await socket_mode.connect_async()
+            stack.push_async_callback(_close_socket, socket_mode)
         else:
-            web_runner = web.AppRunner(app.web_app(path="/slack/events", port=settings.port))
+            web_app = app.web_app(path="/slack/events", port=settings.port)
+            health.add_routes(web_app)
+            web_runner = web.AppRunner(web_app, shutdown_timeout=INTAKE_CLOSE_TIMEOUT_S)
             await web_runner.setup()
             site = web.TCPSite(web_runner, settings.host, settings.port)
             await site.start()
             stack.push_async_callback(web_runner.cleanup)
             http_port = web_runner.addresses[0][1]
+        # First on the way out: /readyz says "not ready" before intake closes and runs drain.
+        stack.callback(setattr, health, "draining", True)
 
         log.info(
             "slack-approvals is up (%s mode, bot %s, model: %s)",
@@ -193,6 +223,8 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             team_id=str(auth["team_id"]),
             model_description=describe_model(model),
             http_port=http_port,
+            health_port=health_port,
+            metrics=metrics,
         )
 
 
@@ -200,6 +232,18 @@ async def _close_socket(handler: AsyncSocketModeHandler) -> None:
     # slack-sdk's aiohttp client can linger ~10 s in its ping loop: bound it.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(handler.close_async(), SOCKET_CLOSE_TIMEOUT_S)
+
+
+async def _drain(runner: Runner) -> None:
+    """Let running turns finish; past the bound, park them. A run cancelled inside a tool
+    stays "started" in the journal, so recovery reports it instead of running it again."""
+    if await runner.wait_idle(DRAIN_TIMEOUT_S):
+        return
+    running = list(runner._tasks)
+    log.warning("%d runs still going after %s s; stopping them", len(running), DRAIN_TIMEOUT_S)
+    for task in running:
+        task.cancel()
+    await runner.wait_idle(CANCEL_TIMEOUT_S)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     slack_api_url: str = SLACK_API_URL
     port: int = Field(default=3000, ge=0, le=65535)
     host: str = "0.0.0.0"
+    # /healthz, /readyz and /metrics in Socket Mode (HTTP mode serves them on PORT); 0 = any.
+    health_port: int = Field(default=8080, ge=0, le=65535)
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
@@ -64,6 +66,19 @@ class Settings(BaseSettings):
         if not self.slack_api_url.endswith("/"):
             self.slack_api_url += "/"
         return self
+
+    def secret_values(self) -> list[str]:
+        """The configured secrets in clear, for scrubbing them from logs and messages."""
+        return [
+            secret.get_secret_value()
+            for secret in (
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.slack_signing_secret,
+                self.openai_api_key,
+            )
+            if secret is not None
+        ]
 
     @property
     def mode(self) -> Mode:

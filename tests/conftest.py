@@ -46,6 +46,7 @@ class Harness:
             "approvals_tools": "tests.support.tools:TOOLS",
             "approvals_policy": str(self.policy_file),
             "demo_inventory": str(self.tmp / "inventory.sqlite3"),
+            "health_port": 0,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -8,7 +8,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -162,15 +162,19 @@ class SocketModeServer:
 
 
 class HttpDelivery:
-    """Posts to the bot's Request URL with Slack's v0 signature headers."""
+    """Posts to the bot's Request URL with Slack's v0 signature headers; given several URLs
+    (replicas behind a load balancer), to each in turn."""
 
     def __init__(self) -> None:
-        self.url = ""
+        self._urls: list[str] = []
+        self._turn = 0
         self._signing_secret = ""
         self._session: aiohttp.ClientSession | None = None
 
-    def target(self, url: str, signing_secret: str) -> None:
-        self.url = url
+    def target(self, urls: Sequence[str], signing_secret: str) -> None:
+        if not urls:
+            raise ValueError("give at least one Request URL")
+        self._urls = list(urls)
         self._signing_secret = signing_secret
 
     async def send(
@@ -193,11 +197,11 @@ class HttpDelivery:
             headers["X-Slack-Retry-Reason"] = retry_reason
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        url = self._urls[self._turn % len(self._urls)]
+        self._turn += 1
         started = time.perf_counter()
         try:
-            async with self._session.post(
-                self.url, data=body.encode(), headers=headers
-            ) as response:
+            async with self._session.post(url, data=body.encode(), headers=headers) as response:
                 text = await response.text()
                 latency = time.perf_counter() - started
                 parsed: Any = text or None
@@ -205,7 +209,7 @@ class HttpDelivery:
                     with contextlib.suppress(ValueError):
                         parsed = json.loads(text)
         except aiohttp.ClientConnectorError as e:
-            raise ConnectionError(f"the bot is not reachable at {self.url}: {e}") from None
+            raise ConnectionError(f"the bot is not reachable at {url}: {e}") from None
         except aiohttp.ClientError as e:
             raise NoAck(f"the request failed: {e}") from None
         return Ack(status=response.status, body=parsed, latency=latency)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiohttp import web
@@ -156,8 +156,9 @@ class SlackEmulator:
         self._ws.user_name(user)
         return dm_channel_id(user)
 
-    def use_http(self, url: str, signing_secret: str) -> None:
-        self._http.target(url, signing_secret)
+    def use_http(self, url: str | Sequence[str], signing_secret: str) -> None:
+        """Deliver over HTTP; several URLs (replicas) take deliveries in turn."""
+        self._http.target([url] if isinstance(url, str) else url, signing_secret)
         self._use_http = True
 
     def inject_fault(
@@ -174,6 +175,11 @@ class SlackEmulator:
         if times < 1:
             raise ValueError("times must be at least 1")
         self._api.inject_fault(method, Fault(kind, times, retry_after, error, status, delay))
+
+    def faults_left(self, method: str) -> int:
+        """Injected faults on `method` not yet met: 0 once the calls they wait for arrived
+        (a delayed call is then in flight)."""
+        return self._api.faults_left(method)
 
     # --- records ---
 

@@ -84,6 +84,9 @@ class WebApi:
         # Faults for one method queue up, so "a 429 then a 500" can be scripted.
         self._faults.setdefault(method, deque()).append(fault)
 
+    def faults_left(self, method: str) -> int:
+        return sum(fault.remaining for fault in self._faults.get(method, ()))
+
     def _take_fault(self, method: str) -> Fault | None:
         queue = self._faults.get(method)
         if not queue:

@@ -1,0 +1,153 @@
+"""Slack misbehaving: rate limits, server errors, a post that fails for good, and retried event
+deliveries. Nothing is lost, nothing runs or is posted twice (invariants I2, I3); the health
+and metrics endpoints, and the logs, say what happened."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.logcontext import ContextFilter
+from tests.conftest import Harness
+from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.support.tools import executions
+
+CHANNEL = "C0OPS"
+
+
+def samples(metrics: str, name: str) -> dict[str, float]:
+    """`{labels: value}` of one metric in a Prometheus text exposition."""
+    found = {}
+    for line in metrics.splitlines():
+        if line.startswith(name):
+            key, value = line.rsplit(" ", 1)
+            found[key.removeprefix(name)] = float(value)
+    return found
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_rate_limits_and_server_errors_lose_nothing_and_post_nothing_twice(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(ContextFilter())
+    caplog.set_level(logging.INFO)
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-007", "replicas": 1})),
+        reply_text("cl-007 runs 1 replica now."),
+    )
+    slack = harness.slack
+    async with harness.bot() as bot:
+        # The card's post: a 429, then a 500, then through (slack-sdk's retry handlers).
+        slack.inject_fault("chat.postMessage", "ratelimited", retry_after=1)
+        slack.inject_fault("chat.postMessage", "error", status=500)
+        thread = await slack.post_user_message(
+            "U0ALICE", CHANNEL, f"<@{bot.bot_user_id}> scale down cl-007 to 1"
+        )
+        [card] = await harness.wait_cards(CHANNEL, thread)
+        approval_id = card.buttons()[0].value
+
+        # The card's update after the click: a 500, then a 429.
+        slack.inject_fault("chat.update", "error", status=503)
+        slack.inject_fault("chat.update", "ratelimited", retry_after=1)
+        await slack.click("U0BOB", CHANNEL, card.ts, "approval_approve")
+        await harness.wait_text(CHANNEL, thread, "cl-007 runs 1 replica now.")
+        await harness.idle()
+
+        assert executions("scale_down") == [{"cluster_id": "cl-007", "replicas": 1}]
+        texts = harness.texts(CHANNEL, thread)
+        assert len(harness.cards(CHANNEL, thread)) == 0  # the one card lost its buttons
+        assert sum("Approval needed" in t or "Approved" in t for t in texts) == 1
+        assert sum("ran:" in t for t in texts) == 1
+        assert sum("cl-007 runs 1 replica now." in t for t in texts) == 1
+        assert "Approved by <@U0BOB>" in json.dumps(slack.message(CHANNEL, card.ts).blocks)
+        failed = [c for c in slack.calls if c.status != 200]
+        assert [(c.method, c.status) for c in failed] == [
+            ("chat.postMessage", 429),
+            ("chat.postMessage", 500),
+            ("chat.update", 503),
+            ("chat.update", 429),
+        ]
+
+        base = f"http://127.0.0.1:{bot.health_port}"
+        assert (await get(base + "/healthz"))[0] == 200
+        status, body = await get(base + "/readyz")
+        assert status == 200 and json.loads(body) == {
+            "ok": True,
+            "accepting": True,
+            "database": True,
+            "slack": True,
+        }
+        status, metrics = await get(base + "/metrics")
+        assert status == 200
+        errors = samples(metrics, "slack_approvals_slack_api_errors_total")
+        assert errors == {
+            '{kind="ratelimited",method="chat.postMessage"}': 1.0,
+            '{kind="server_error",method="chat.postMessage"}': 1.0,
+            '{kind="server_error",method="chat.update"}': 1.0,
+            '{kind="ratelimited",method="chat.update"}': 1.0,
+        }
+        approvals = samples(metrics, "slack_approvals_approvals")
+        assert approvals['{status="approved"}'] == 1.0 and approvals['{status="pending"}'] == 0
+        acks = samples(metrics, "slack_approvals_ack_seconds_count")
+        assert acks['{kind="event_callback"}'] >= 1 and acks['{kind="block_actions"}'] == 1
+        assert samples(metrics, "slack_approvals_run_seconds_count")[""] >= 2
+
+    conversation = f"slack:{bot.team_id}:{CHANNEL}:{thread}"
+    tagged = [r for r in caplog.records if getattr(r, "approval", None) == approval_id]
+    assert tagged and all(getattr(r, "conversation", None) == conversation for r in tagged)
+    assert f"conversation={conversation} approval={approval_id}" in tagged[-1].context  # type: ignore[attr-defined]
+
+
+async def test_a_card_slack_refused_is_posted_at_the_next_start(harness: Harness) -> None:
+    harness.model.script(
+        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-008"})),
+        reply_text("cl-008 is gone."),
+    )
+    slack = harness.slack
+    async with harness.bot() as bot:
+        # An error no retry can fix: the approval is recorded all the same.
+        slack.inject_fault("chat.postMessage", "error", status=200, error="fatal_error")
+        thread = await slack.post_user_message(
+            "U0ALICE", CHANNEL, f"<@{bot.bot_user_id}> delete cluster cl-008"
+        )
+        await harness.idle()
+        assert harness.cards(CHANNEL, thread) == []
+        [pending] = await bot.store.for_conversation(f"slack:{bot.team_id}:{CHANNEL}:{thread}")
+        assert pending.message_ts is None
+    async with harness.bot():
+        [card] = await harness.wait_cards(CHANNEL, thread)
+        await slack.click("U0BOB", CHANNEL, card.ts, "approval_approve")
+        await harness.wait_text(CHANNEL, thread, "cl-008 is gone.")
+        await harness.idle()
+    assert executions("delete_cluster") == [{"cluster_id": "cl-008"}]
+    cards = [m for m in slack.thread(CHANNEL, thread) if "Approved by" in json.dumps(m.blocks)]
+    assert len(cards) == 1
+
+
+async def test_an_event_delivered_three_times_starts_one_run(harness: Harness) -> None:
+    harness.model.script(reply_text("Hello once."))
+    slack = harness.slack
+    async with harness.bot() as bot:
+        thread = await slack.post_user_message("U0ALICE", CHANNEL, f"<@{bot.bot_user_id}> hi")
+        [mention] = [d for d in slack.deliveries if _event_type(d.payload) == "app_mention"]
+        for retry in (1, 2):  # Socket Mode marks them with `retry_attempt`
+            await slack.deliver(
+                "events_api", mention.payload, retry_num=retry, retry_reason="timeout"
+            )
+        await harness.wait_text(CHANNEL, thread, "Hello once.")
+        await harness.idle()
+    assert len(harness.model.requests) == 1
+    assert sum("Hello once." in t for t in harness.texts(CHANNEL, thread)) == 1
+
+
+def _event_type(payload: dict[str, Any]) -> str | None:
+    event = payload.get("event")
+    return event.get("type") if isinstance(event, dict) else None
