@@ -23,6 +23,9 @@ FIELD_LIMIT = 2000
 HEADER_LIMIT = 150
 FIELDS_PER_SECTION = 10
 MAX_ARG_FIELDS = 20
+# A button value holds at most 2,000 characters: 50 approval ids ("ap_" + 16 hex) and their
+# commas take 999, so "approve all" can always name every call it decides.
+BATCH_LIMIT = 50
 
 Block = dict[str, Any]
 
@@ -152,9 +155,17 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
 
 
 def batch_card(approvals: list[Approval]) -> list[Block]:
-    """'Approve all' / 'Deny all' for the calls one turn asked for; the value lists their ids."""
-    ids = ",".join(a.id for a in approvals)
+    """'Approve all' / 'Deny all' for the calls one turn asked for; the value lists their ids.
+    Past BATCH_LIMIT calls the ids do not fit a button, so each card is decided on its own."""
     tools = ", ".join(f"`{escape(a.tool)}`" for a in approvals)
+    if len(approvals) > BATCH_LIMIT:
+        return [
+            _section(
+                f"*{len(approvals)} calls wait for a decision:* {tools}\n"
+                "Too many to decide at once: decide each card above."
+            )
+        ]
+    ids = ",".join(a.id for a in approvals)
     return [
         _section(f"*{len(approvals)} calls wait for a decision:* {tools}"),
         {

@@ -46,6 +46,7 @@ class Decisions:
         """One person's click or modal submission on one approval."""
         approval = await self.store.get(approval_id)
         if approval is None:
+            log.warning("refused %s by %s: no approval %r", choice, user, approval_id[:100])
             if channel:
                 await self._tell(channel, user, "This approval request does not exist (any more).")
             return
@@ -54,9 +55,7 @@ class Decisions:
             or (message_ts is not None and approval.message_ts != message_ts)
         ):
             # A button value copied into another message must not decide anything.
-            await self.store.audit(
-                "refused", approval=approval, actor=user, detail="button from another message"
-            )
+            await self._refused(approval, user, "button from another message")
             await self._tell(channel, user, "That button does not belong to this request.")
             return
         if await self._check(approval, user, choice) and await self._apply(
@@ -65,20 +64,27 @@ class Decisions:
             await self.runner.resume_decided(Conversation.from_key(approval.conversation))
 
     async def decide_all(
-        self, *, approval_ids: list[str], choice: Choice, user: str, channel: str
+        self, *, approval_ids: list[str], choice: Choice, user: str, channel: str, thread_ts: str
     ) -> None:
-        """ "Approve all" / "Deny all": only if `user` may decide every one still pending."""
+        """ "Approve all" / "Deny all": only if `user` may decide every one still pending.
+
+        Only the calls of the thread the batch card is in count: ids copied onto another
+        message decide nothing.
+        """
         found = [await self.store.get(i) for i in approval_ids]
-        approvals = [a for a in found if a is not None and a.channel == channel]
+        approvals = [
+            a for a in found if a is not None and a.channel == channel and a.thread_ts == thread_ts
+        ]
         pending = [a for a in approvals if a.status == "pending"]
         if not pending:
+            log.info("%s all by %s: none of %d ids is pending here", choice, user, len(found))
             await self._tell(channel, user, "Nothing left to decide here.")
             return
         refusals = [(a, await self.refusal(a, user)) for a in pending]
         refused = [(a, why) for a, why in refusals if why is not None]
         if refused:
             for approval, why in refused:
-                await self.store.audit("refused", approval=approval, actor=user, detail=why)
+                await self._refused(approval, user, why)
             names = ", ".join(f"`{a.tool}`" for a, _ in refused)
             await self._tell(
                 channel,
@@ -100,7 +106,7 @@ class Decisions:
         if refusal is None and choice not in _offered(approval):
             refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
         if refusal is not None:
-            await self.store.audit("refused", approval=approval, actor=user, detail=refusal)
+            await self._refused(approval, user, refusal)
             await self._tell(approval.channel, user, refusal, approval.thread_ts)
             return False
         return True
@@ -153,6 +159,11 @@ class Decisions:
         )
         await self.runner.update_card(decided)
         return True
+
+    async def _refused(self, approval: Approval, user: str, why: str) -> None:
+        """Audit a refused decision, and log it: forged or replayed payloads show up here."""
+        log.warning("refused a decision on %s by %s: %s", approval.id, user, why)
+        await self.store.audit("refused", approval=approval, actor=user, detail=why)
 
     async def refusal(self, approval: Approval, user: str) -> str | None:
         """Why `user` may not decide this approval, or None if they may."""
@@ -207,6 +218,7 @@ class Decisions:
         return fresh
 
     async def _tell_decided(self, approval: Approval, user: str) -> None:
+        log.info("%s was already %s when %s decided", approval.id, approval.status, user)
         await self._tell(
             approval.channel,
             user,

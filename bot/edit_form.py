@@ -123,6 +123,8 @@ def parse_edit(approval: Approval, tool: BaseTool | None, values: dict[str, Any]
             raise EditError(
                 {JSON_BLOCK: f"Not valid JSON: {exc.msg} (line {exc.lineno})"}
             ) from None
+        except RecursionError:
+            raise EditError({JSON_BLOCK: "The JSON is nested too deeply."}) from None
         if not isinstance(raw, dict):
             raise EditError({JSON_BLOCK: "The arguments must be a JSON object."})
         block_of = {name: JSON_BLOCK for name in raw}
@@ -154,12 +156,15 @@ def parse_edit(approval: Approval, tool: BaseTool | None, values: dict[str, Any]
     return validated.model_dump(mode="json", exclude_unset=True)
 
 
-def _submitted(state: dict[str, Any]) -> str | None:
-    element = state.get("value") or {}
-    if element.get("type") == "static_select":
-        option = element.get("selected_option") or {}
-        return option.get("value")
+def _submitted(state: object) -> str | None:
+    """The text one input sent, or None; the payload's shape is checked, not assumed."""
+    element = state.get("value") if isinstance(state, dict) else None
+    if not isinstance(element, dict):
+        return None
     value = element.get("value")
+    if element.get("type") == "static_select":
+        option = element.get("selected_option")
+        value = option.get("value") if isinstance(option, dict) else None
     return value if isinstance(value, str) else None
 
 
@@ -168,6 +173,6 @@ def _decode(text: str, spec: dict[str, Any]) -> Any:
     if spec.get("type") in {"integer", "number", "boolean"}:
         try:
             return json.loads(text.strip().lower() if spec.get("type") == "boolean" else text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return text
     return text

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 ASK_USAGE = "Usage: `/ask <what you want done>`, e.g. `/ask scale down cl-001 to 2`"
 
+# What Slack's ids and message timestamps look like. Slack signs what it sends, so a payload
+# that breaks these is forged or broken: it is refused, never guessed at.
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,40}")
+_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}")
+
 
 def register(
     app: AsyncApp,
@@ -37,24 +42,43 @@ def register(
 
     @app.command("/ask")
     async def ask(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        text = str(command.get("text") or "").strip()
-        if not text:
+        text = command.get("text") or ""
+        team, channel, user = (_id(command.get(k)) for k in ("team_id", "channel_id", "user_id"))
+        trigger_id, response_url = command.get("trigger_id"), command.get("response_url")
+        if not (
+            team
+            and channel
+            and user
+            and isinstance(text, str)
+            and isinstance(trigger_id, str)
+            and trigger_id
+            and isinstance(response_url, str)
+            and response_url
+        ):
+            await ack()
+            log.warning("ignoring a malformed /ask command")
+            return
+        if not text.strip():
             await ack(ASK_USAGE)
             return
         await ack()
-        runner.spawn(_ask(runner, command, text, respond), what="/ask")
+        runner.spawn(
+            _ask(runner, team, channel, user, text.strip(), trigger_id, respond), what="/ask"
+        )
 
-    async def incoming(event: dict[str, Any], team_id: str | None) -> None:
-        channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
-        if not (isinstance(channel, str) and isinstance(ts, str) and isinstance(user, str)):
-            log.warning("ignoring a message event without channel, ts or user")
+    async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
+        channel, user, ts = _id(event.get("channel")), _id(event.get("user")), _ts(event.get("ts"))
+        thread_ts = _ts(event.get("thread_ts") or ts)
+        raw_text = event.get("text") or ""
+        if not (channel and user and ts and thread_ts and isinstance(raw_text, str)):
+            log.warning("ignoring a malformed %s event", kind)
             return
         team = str(team_id or event.get("team") or "")
         # Slack may deliver one message as both app_mention and message.im, and retries it.
         if not await runner.store.first_sighting(f"msg:{team}:{channel}:{ts}"):
             return
-        text = mention_token.sub("", str(event.get("text") or "")).strip()
-        conv = Conversation(team, channel, str(event.get("thread_ts") or ts))
+        text = mention_token.sub("", raw_text).strip()
+        conv = Conversation(team, channel, thread_ts)
         if not text:
             await runner.say(conv, blocks.escape("Tell me what to do, e.g. `list clusters`."))
             return
@@ -62,13 +86,15 @@ def register(
 
     @app.event("app_mention")
     async def on_mention(event: dict[str, Any], context: dict[str, Any]) -> None:
-        runner.spawn(incoming(event, context.get("team_id")), what="app_mention")
+        runner.spawn(incoming(event, context.get("team_id"), "app_mention"), what="app_mention")
 
     @app.event("message")
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            # Edits, deletions, bots and channels: routine, hence only at debug level.
+            log.debug("ignoring a message event that is not a person's DM")
             return
-        runner.spawn(incoming(event, context.get("team_id")), what="message.im")
+        runner.spawn(incoming(event, context.get("team_id"), "message.im"), what="message.im")
 
     async def click(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
         await ack()
@@ -119,9 +145,18 @@ def register(
             log.warning("ignoring a malformed %s-all click", choice)
             return
         ids, user, channel, _ = parsed
+        message = body.get("message")
+        thread_ts = _ts(message.get("thread_ts")) if isinstance(message, dict) else None
+        if thread_ts is None:
+            log.warning("ignoring a %s-all click outside a thread", choice)
+            return
         runner.spawn(
             decisions.decide_all(
-                approval_ids=ids.split(",")[:50], choice=choice, user=user, channel=channel
+                approval_ids=ids.split(",")[: blocks.BATCH_LIMIT],
+                choice=choice,
+                user=user,
+                channel=channel,
+                thread_ts=thread_ts,
             ),
             what=f"{choice} all",
         )
@@ -137,9 +172,9 @@ def register(
     @app.view("deny_reason")
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
-        user = (body.get("user") or {}).get("id")
+        user = _submitter(body)
         approval_id = view.get("private_metadata")
-        if not (isinstance(user, str) and isinstance(approval_id, str) and approval_id):
+        if not (user and isinstance(approval_id, str) and approval_id):
             log.warning("ignoring a malformed deny submission")
             return
         reason = _state_value(view, "reason", "reason")
@@ -157,12 +192,11 @@ def register(
 
     @app.view("edit_args")
     async def edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = (body.get("user") or {}).get("id")
+        user = _submitter(body)
         approval_id = view.get("private_metadata")
-        values = (view.get("state") or {}).get("values")
-        if not (
-            isinstance(user, str) and isinstance(approval_id, str) and isinstance(values, dict)
-        ):
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, dict) else None
+        if not (user and isinstance(approval_id, str) and approval_id and isinstance(values, dict)):
             await ack()
             log.warning("ignoring a malformed edit submission")
             return
@@ -171,11 +205,13 @@ def register(
         approval = await runner.store.get(approval_id)
         if approval is None:
             await ack()
+            log.warning("ignoring an edit submission for no approval %r", approval_id[:100])
             return
         try:
             args = parse_edit(approval, tools.get(approval.tool), values)
         except EditError as exc:
             await ack(response_action="errors", errors=exc.errors)
+            log.info("edit of %s by %s sent back: %s", approval_id, user, exc)
             return
         await ack()
         runner.spawn(
@@ -193,10 +229,24 @@ def register(
     @app.view_closed(re.compile("deny_reason|edit_args"))
     async def modal_closed(ack: AsyncAck) -> None:
         await ack()
+        log.debug("a decision modal was closed without a decision")
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("unhandled error in a listener (%s): %s", body.get("type"), error)
+        log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
+
+
+def _id(value: object) -> str | None:
+    return value if isinstance(value, str) and _SLACK_ID.fullmatch(value) else None
+
+
+def _ts(value: object) -> str | None:
+    return value if isinstance(value, str) and _TS.fullmatch(value) else None
+
+
+def _submitter(body: dict[str, Any]) -> str | None:
+    user = body.get("user")
+    return _id(user.get("id")) if isinstance(user, dict) else None
 
 
 def _click_of(body: dict[str, Any]) -> tuple[str, str, str, str] | None:
@@ -208,12 +258,24 @@ def _click_of(body: dict[str, Any]) -> tuple[str, str, str, str] | None:
         message_ts = body["container"]["message_ts"]
     except (KeyError, IndexError, TypeError):
         return None
-    parts = (value, user, channel, message_ts)
-    return parts if all(isinstance(p, str) and p for p in parts) else None
+    if not (isinstance(value, str) and value and _id(user) and _id(channel) and _ts(message_ts)):
+        return None
+    return value, user, channel, message_ts
 
 
-async def _ask(runner: Runner, command: dict[str, Any], text: str, respond: AsyncRespond) -> None:
-    channel, user = str(command.get("channel_id")), str(command.get("user_id"))
+async def _ask(
+    runner: Runner,
+    team: str,
+    channel: str,
+    user: str,
+    text: str,
+    trigger_id: str,
+    respond: AsyncRespond,
+) -> None:
+    # Slack never re-sends a slash command; the same trigger again is a replayed request.
+    if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
+        log.warning("ignoring a replayed /ask from %s in %s", user, channel)
+        return
     try:
         root = await runner.client.chat_postMessage(
             channel=channel, text=f"{blocks.mention(user)} asked: {blocks.escape(text)}"
@@ -226,7 +288,7 @@ async def _ask(runner: Runner, command: dict[str, Any], text: str, respond: Asyn
             response_type="ephemeral",
         )
         return
-    conv = Conversation(str(command.get("team_id")), channel, str(root["ts"]))
+    conv = Conversation(team, channel, str(root["ts"]))
     await runner.on_message(conv, user, text)
 
 
@@ -248,6 +310,11 @@ async def _open_modal(
 ) -> None:
     """Open the Deny or Edit modal; the trigger id lives 3 s, so nothing slow comes first."""
     approval_id, user, channel, message_ts = click
+    # A replayed click would find its trigger used or expired, and the fallback below would
+    # then deny on the replayer's word: a trigger is honoured once.
+    if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
+        log.warning("ignoring a replayed %s click on %s by %s", kind, approval_id, user)
+        return
     approval = await runner.store.get(approval_id)
     if (
         approval is None
