@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
@@ -20,7 +21,9 @@ def make_model(
         base_url=base_url,
         model=model,
         use_responses_api=False,
-        timeout=timeout,
+        # An httpx.Timeout is unhashable, so langchain-openai does not reuse a process-wide
+        # cached client bound to whichever event loop created it first.
+        timeout=httpx.Timeout(timeout),
         max_retries=2,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,6 +47,7 @@ class Runner:
         directory: Directory,
         leases: Leases,
         metrics: Metrics,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.session = session
         self.store = store
@@ -55,6 +56,7 @@ class Runner:
         self.directory = directory
         self.leases = leases
         self.metrics = metrics
+        self._secrets = tuple(x for x in secrets if x)
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,6 +84,16 @@ class Runner:
         except TimeoutError:
             return False
         return True
+
+    async def cancel_all(self, limit: float) -> None:
+        """Stop what is still running (shutdown past its bound); a run cancelled inside a
+        tool stays "started" in the journal, so recovery reports it instead of re-running."""
+        running = list(self._tasks)
+        if running:
+            log.warning("stopping %d runs that did not finish in time", len(running))
+        for task in running:
+            task.cancel()
+        await self.wait_idle(limit)
 
     @asynccontextmanager
     async def _lock(self, key: str) -> AsyncIterator[None]:
@@ -215,10 +227,14 @@ class Runner:
             await self._post_approvals(conv, pending, requester)
         except Exception as exc:
             log.exception("run failed in %s", conv.key)
+            # Upstream errors can quote a key (OpenAI does): the channel must not see it.
+            detail = str(exc)
+            for secret in self._secrets:
+                detail = detail.replace(secret, "[redacted]")
             await self.say(
                 conv,
                 f":warning: Something went wrong while the agent was working: "
-                f"{blocks.escape(type(exc).__name__)}: {blocks.escape(str(exc))[:500]}",
+                f"{blocks.escape(type(exc).__name__)}: {blocks.escape(detail)[:500]}",
             )
         finally:
             await self._settle(conv)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from langchain_core.tools import BaseTool
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -21,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.builder import build_agent
@@ -121,6 +123,18 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} "
             f"({exc.response.get('error')}): check the token"
         ) from None
+    if settings.slack_app_token is not None:
+        # slack-sdk retries a refused app token for ever; ask once, and say what is wrong.
+        try:
+            await client.apps_connections_open(
+                app_token=settings.slack_app_token.get_secret_value()
+            )
+        except SlackApiError as exc:
+            raise SettingsError(
+                f"Slack rejected SLACK_APP_TOKEN at {settings.slack_api_url} "
+                f"({exc.response.get('error')}): check the app-level token and its "
+                "connections:write scope"
+            ) from None
 
     tools, policy = await _tools_and_policy(settings)
     await _check_groups(policy, client)
@@ -148,6 +162,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             directory=directory,
             leases=leases,
             metrics=metrics,
+            secrets=settings.secret_values(),
         )
         decisions = Decisions(runner)
 
@@ -196,7 +211,8 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
             await socket_mode.connect_async()
             stack.push_async_callback(_close_socket, socket_mode)
         else:
-            web_app = app.web_app(path="/slack/events", port=settings.port)
+            assert settings.slack_signing_secret is not None
+            web_app = _events_app(app, settings.slack_signing_secret.get_secret_value())
             health.add_routes(web_app)
             web_runner = web.AppRunner(web_app, shutdown_timeout=INTAKE_CLOSE_TIMEOUT_S)
             await web_runner.setup()
@@ -228,6 +244,34 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
         )
 
 
+EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _events_app(app: AsyncApp, signing_secret: str) -> web.Application:
+    """/slack/events that verifies the raw body's signature before Bolt parses anything:
+    Bolt's adapter parses first, so unsigned junk would otherwise reach its parser (500)."""
+    verifier = SignatureVerifier(signing_secret)
+
+    @web.middleware
+    async def signed_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != EVENTS_PATH:
+            return await handler(request)
+        body = await request.read()  # aiohttp answers 413 past client_max_size
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not (stamp.isascii() and stamp.isdigit() and verifier.is_valid(body, stamp, signature)):
+            return web.json_response({"error": "invalid request"}, status=401)
+        return await handler(request)
+
+    async def events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[signed_only])
+    web_app.router.add_post(EVENTS_PATH, events)
+    return web_app
+
+
 async def _close_socket(handler: AsyncSocketModeHandler) -> None:
     # slack-sdk's aiohttp client can linger ~10 s in its ping loop: bound it.
     with contextlib.suppress(TimeoutError):
@@ -237,13 +281,8 @@ async def _close_socket(handler: AsyncSocketModeHandler) -> None:
 async def _drain(runner: Runner) -> None:
     """Let running turns finish; past the bound, park them. A run cancelled inside a tool
     stays "started" in the journal, so recovery reports it instead of running it again."""
-    if await runner.wait_idle(DRAIN_TIMEOUT_S):
-        return
-    running = list(runner._tasks)
-    log.warning("%d runs still going after %s s; stopping them", len(running), DRAIN_TIMEOUT_S)
-    for task in running:
-        task.cancel()
-    await runner.wait_idle(CANCEL_TIMEOUT_S)
+    if not await runner.wait_idle(DRAIN_TIMEOUT_S):
+        await runner.cancel_all(CANCEL_TIMEOUT_S)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -145,7 +145,12 @@ async def test_twenty_concurrent_clicks_run_the_tool_once(harness: Harness) -> N
         await harness.wait_text("C0OPS", thread, "Done.")
         await harness.idle()
         assert len(executions("scale_down")) == 1
-        told = [e for e in harness.slack.ephemerals if "Already decided" in e.text]
+        told = await harness.slack.wait_for(
+            lambda: (
+                len(t := [e for e in harness.slack.ephemerals if "Already decided" in e.text]) >= 19
+                and t
+            )
+        )
         assert len(told) == 19
 
 

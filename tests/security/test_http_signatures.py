@@ -99,12 +99,6 @@ async def test_malformed_signatures_are_refused(harness: Harness) -> None:
         await nothing_happened(harness)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="slack-sdk's verifier calls int() on the timestamp header: a non-integer one raises "
-    "and Bolt answers 500. Fix proposed in the report: verify in an aiohttp middleware "
-    "(bot/service.py) that refuses a non-digit timestamp with 401.",
-)
 async def test_malformed_timestamps_are_refused(harness: Harness) -> None:
     async with harness.bot(**http_settings()) as bot:
         url, body = events_url(bot), slash_body(harness, "list clusters")
@@ -116,12 +110,6 @@ async def test_malformed_timestamps_are_refused(harness: Harness) -> None:
     assert statuses == [401] * 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="slack-bolt's aiohttp adapter parses the body before the signature is checked, so "
-    "an unsigned body that is not JSON, not UTF-8 or a JSON array is a 500 with a traceback. "
-    "Fix proposed in the report: verify the raw body first, in bot/service.py.",
-)
 async def test_unsigned_junk_is_refused_before_it_is_parsed(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:

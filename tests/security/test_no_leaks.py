@@ -147,12 +147,6 @@ async def test_a_rejected_app_token_is_retried_without_showing_it(
     assert "LEAKCANARY" not in logged(caplog)
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="slack-sdk's Socket Mode client retries a rejected SLACK_APP_TOKEN for ever, so "
-    "startup hangs, logging 'Failed to retrieve WSS URL'. Fix proposed in the report: one "
-    "apps.connections.open in bot/service.py before connecting, failing as SettingsError.",
-)
 async def test_a_rejected_app_token_stops_startup_with_a_clear_error(canary: Harness) -> None:
     with pytest.raises(SettingsError, match="SLACK_APP_TOKEN"):
         async with canary.bot(slack_app_token="xapp-1-LEAKCANARYWRONGAPP"):
@@ -244,12 +238,6 @@ async def test_the_cli_redacts_a_secret_an_upstream_echoes(
     assert leaks(log) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/runner.py `_run` posts `str(exc)` of a failed run in the thread, so an "
-    "upstream error that quotes the API key shows it to the channel. Fix proposed in the "
-    "report: scrub Settings.secret_values() from the text before posting it.",
-)
 async def test_an_echoed_secret_is_not_posted_to_slack(canary: Harness) -> None:
     upstream, base_url = await echoing_model()
     try:
