@@ -1,0 +1,5 @@
+"""`python -m bench` runs every benchmark: see bench.run_all."""
+
+from bench.run_all import main
+
+main()

@@ -1,0 +1,154 @@
+"""B1 — ack latency of slash commands and button clicks with 1, 50 and 200 conversations in
+flight, Socket Mode and HTTP, against a bare slack-bolt AsyncApp whose listeners only ack.
+
+"In flight" means a burst: N conversations start at once (N `/ask`, whose runs all work while
+the later commands are still being acked), then all N of their cards are clicked at once (N
+resumes running while the later clicks are acked). Each ack's latency is what the emulator
+measured from sending the delivery to receiving the ack. The baseline gets the same bursts,
+with cards of the same size to click, running side by side with the bot and taking turns
+with it burst by burst.
+
+    python -m bench.ack_latency [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import (
+    BotProcess,
+    Row,
+    Snapshot,
+    ask_many,
+    cards_of,
+    click_many,
+    cluster_ids,
+    emulator,
+    enter_all,
+    failures_row,
+    latency_rows,
+    post_bare_cards,
+    print_report,
+    quiet_logs,
+    sqlite_url,
+    under_test,
+    workdir,
+)
+from bot.sandbox.emulator import SlackEmulator
+
+TARGET = "p99 ≤ 1.3x bare, ≪ 3 s"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    # conversations in flight → how many bursts of that size to measure
+    bursts: dict[int, int]
+    transports: tuple[str, ...] = ("socket", "http")
+    warmup: int = 3
+
+
+FULL = Sizes({1: 100, 50: 6, 200: 2})
+QUICK = Sizes({1: 10, 50: 1, 200: 1})
+
+
+@dataclass
+class Samples:
+    asks: list[float] = field(default_factory=list)
+    clicks: list[float] = field(default_factory=list)
+    conversations: int = 0
+    lost: int = 0  # conversations that got no card, or whose click ran no tool
+
+    def add(self, other: Samples) -> None:
+        self.asks += other.asks
+        self.clicks += other.clicks
+        self.conversations += other.conversations
+        self.lost += other.lost
+
+
+async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, tag: str) -> Samples:
+    clusters = cluster_ids(tag, n)
+    got = Samples(conversations=n)
+    got.asks = await ask_many(emu, clusters)
+    await target.call("idle")
+    if kind == "bot":
+        cards = await cards_of(target, clusters)
+        await target.call("starts")
+    else:
+        cards = await post_bare_cards(emu, clusters)
+    got.clicks = await click_many(emu, cards)
+    await target.call("idle")
+    if kind == "bot":
+        got.lost = n - len((await target.call("starts"))["starts"])
+    return got
+
+
+async def measure(sizes: Sizes, transport: str, directory: Path) -> dict[str, dict[int, Samples]]:
+    """Samples by kind (bot, bare) and conversations in flight.
+
+    The bot and the bare app run side by side, each with an emulator of its own (Socket Mode
+    would spread deliveries over both connections), and take turns burst by burst: load from
+    anything else on the machine then weighs on both alike.
+    """
+    kinds = ("bot", "bare")
+    async with AsyncExitStack() as stack:
+        emus = [await stack.enter_async_context(emulator()) for _ in kinds]
+        processes = await enter_all(
+            stack,
+            [
+                under_test(
+                    emu,
+                    kind=kind,
+                    transport=transport,
+                    database_url=sqlite_url(directory, f"{kind}-{transport}.sqlite3"),
+                    workdir=directory,
+                )
+                for kind, emu in zip(kinds, emus, strict=True)
+            ],
+        )
+        targets = dict(zip(kinds, zip(emus, processes, strict=True), strict=True))
+        samples = {kind: {n: Samples() for n in sizes.bursts} for kind in kinds}
+        for kind, (emu, target) in targets.items():
+            # Imports, caches and connections warm up outside the measurement.
+            for i in range(sizes.warmup):
+                await burst(emu, target, kind=kind, n=1, tag=f"w{kind}{transport}{i}")
+        for n, count in sizes.bursts.items():
+            for i in range(count):
+                for kind, (emu, target) in targets.items():
+                    got = await burst(emu, target, kind=kind, n=n, tag=f"{kind}{transport}{n}x{i}")
+                    samples[kind][n].add(got)
+    return samples
+
+
+async def run(sizes: Sizes = FULL) -> list[Row]:
+    rows: list[Row] = []
+    since = Snapshot()
+    total = Samples()
+    with workdir() as directory:
+        for transport in sizes.transports:
+            samples = await measure(sizes, transport, directory)
+            bot, bare = samples["bot"], samples["bare"]
+            for n in sizes.bursts:
+                total.add(bot[n])
+                case = f"{transport}, {n} in flight"
+                rows += latency_rows("B1", case, "/ask ack", bot[n].asks, bare[n].asks, TARGET)
+                rows += latency_rows("B1", case, "click ack", bot[n].clicks, bare[n].clicks, TARGET)
+    if total.lost or since.anything_new():
+        rows.append(failures_row("B1", total.lost, total.conversations, "conversations", since))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
+    args = parser.parse_args()
+    quiet_logs()
+    rows = asyncio.run(run(QUICK if args.quick else FULL))
+    print_report("B1 ack latency", rows)
+
+
+if __name__ == "__main__":
+    main()

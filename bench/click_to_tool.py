@@ -1,0 +1,146 @@
+"""B2 — click → tool start: from the emulator sending an Approve click to the approved tool's
+first line, against a bare LangGraph `Command(resume=…)` of the same graph on the same
+checkpointer with no Slack in between (bench.bare_graph).
+
+One click at a time with nothing else running, so the figure is the path's own cost: ack,
+load and check the approval, claim, update the card, read what is pending, resume, journal.
+Both clocks are `time.monotonic()`, one clock for every process on Linux.
+
+    python -m bench.click_to_tool [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+from bench.common import (
+    APPROVER,
+    BotProcess,
+    Card,
+    Row,
+    Snapshot,
+    ask_many,
+    cards_of,
+    cluster_ids,
+    emulator,
+    enter_all,
+    failures_row,
+    graph_process,
+    latency_rows,
+    ms,
+    percentile,
+    print_report,
+    quiet_logs,
+    sqlite_url,
+    under_test,
+    workdir,
+)
+from bot import blocks
+from bot.sandbox.emulator import SlackEmulator
+
+TARGET = "p99 ≤ 1.5x bare"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    samples: int
+    warmup: int = 3
+    chunk: int = 10
+
+
+FULL = Sizes(samples=100)
+QUICK = Sizes(samples=20)
+
+
+async def prepare(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> list[Card]:
+    """One conversation waiting on one card per cluster, asked for 50 at a time."""
+    for i in range(0, len(clusters), 50):
+        await ask_many(emu, clusters[i : i + 50])
+        await bot.call("idle")
+    return await cards_of(bot, clusters)
+
+
+@dataclass
+class Clicks:
+    to_tool: list[float] = field(default_factory=list)  # click → tool start, s
+    acks: list[float] = field(default_factory=list)  # click ack latency, s
+    conversations: int = 0
+    lost: int = 0  # conversations that got no card, or whose click ran no tool
+
+    def add(self, other: Clicks) -> None:
+        self.to_tool += other.to_tool
+        self.acks += other.acks
+        self.conversations += other.conversations
+        self.lost += other.lost
+
+
+async def click_each(emu: SlackEmulator, bot: BotProcess, cards: list[Card]) -> Clicks:
+    """Click one card at a time, each after the previous one's run has finished."""
+    clicks = Clicks(conversations=len(cards))
+    await bot.call("starts")
+    for card in cards:
+        clicked = asyncio.get_running_loop().time()  # the loop's clock is time.monotonic()
+        delivery = await emu.click(APPROVER, card.channel, card.ts, blocks.APPROVE_ACTION)
+        await bot.call("idle")
+        starts = (await bot.call("starts"))["starts"]
+        if delivery.ack is None or [c for c, _ in starts] != [card.cluster]:
+            clicks.lost += 1
+            continue
+        clicks.to_tool.append(starts[0][1] - clicked)
+        clicks.acks.append(delivery.ack.latency)
+    return clicks
+
+
+async def click_to_tool(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> Clicks:
+    """Ask for one conversation per cluster, then click their cards one at a time."""
+    clicks = await click_each(emu, bot, await prepare(emu, bot, clusters))
+    clicks.lost += len(clusters) - clicks.conversations
+    clicks.conversations = len(clusters)
+    return clicks
+
+
+async def run(sizes: Sizes = FULL) -> list[Row]:
+    since = Snapshot()
+    clicks = Clicks()
+    bare_samples: list[float] = []
+    with workdir() as directory:
+        async with AsyncExitStack() as stack:
+            emu = await stack.enter_async_context(emulator())
+            bot, graph = await enter_all(
+                stack,
+                [
+                    under_test(emu, database_url=sqlite_url(directory), workdir=directory),
+                    graph_process(sqlite_url(directory, "bare.sqlite3"), directory),
+                ],
+            )
+            await click_to_tool(emu, bot, cluster_ids("b2w", sizes.warmup))
+            await graph.call("latency", n=sizes.warmup)
+            # Turns of `chunk` clicks and `chunk` bare resumes: load from anything else on the
+            # machine then weighs on both alike.
+            for i in range(0, sizes.samples, sizes.chunk):
+                n = min(sizes.chunk, sizes.samples - i)
+                clicks.add(await click_to_tool(emu, bot, cluster_ids(f"b2x{i}", n)))
+                bare_samples += (await graph.call("latency", n=n))["samples"]
+    rows = latency_rows(
+        "B2", "SQLite, one at a time", "click → tool start", clicks.to_tool, bare_samples, TARGET
+    )
+    overhead = ms(percentile(clicks.to_tool, 50) - percentile(bare_samples, 50))
+    rows[0].note = f"the bot adds {overhead:.2f} ms at p50"
+    if clicks.lost or since.anything_new():
+        rows.append(failures_row("B2", clicks.lost, clicks.conversations, "conversations", since))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
+    args = parser.parse_args()
+    quiet_logs()
+    print_report("B2 click → tool start", asyncio.run(run(QUICK if args.quick else FULL)))
+
+
+if __name__ == "__main__":
+    main()

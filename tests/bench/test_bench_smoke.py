@@ -1,0 +1,60 @@
+"""The benchmarks run end to end at tiny sizes. Nothing here checks a timing: benchmarks are
+scripts run by hand (bench/README.md); this only keeps them from rotting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import ack_latency, click_to_tool, pending_scale, profile_paths, run_all, throughput
+from bench.common import Row, table
+
+
+def figures(rows: list[Row]) -> list[Row]:
+    assert rows, "a benchmark produced no rows"
+    markdown = table(rows)
+    assert markdown.count("\n") == len(rows) + 1
+    return [r for r in rows if r.value is not None]
+
+
+async def test_ack_latency_runs() -> None:
+    sizes = ack_latency.Sizes({1: 1, 3: 1}, warmup=1)
+    rows = figures(await ack_latency.run(sizes))
+    cases = {r.case for r in rows}
+    assert {"socket, 3 in flight", "http, 1 in flight"} <= cases
+    assert all(r.baseline for r in rows if r.metric.endswith(("p50", "p99")))
+
+
+async def test_click_to_tool_runs() -> None:
+    rows = figures(await click_to_tool.run(click_to_tool.Sizes(samples=2, warmup=1, chunk=1)))
+    assert [r.metric for r in rows][:2] == [
+        "click → tool start (n=2) p50",
+        "click → tool start (n=2) p99",
+    ]
+
+
+async def test_pending_scale_runs() -> None:
+    sizes = pending_scale.Sizes(
+        conversations=4, per_conversation=2, samples=2, batch=2, warmup=1, restarts=0, chunk=1
+    )
+    rows = figures(await pending_scale.run(sizes))
+    assert rows[0].case.startswith("8 pending in 4 conversations")
+    assert any("start-up" in r.metric for r in rows)
+
+
+async def test_throughput_runs_and_reports_a_backend_it_cannot_use() -> None:
+    sizes = throughput.Sizes(decisions=4, concurrency=2, batch=2, warmup=1, rounds=1)
+    # Nothing listens on port 1: the PostgreSQL row must say n/a rather than fail the run.
+    rows = await throughput.run(sizes, database_url="postgresql://bench@127.0.0.1:1/none")
+    sqlite, postgres = rows[0], rows[1]
+    assert sqlite.value and sqlite.baseline
+    assert postgres.value is None and postgres.note == throughput.UNAVAILABLE
+
+
+async def test_profile_paths_writes_reports(tmp_path: Path) -> None:
+    reports = await profile_paths.run(2, tmp_path, lines=5)
+    assert all(r.exists() and r.with_suffix(".html").exists() for r in reports)
+
+
+def test_run_all_suites_cover_every_benchmark() -> None:
+    assert set(vars(run_all.FULL)) == {"b1", "b2", "b3", "b4"}
+    assert run_all.QUICK.b3.conversations < run_all.FULL.b3.conversations
