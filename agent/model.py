@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
 from langchain_core.language_models import BaseChatModel
-from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from agent.offline_model import OfflineChatModel
@@ -16,6 +14,11 @@ def make_model(
     """`ChatOpenAI` pinned to `/v1/chat/completions`, which every compatible server has."""
     if not api_key:
         return OfflineChatModel()
+    # Imported here: langchain-openai costs about a second at start-up, which the
+    # sandbox and the offline model never need.
+    import httpx
+    from langchain_openai import ChatOpenAI
+
     return ChatOpenAI(
         api_key=SecretStr(api_key),
         base_url=base_url,
@@ -31,6 +34,7 @@ def make_model(
 def describe_model(model: BaseChatModel) -> str:
     if isinstance(model, OfflineChatModel):
         return "the offline rule-based model"
-    if isinstance(model, ChatOpenAI):
-        return f"{model.model_name} at {model.openai_api_base or 'the OpenAI API'}"
+    name = getattr(model, "model_name", None)
+    if name:
+        return f"{name} at {getattr(model, 'openai_api_base', None) or 'the OpenAI API'}"
     return type(model).__name__

@@ -6,12 +6,16 @@ time the loop spends waiting for it shows up as the awaiting frame or as idle se
 Writes a text and an HTML report for each path and prints the top of the text ones.
 
     python -m bench.profile_paths [--n 100] [--out DIR] [--transport socket|http]
+
+The reports go to DIR (default: slack-approvals-profiles in the temporary directory); each
+also saved as a .pyisession to re-render, e.g. `pyinstrument --load=FILE -r text --show-all`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 from pathlib import Path
 
 from bench.click_to_tool import click_each, click_to_tool, prepare
@@ -60,7 +64,9 @@ async def run(n: int, out: Path, transport: str = "socket", lines: int = 60) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="clicks and asks to profile")
-    parser.add_argument("--out", type=Path, default=Path("bench-profiles"))
+    # Outside the work tree by default, so that reports are not committed by accident.
+    default_out = Path(tempfile.gettempdir()) / "slack-approvals-profiles"
+    parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--transport", choices=["socket", "http"], default="socket")
     args = parser.parse_args()
     quiet_logs()

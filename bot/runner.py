@@ -221,7 +221,8 @@ class Runner:
     # one run -----------------------------------------------------------------------------
 
     async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
-        await self._react(conv, "add")
+        # The "working" sign is for people; the run does not wait for Slack to show it.
+        reacting = asyncio.create_task(self._react(conv, "add"))
         try:
             pending = await step(lambda event: self._on_event(conv, event))
             await self._post_approvals(conv, pending, requester)
@@ -238,6 +239,7 @@ class Runner:
             )
         finally:
             await self._settle(conv)
+            await reacting
             await self._react(conv, "remove")
 
     async def _settle(self, conv: Conversation) -> None:

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from langchain_core.tools import BaseTool
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -52,12 +53,16 @@ CANCEL_TIMEOUT_S = 3.0
 INTAKE_CLOSE_TIMEOUT_S = 3.0
 
 
-def slack_client(settings: Settings, token: str | None, metrics: Metrics) -> AsyncWebClient:
+def slack_client(
+    settings: Settings, token: str | None, metrics: Metrics, http: aiohttp.ClientSession
+) -> AsyncWebClient:
     """A Web API client at `SLACK_API_URL`; slack-sdk's retry handlers share one attempt
-    counter, so the limits are raised well above its default of one retry."""
+    counter, so the limits are raised well above its default of one retry. Without a shared
+    session slack-sdk opens a connection (and a TLS handshake) for every call."""
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
+        session=http,
         timeout=15,
         retry_handlers=[
             SlackErrorCounter(metrics),
@@ -111,11 +116,20 @@ async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
 @asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
     """Start everything; on exit stop taking work, let runs finish, then close storage."""
+    # Closed last: runs still finishing during shutdown post to Slack through it.
+    async with aiohttp.ClientSession() as http, _running_bot(settings, http) as bot:
+        yield bot
+
+
+@asynccontextmanager
+async def _running_bot(
+    settings: Settings, http: aiohttp.ClientSession
+) -> AsyncIterator[RunningBot]:
     if settings.slack_bot_token is None:
         raise SettingsError("SLACK_BOT_TOKEN is not set")
     bot_token = settings.slack_bot_token.get_secret_value()
     metrics = Metrics()
-    client = slack_client(settings, bot_token, metrics)
+    client = slack_client(settings, bot_token, metrics, http)
     try:
         auth = await client.auth_test()
     except SlackApiError as exc:
@@ -176,7 +190,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
 
         app = MeasuredApp(
             metrics=metrics,
-            client=slack_client(settings, None, metrics),
+            client=slack_client(settings, None, metrics, http),
             authorize=authorize,
             signing_secret=(
                 settings.slack_signing_secret.get_secret_value()

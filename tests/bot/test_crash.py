@@ -154,10 +154,15 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
     await d.wait("the outcome-unknown notice", lambda: said(d, trial, "outcome unknown"))
     assert d.started(trial.cluster) == 1 and d.finished(trial.cluster) == 0
     assert said(d, trial, "check by hand") and ran_notices(d, trial) == 0
-    audited = await d.db.fetchone(
-        "SELECT COUNT(*) AS n FROM audit WHERE event = 'outcome_unknown' AND args LIKE ?",
-        (f'%"{trial.cluster}"%',),
-    )
+    # The thread is told first and the audit written right after: poll for the row.
+    for _ in range(100):
+        audited = await d.db.fetchone(
+            "SELECT COUNT(*) AS n FROM audit WHERE event = 'outcome_unknown' AND args LIKE ?",
+            (f'%"{trial.cluster}"%',),
+        )
+        if audited != {"n": 0}:
+            break
+        await asyncio.sleep(0.1)
     assert audited == {"n": 1}
     d.release(trial.cluster)
 
