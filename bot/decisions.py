@@ -38,8 +38,8 @@ class Decisions:
         approval_id: str,
         choice: Choice,
         user: str,
-        channel: str | None,
-        message_ts: str | None,
+        channel: str | None = None,
+        message_ts: str | None = None,
         reason: str | None = None,
         edited_args: dict[str, Any] | None = None,
     ) -> None:

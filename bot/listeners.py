@@ -96,6 +96,12 @@ def register(
             return
         runner.spawn(incoming(event, context.get("team_id"), "message.im"), what="message.im")
 
+    def decide_later(approval_id: str, choice: Choice, user: str, **details: Any) -> None:
+        runner.spawn(
+            decisions.decide(approval_id=approval_id, choice=choice, user=user, **details),
+            what=f"{choice} {approval_id}",
+        )
+
     async def click(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
         await ack()
         parsed = _click_of(body)
@@ -103,16 +109,7 @@ def register(
             log.warning("ignoring a malformed %s click", choice)
             return
         approval_id, user, channel, message_ts = parsed
-        runner.spawn(
-            decisions.decide(
-                approval_id=approval_id,
-                choice=choice,
-                user=user,
-                channel=channel,
-                message_ts=message_ts,
-            ),
-            what=f"{choice} {approval_id}",
-        )
+        decide_later(approval_id, choice, user, channel=channel, message_ts=message_ts)
 
     @app.action(blocks.APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -178,17 +175,7 @@ def register(
             log.warning("ignoring a malformed deny submission")
             return
         reason = _state_value(view, "reason", "reason")
-        runner.spawn(
-            decisions.decide(
-                approval_id=approval_id,
-                choice="reject",
-                user=user,
-                channel=None,
-                message_ts=None,
-                reason=reason.strip() or None if reason else None,
-            ),
-            what=f"deny {approval_id}",
-        )
+        decide_later(approval_id, "reject", user, reason=reason.strip() or None if reason else None)
 
     @app.view("edit_args")
     async def edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -214,17 +201,7 @@ def register(
             log.info("edit of %s by %s sent back: %s", approval_id, user, exc)
             return
         await ack()
-        runner.spawn(
-            decisions.decide(
-                approval_id=approval_id,
-                choice="edit",
-                user=user,
-                channel=None,
-                message_ts=None,
-                edited_args=args,
-            ),
-            what=f"edit {approval_id}",
-        )
+        decide_later(approval_id, "edit", user, edited_args=args)
 
     @app.view_closed(re.compile("deny_reason|edit_args"))
     async def modal_closed(ack: AsyncAck) -> None:
