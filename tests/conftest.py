@@ -76,12 +76,21 @@ class Harness:
         )
         return root.ts
 
-    def cards(self, channel: str, thread_ts: str) -> list[Message]:
+    def with_button(self, channel: str, thread_ts: str, action_id: str) -> list[Message]:
         return [
             m
             for m in self.slack.thread(channel, thread_ts)
-            if any(b.action_id == "approval_approve" for b in m.buttons())
+            if any(b.action_id == action_id for b in m.buttons())
         ]
+
+    def cards(self, channel: str, thread_ts: str) -> list[Message]:
+        return self.with_button(channel, thread_ts, "approval_approve")
+
+    async def wait_button(self, channel: str, thread_ts: str, action_id: str) -> Message:
+        """The first message in the thread that carries a button with this action id."""
+        return await self.slack.wait_for(
+            lambda: next(iter(self.with_button(channel, thread_ts, action_id)), None)
+        )
 
     async def wait_cards(self, channel: str, thread_ts: str, count: int = 1) -> list[Message]:
         return await self.slack.wait_for(

@@ -252,16 +252,7 @@ async def test_approve_all_needs_a_right_to_every_call(harness: Harness) -> None
     async with harness.bot():
         thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
         await harness.wait_cards("C0OPS", thread, count=2)
-        batch = await harness.slack.wait_for(
-            lambda: next(
-                (
-                    m
-                    for m in harness.slack.thread("C0OPS", thread)
-                    if any(b.action_id == "approval_approve_all" for b in m.buttons())
-                ),
-                None,
-            )
-        )
+        batch = await harness.wait_button("C0OPS", thread, "approval_approve_all")
         await harness.slack.click("U0DAVE", "C0OPS", batch.ts, "approval_approve_all")
         await harness.idle()
         assert any("can't decide all" in t for t in ephemerals_for(harness, "U0DAVE"))
@@ -284,16 +275,7 @@ async def test_deny_all(harness: Harness) -> None:
     async with harness.bot():
         thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
         cards = await harness.wait_cards("C0OPS", thread, count=2)
-        batch = await harness.slack.wait_for(
-            lambda: next(
-                (
-                    m
-                    for m in harness.slack.thread("C0OPS", thread)
-                    if any(b.action_id == "approval_deny_all" for b in m.buttons())
-                ),
-                None,
-            )
-        )
+        batch = await harness.wait_button("C0OPS", thread, "approval_deny_all")
         await harness.slack.click("U0BOB", "C0OPS", batch.ts, "approval_deny_all")
         await harness.wait_text("C0OPS", thread, "Nothing was changed.")
         await harness.idle()
