@@ -1,17 +1,20 @@
 """The bot's own database: SQLite (one aiosqlite connection) or PostgreSQL (a psycopg pool).
 
 Callers write one dialect: `?` placeholders, and SQL that both backends share (`ON CONFLICT`,
-conditional `UPDATE`). Every statement runs in autocommit, so a claim is one atomic statement
-on either backend, and rows come back as dicts.
+conditional `UPDATE`, `RETURNING`). A statement on its own runs in autocommit; statements that
+must land together (a decision and its audit record) run in `transaction()`. Rows come back as
+dicts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -20,14 +23,29 @@ from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
 from agent.checkpointer import is_postgres, open_pool, setup_lock, sqlite_path
-from bot.schema import Dialect, statements
+from bot.schema import ADDED_COLUMNS, Dialect, render, statements
 
 Row = dict[str, Any]
 
 POOL_SIZE = 10
 
 
-class Database(ABC):
+class Statements(ABC):
+    """Where statements run: the database in autocommit, or one open transaction."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return how many rows it changed."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+class Database(Statements):
     dialect: Dialect
 
     @classmethod
@@ -41,6 +59,7 @@ class Database(ABC):
                 async with setup_lock(database_url):
                     for statement in statements("postgresql"):
                         await db.execute(statement)
+                    await db.add_missing_columns()
             except BaseException:
                 await db.close()
                 raise
@@ -54,20 +73,45 @@ class Database(ABC):
         # Other processes on the same file (replicas, `slack-approvals audit`) wait their turn.
         await conn.execute("PRAGMA busy_timeout=10000")
         await conn.executescript(";\n".join(statements("sqlite")) + ";")
-        return SqliteDatabase(conn)
+        sqlite = SqliteDatabase(conn)
+        await sqlite.add_missing_columns()
+        return sqlite
 
     @abstractmethod
     async def close(self) -> None: ...
 
     @abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Statements]:
+        """Statements that commit together or not at all (rolled back if the body raises)."""
+
+    @abstractmethod
+    async def columns(self, table: str) -> set[str]: ...
+
+    async def add_missing_columns(self) -> None:
+        for table, column, kind, backfill in ADDED_COLUMNS:
+            if column not in await self.columns(table):
+                async with self.transaction() as tx:
+                    await tx.execute(
+                        render(f"ALTER TABLE {table} ADD COLUMN {column} {kind}", self.dialect)
+                    )
+                    await tx.execute(backfill)
+
+
+class _SqliteStatements(Statements):
+    """Each statement in one trip to aiosqlite's thread: executed and read to the end there,
+    so no cursor stays open across an await. The caller holds the connection's turn, which
+    makes the change count's difference this statement's own."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; return how many rows it changed."""
+        before = self._conn.total_changes
+        await self._conn.execute_fetchall(sql, params)
+        return self._conn.total_changes - before
 
-    @abstractmethod
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
-
-    @abstractmethod
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [dict(row) for row in await self._conn.execute_fetchall(sql, params)]
 
 
 class SqliteDatabase(Database):
@@ -75,27 +119,38 @@ class SqliteDatabase(Database):
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
-        # One statement at a time, start to finish: a half-read SELECT keeps a read
-        # transaction open, and a write interleaved with it would have to upgrade it, which
-        # SQLite refuses at once ("database is locked") while another connection writes.
+        self._statements = _SqliteStatements(conn)
+        # One statement (or transaction) at a time on the one connection: a write interleaved
+        # with another task's open read transaction would have to upgrade it, which SQLite
+        # refuses at once ("database is locked") while another connection writes.
         self._turn = asyncio.Lock()
 
     async def close(self) -> None:
         await self._conn.close()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._turn, self._conn.execute(sql, params) as cursor:
-            return cursor.rowcount
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._turn, self._conn.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
-        return dict(row) if row is not None else None
+        async with self._turn:
+            return await self._statements.execute(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._turn, self._conn.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
-        return [dict(row) for row in rows]
+        async with self._turn:
+            return await self._statements.fetchall(sql, params)
+
+    async def columns(self, table: str) -> set[str]:
+        return {row["name"] for row in await self.fetchall(f"PRAGMA table_info({table})")}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        async with self._turn:
+            # IMMEDIATE takes the write lock up front (waiting out other processes under
+            # busy_timeout) instead of failing to upgrade a read part-way through.
+            await self._statements.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._statements
+            except BaseException:
+                await asyncio.shield(self._statements.execute("ROLLBACK"))
+                raise
+            await asyncio.shield(self._statements.execute("COMMIT"))
 
 
 class PostgresDatabase(Database):
@@ -110,18 +165,37 @@ class PostgresDatabase(Database):
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(to_psycopg(sql), params)
-            return cursor.rowcount
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(to_psycopg(sql), params)
-            return await cursor.fetchone()
+            return await _PostgresStatements(conn).execute(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(to_psycopg(sql), params)
-            return await cursor.fetchall()
+            return await _PostgresStatements(conn).fetchall(sql, params)
+
+    async def columns(self, table: str) -> set[str]:
+        rows = await self.fetchall(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+        return {row["column_name"] for row in rows}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        async with self.pool.connection() as conn, conn.transaction():
+            yield _PostgresStatements(conn)
+
+
+class _PostgresStatements(Statements):
+    def __init__(self, conn: AsyncConnection[DictRow]) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self._conn.execute(to_psycopg(sql), params)
+        return cursor.rowcount
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = await self._conn.execute(to_psycopg(sql), params)
+        return await cursor.fetchall() if cursor.description is not None else []
 
 
 _LITERAL_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")

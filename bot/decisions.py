@@ -1,7 +1,8 @@
 """Recording a person's decision on an approval, and expiring the ones nobody decided.
 
 The order is DESIGN §1.6: load → check it belongs to this message → check the
-clicker may decide → claim atomically → update the card → resume in the background.
+clicker may decide → claim atomically (with its audit record) → update the card → resume in
+the background. The card update is sent first but not waited for.
 Only the caller whose claim lands goes further; everyone else is told who won.
 """
 
@@ -23,6 +24,9 @@ from bot.store import Approval
 log = logging.getLogger(__name__)
 
 Choice = Literal["approve", "reject", "edit"]
+
+# How often, and how long after a decision, a card still showing it pending is redrawn.
+CARD_CATCH_UP_S = 30.0
 
 
 class Decisions:
@@ -144,20 +148,21 @@ class Decisions:
                 "edited_action": {"name": approval.tool, "args": edited_args or {}},
             }
         status = "rejected" if choice == "reject" else "approved"
-        if not await self.store.claim(
-            approval.id, status, by=user, reason=reason, decision=decision
-        ):
-            await self._tell_decided(await self._reload(approval), user)
-            return False
-        decided = await self._reload(approval)
-        await self.store.audit(
-            "edited" if choice == "edit" else status,
-            approval=decided,
-            actor=user,
+        decided = await self.store.claim(
+            approval.id,
+            status,
+            by=user,
             reason=reason,
+            decision=decision,
+            event="edited" if choice == "edit" else status,
             detail=json.dumps(edited_args) if edited_args is not None else None,
         )
-        await self.runner.update_card(decided)
+        if decided is None:
+            await self._tell_decided(await self._reload(approval), user)
+            return False
+        # The card is redrawn beside the run rather than before it: the claim already
+        # stops other clicks, and a card left behind by a stop is caught up later.
+        self.runner.redraw(decided)
         return True
 
     async def _refused(self, approval: Approval, user: str, why: str) -> None:
@@ -192,12 +197,11 @@ class Decisions:
         )
         expired = 0
         for approval in map(Approval.from_row, rows):
-            if not await self.store.claim(approval.id, "expired", by=None):
+            decided = await self.store.claim(approval.id, "expired", by=None)
+            if decided is None:
                 continue
             expired += 1
-            decided = await self._reload(approval)
-            await self.store.audit("expired", approval=decided)
-            await self.runner.update_card(decided)
+            self.runner.redraw(decided)
             self.runner.spawn(
                 self.runner.resume_decided(Conversation.from_key(decided.conversation)),
                 what=f"expire {approval.id}",
@@ -205,11 +209,20 @@ class Decisions:
         return expired
 
     async def sweep_forever(self, interval: float = 2.0) -> None:
+        """Expire what is due; now and then, redraw cards that fell behind their approval
+        (a Slack outage outlasting the retries, or a replica that stopped mid-update)."""
+        caught_up = time.monotonic()
         while True:
             try:
                 await self.expire_due()
             except Exception:
                 log.exception("expiry sweep failed")
+            if time.monotonic() - caught_up >= CARD_CATCH_UP_S:
+                caught_up = time.monotonic()
+                try:
+                    await self.runner.redraw_behind(decided_before=time.time() - CARD_CATCH_UP_S)
+                except Exception:
+                    log.exception("catching up cards failed")
             await asyncio.sleep(interval)
 
     async def _reload(self, approval: Approval) -> Approval:

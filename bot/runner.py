@@ -31,6 +31,7 @@ from bot.store import DECIDED, Approval, Store
 log = logging.getLogger(__name__)
 
 WORKING_REACTION = "hourglass_flowing_sand"
+WORKING_SIGN_AFTER_S = 1.0
 CANCEL_WORDS = frozenset({"cancel", "withdraw", "stop"})
 
 Step = Callable[[OnEvent], Awaitable[list[PendingCall]]]
@@ -58,6 +59,7 @@ class Runner:
         self.metrics = metrics
         self._secrets = tuple(x for x in secrets if x)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._card_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # background work ---------------------------------------------------------------------
@@ -99,20 +101,15 @@ class Runner:
     async def _lock(self, key: str) -> AsyncIterator[None]:
         """One run per conversation (invariant I6): first in this process, so local waiters
         queue here instead of each holding a database connection, then across processes."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
         asked = time.perf_counter()
-        try:
-            async with lock, self.leases.hold(key):
-                held = time.perf_counter()
-                self.metrics.lease_wait_seconds.observe(held - asked)
-                try:
-                    with log_context(conversation=key):
-                        yield
-                finally:
-                    self.metrics.run_seconds.observe(time.perf_counter() - held)
-        finally:
-            if not lock.locked() and not lock._waiters:
-                self._locks.pop(key, None)
+        async with _local_lock(self._locks, key), self.leases.hold(key):
+            held = time.perf_counter()
+            self.metrics.lease_wait_seconds.observe(held - asked)
+            try:
+                with log_context(conversation=key):
+                    yield
+            finally:
+                self.metrics.run_seconds.observe(time.perf_counter() - held)
 
     # entry points ------------------------------------------------------------------------
 
@@ -166,10 +163,10 @@ class Runner:
     async def recover(self) -> None:
         """At startup: finish what a stopped process left half done, on any replica.
 
-        Each affected conversation is settled under its lease, so a live replica's run is
-        never raced: decided cards are redrawn (the stop may have come before chat.update),
-        cards never posted are posted, decisions are handed to the agent (a call that started
-        but never finished comes back from the journal as "outcome unknown"), and calls that
+        Decided cards still showing buttons are redrawn. Each affected conversation is settled
+        under its lease, so a live replica's run is never raced: cards never posted are
+        posted, decisions are handed to the agent (a call that started but never finished
+        comes back from the journal as "outcome unknown"), and calls that
         finished with nobody left to report them are reported.
         """
         outcome_events = ("executed", "failed", "not_run", "outcome_unknown")
@@ -188,8 +185,6 @@ class Runner:
 
         async def settle(conv: Conversation) -> None:
             async with self._lock(conv.key):
-                for approval in await self.store.unresumed(conv.key):
-                    await self.update_card(approval)
                 unposted = await self.store.db.fetchall(
                     "SELECT * FROM approvals WHERE conversation = ? AND status = 'pending'"
                     " AND message_ts IS NULL ORDER BY created_at, id",
@@ -215,14 +210,22 @@ class Runner:
                     )
                     await self._on_tool_outcome(conv, outcome)
 
+        # The stop may have come before a decided card was redrawn.
+        await self.redraw_behind(decided_before=time.time())
         for key in sorted({str(r["conversation"]) for r in rows}):
             self.spawn(settle(Conversation.from_key(key)), what=f"recover {key}")
 
     # one run -----------------------------------------------------------------------------
 
     async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
-        # The "working" sign is for people; the run does not wait for Slack to show it.
-        reacting = asyncio.create_task(self._react(conv, "add"))
+        # The "working" sign is for people waiting on a run that takes a while (a model call);
+        # it never delays the run, and a run that is over at once never flickers it.
+        adding: list[asyncio.Task[None]] = []
+        sign = asyncio.get_running_loop().call_later(
+            WORKING_SIGN_AFTER_S,
+            lambda: adding.append(asyncio.create_task(self._react(conv, "add"))),
+        )
+        pending: list[PendingCall] | None = None
         try:
             pending = await step(lambda event: self._on_event(conv, event))
             await self._post_approvals(conv, pending, requester)
@@ -238,16 +241,21 @@ class Runner:
                 f"{blocks.escape(type(exc).__name__)}: {blocks.escape(detail)[:500]}",
             )
         finally:
-            await self._settle(conv)
-            await reacting
-            await self._react(conv, "remove")
+            sign.cancel()
+            await self._settle(conv, pending)
+            if adding:
+                await adding[0]
+                await self._react(conv, "remove")
 
-    async def _settle(self, conv: Conversation) -> None:
-        """Decisions whose interrupt is gone were consumed by this run."""
+    async def _settle(self, conv: Conversation, pending: list[PendingCall] | None) -> None:
+        """Decisions whose interrupt is gone were consumed by this run. `pending` is what the
+        run left pending, or None when it failed before saying."""
         decided = await self.store.unresumed(conv.key)
         if decided:
-            pending = {p.interrupt_id for p in await self.session.pending(conv.key)}
-            await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in pending])
+            if pending is None:
+                pending = await self.session.pending(conv.key)
+            waiting = {p.interrupt_id for p in pending}
+            await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
 
     async def _on_event(self, conv: Conversation, event: Event) -> None:
         if isinstance(event, Reply):
@@ -352,12 +360,10 @@ class Runner:
             return False
         withdrawn = 0
         for approval in mine:
-            if await self.store.claim(approval.id, "withdrawn", by=user):
+            decided = await self.store.claim(approval.id, "withdrawn", by=user)
+            if decided is not None:
                 withdrawn += 1
-                decided = await self.store.get(approval.id)
-                assert decided is not None
-                await self.store.audit("withdrawn", approval=decided, actor=user)
-                await self.update_card(decided)
+                self.redraw(decided)
         await self.say(conv, f":leftwards_arrow_with_hook: Withdrew {withdrawn} pending call(s).")
         return withdrawn > 0
 
@@ -385,26 +391,48 @@ class Runner:
 
     # Slack output ------------------------------------------------------------------------
 
+    def redraw(self, approval: Approval) -> None:
+        """Update a card in the background."""
+        self.spawn(self.update_card(approval), what=f"card {approval.id}")
+
+    async def redraw_behind(self, *, decided_before: float) -> None:
+        """Redraw, in the background, the cards that still show a decided approval pending."""
+        for approval in await self.store.cards_behind(decided_before):
+            if approval.id not in self._card_locks:  # not being drawn right now
+                self.redraw(approval)
+
     async def update_card(self, approval: Approval) -> None:
-        """Redraw a card: progress while pending, the outcome (no buttons) once decided."""
-        fresh = await self.store.get(approval.id) or approval
-        if fresh.message_ts is None:
-            return
-        votes = await self.store.votes(fresh.id)
-        card = (
-            blocks.approval_card(fresh, votes)
-            if fresh.status == "pending"
-            else blocks.decided_card(fresh, votes)
-        )
-        try:
-            await self.client.chat_update(
-                channel=fresh.channel,
-                ts=fresh.message_ts,
-                text=blocks.card_text(fresh),
-                blocks=card,
+        """Redraw a card: progress while pending, the outcome (no buttons) once decided.
+        One draw per card at a time, each from the approval as it is now, so the last one
+        sent shows the latest state."""
+        async with _local_lock(self._card_locks, approval.id):
+            # A decision is final: an approval already decided is as fresh as a reload.
+            fresh = (
+                approval
+                if approval.status != "pending"
+                else await self.store.get(approval.id) or approval
             )
-        except SlackApiError:
-            log.exception("could not update the card of %s", fresh.id)
+            if fresh.message_ts is None:
+                return
+            quorum = int(fresh.policy.get("approvals_needed", 1)) > 1
+            votes = await self.store.votes(fresh.id) if quorum else []
+            card = (
+                blocks.approval_card(fresh, votes)
+                if fresh.status == "pending"
+                else blocks.decided_card(fresh, votes)
+            )
+            try:
+                await self.client.chat_update(
+                    channel=fresh.channel,
+                    ts=fresh.message_ts,
+                    text=blocks.card_text(fresh),
+                    blocks=card,
+                )
+            except SlackApiError:
+                log.exception("could not update the card of %s; will try again", fresh.id)
+                return
+            if fresh.status != "pending":
+                await self.store.set_card_status(fresh.id, fresh.status)
 
     async def say(self, conv: Conversation, text: str) -> None:
         try:
@@ -423,3 +451,16 @@ class Runner:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
         except SlackApiError as exc:
             log.debug("reaction %s failed: %s", how, exc.response.get("error"))
+
+
+@asynccontextmanager
+async def _local_lock(locks: dict[str, asyncio.Lock], key: str) -> AsyncIterator[None]:
+    """Hold this process's lock on `key`, made on first use and dropped when nobody holds or
+    waits for it, so the table stays as small as the work in flight."""
+    lock = locks.setdefault(key, asyncio.Lock())
+    try:
+        async with lock:
+            yield
+    finally:
+        if not lock.locked() and not lock._waiters:
+            locks.pop(key, None)

@@ -4,7 +4,7 @@ the conversation leases.
 Each statement is written once, in SQLite's words, and `statements()` renders it for the
 backend: on PostgreSQL `REAL` becomes `DOUBLE PRECISION` (a 4-byte float cannot hold epoch
 seconds) and the autoincrement key an identity column. A new table is one more entry in
-`TABLES`.
+`TABLES`; a new column goes in its table and in `ADDED_COLUMNS`, for databases made before.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ TABLES: tuple[str, ...] = (
     decided_at REAL,
     reason TEXT,
     decision TEXT,
-    resumed_at REAL
+    resumed_at REAL,
+    card_status TEXT
 )""",
     "CREATE INDEX IF NOT EXISTS approvals_by_conversation ON approvals (conversation, status)",
     """CREATE TABLE IF NOT EXISTS seen_events (
@@ -82,6 +83,18 @@ TABLES: tuple[str, ...] = (
 )""",
 )
 
+# Columns added after a table was first released: (table, column, type, backfill). A database
+# made before gets each one once, with its backfill, when the bot opens it.
+ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    # Cards drawn before the column existed are taken to show their approval's status.
+    (
+        "approvals",
+        "card_status",
+        "TEXT",
+        "UPDATE approvals SET card_status = status WHERE message_ts IS NOT NULL",
+    ),
+)
+
 _POSTGRESQL = (
     (
         re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),
@@ -92,11 +105,11 @@ _POSTGRESQL = (
 
 
 def statements(dialect: Dialect) -> list[str]:
-    if dialect == "sqlite":
-        return list(TABLES)
-    rendered = []
-    for statement in TABLES:
+    return [render(statement, dialect) for statement in TABLES]
+
+
+def render(statement: str, dialect: Dialect) -> str:
+    if dialect == "postgresql":
         for pattern, replacement in _POSTGRESQL:
             statement = pattern.sub(replacement, statement)
-        rendered.append(statement)
-    return rendered
+    return statement

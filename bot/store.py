@@ -1,7 +1,8 @@
 """Approvals, event dedupe, the execution journal and the audit trail, in the bot's database.
 
 A decision is recorded by `claim`: one conditional UPDATE that only the first caller
-can win, so twenty clicks on one button count once (invariant I2).
+can win, so twenty clicks on one button count once (invariant I2), committed together with
+its audit record (I5).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.journal import JournalEntry
-from bot.db import Database, Row
+from bot.db import Database, Row, Statements
 
 Status = Literal["pending", "approved", "rejected", "withdrawn", "expired"]
 DECIDED: tuple[Status, ...] = ("approved", "rejected", "withdrawn", "expired")
@@ -42,6 +43,8 @@ class Approval:
     reason: str | None
     decision: dict[str, Any] | None
     resumed_at: float | None
+    card_status: Status | None
+    """The status the Slack card shows, once it has been drawn."""
 
     @classmethod
     def from_row(cls, row: Row) -> Approval:
@@ -76,11 +79,11 @@ class Store:
     ) -> tuple[Approval, bool]:
         """Record a pending call once per interrupt; returns (approval, created)."""
         approval_id = "ap_" + secrets.token_hex(8)
-        created = await self.db.execute(
+        created = await self.db.fetchall(
             "INSERT INTO approvals (id, interrupt_id, conversation, team_id, channel, thread_ts,"
             " tool_call_id, tool, args, description, requester, status, policy, created_at,"
             " expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?)"
-            " ON CONFLICT (interrupt_id) DO NOTHING",
+            " ON CONFLICT (interrupt_id) DO NOTHING RETURNING *",
             (
                 approval_id,
                 interrupt_id,
@@ -98,16 +101,34 @@ class Store:
                 expires_at,
             ),
         )
+        if created:
+            return Approval.from_row(created[0]), True
         row = await self.db.fetchone(
             "SELECT * FROM approvals WHERE interrupt_id = ?", (interrupt_id,)
         )
         assert row is not None
-        return Approval.from_row(row), created == 1
+        return Approval.from_row(row), False
 
     async def set_message(self, approval_id: str, message_ts: str) -> None:
         await self.db.execute(
-            "UPDATE approvals SET message_ts = ? WHERE id = ?", (message_ts, approval_id)
+            "UPDATE approvals SET message_ts = ?, card_status = 'pending' WHERE id = ?",
+            (message_ts, approval_id),
         )
+
+    async def set_card_status(self, approval_id: str, shown: Status) -> None:
+        await self.db.execute(
+            "UPDATE approvals SET card_status = ? WHERE id = ?", (shown, approval_id)
+        )
+
+    async def cards_behind(self, decided_before: float) -> list[Approval]:
+        """Posted cards that still show an approval as pending after it was decided."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM approvals WHERE message_ts IS NOT NULL AND status <> 'pending'"
+            " AND (card_status IS NULL OR card_status <> status) AND decided_at < ?"
+            " ORDER BY decided_at, id",
+            (decided_before,),
+        )
+        return [Approval.from_row(r) for r in rows]
 
     async def get(self, approval_id: str) -> Approval | None:
         row = await self.db.fetchone("SELECT * FROM approvals WHERE id = ?", (approval_id,))
@@ -132,21 +153,31 @@ class Store:
         by: str | None,
         reason: str | None = None,
         decision: dict[str, Any] | None = None,
-    ) -> bool:
-        """Decide a pending approval; True only for the one caller whose update landed."""
-        changed = await self.db.execute(
-            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
-            " decision = ? WHERE id = ? AND status = 'pending'",
-            (
-                status,
-                by,
-                time.time(),
-                reason,
-                json.dumps(decision) if decision is not None else None,
-                approval_id,
-            ),
-        )
-        return changed == 1
+        event: str | None = None,
+        detail: str | None = None,
+    ) -> Approval | None:
+        """Decide a pending approval and audit it as `event` (default: the status), both or
+        neither; the decided approval only for the one caller whose update landed."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
+                " decision = ? WHERE id = ? AND status = 'pending' RETURNING *",
+                (
+                    status,
+                    by,
+                    time.time(),
+                    reason,
+                    json.dumps(decision) if decision is not None else None,
+                    approval_id,
+                ),
+            )
+            if not rows:
+                return None
+            decided = Approval.from_row(rows[0])
+            await _audit(
+                tx, event or status, approval=decided, actor=by, reason=reason, detail=detail
+            )
+        return decided
 
     async def unresumed(self, conversation: str | None = None) -> list[Approval]:
         """Decided approvals whose decision has not yet been handed to the agent."""
@@ -205,20 +236,15 @@ class Store:
         conversation: str | None = None,
         tool: str | None = None,
     ) -> None:
-        await self.db.execute(
-            "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
-            " detail) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                time.time(),
-                event,
-                approval.id if approval else None,
-                approval.conversation if approval else conversation,
-                approval.tool if approval else tool,
-                json.dumps(approval.args, default=str) if approval else None,
-                actor,
-                reason,
-                detail,
-            ),
+        await _audit(
+            self.db,
+            event,
+            approval=approval,
+            actor=actor,
+            reason=reason,
+            detail=detail,
+            conversation=conversation,
+            tool=tool,
         )
 
     async def audit_log(
@@ -231,6 +257,34 @@ class Store:
                 params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return await self.db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
+
+
+async def _audit(
+    where: Statements,
+    event: str,
+    *,
+    approval: Approval | None,
+    actor: str | None,
+    reason: str | None,
+    detail: str | None,
+    conversation: str | None = None,
+    tool: str | None = None,
+) -> None:
+    await where.execute(
+        "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
+        " detail) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            time.time(),
+            event,
+            approval.id if approval else None,
+            approval.conversation if approval else conversation,
+            approval.tool if approval else tool,
+            json.dumps(approval.args, default=str) if approval else None,
+            actor,
+            reason,
+            detail,
+        ),
+    )
 
 
 class SqlJournal:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -130,6 +132,51 @@ async def test_a_card_slack_refused_is_posted_at_the_next_start(harness: Harness
     assert executions("delete_cluster") == [{"cluster_id": "cl-008"}]
     cards = [m for m in slack.thread(CHANNEL, thread) if "Approved by" in json.dumps(m.blocks)]
     assert len(cards) == 1
+
+
+async def test_a_card_update_slack_refused_is_caught_up_live_and_at_the_next_start(
+    harness: Harness,
+) -> None:
+    harness.model.script(
+        reply_tool_calls(
+            ("scale_down", {"cluster_id": "cl-011", "replicas": 1}),
+            ("scale_down", {"cluster_id": "cl-012", "replicas": 1}),
+        ),
+        reply_text("Both scaled down."),
+    )
+    slack = harness.slack
+    async with harness.bot() as bot:
+        thread = await harness.ask("scale down cl-011 and cl-012 to 1")
+        first, second = await harness.wait_cards(CHANNEL, thread, count=2)
+        # An error no retry can fix: the decision stands, the card falls behind.
+        slack.inject_fault("chat.update", "error", status=200, error="fatal_error")
+        await slack.click("U0BOB", CHANNEL, first.ts, "approval_approve")
+        await harness.idle()
+        assert executions("scale_down") == [{"cluster_id": "cl-011", "replicas": 1}]
+        assert slack.message(CHANNEL, first.ts).buttons(), "the update was refused"
+        # A click on the stale buttons decides nothing again.
+        await slack.click("U0CAROL", CHANNEL, first.ts, "approval_approve")
+        await harness.idle()
+        assert len(executions("scale_down")) == 1
+        # What the sweeper does every CARD_CATCH_UP_S: the card is redrawn.
+        await bot.runner.redraw_behind(decided_before=time.time())
+        await harness.idle()
+        assert slack.message(CHANNEL, first.ts).buttons() == []
+        assert "Approved by <@U0BOB>" in json.dumps(slack.message(CHANNEL, first.ts).blocks)
+
+        slack.inject_fault("chat.update", "error", status=200, error="fatal_error")
+        await slack.click("U0BOB", CHANNEL, second.ts, "approval_approve")
+        await harness.wait_text(CHANNEL, thread, "Both scaled down.")
+        await harness.idle()
+        assert slack.message(CHANNEL, second.ts).buttons()
+    async with harness.bot():
+        await harness.idle()
+        assert slack.message(CHANNEL, second.ts).buttons() == []
+        assert "Approved by <@U0BOB>" in json.dumps(slack.message(CHANNEL, second.ts).blocks)
+    assert len(executions("scale_down")) == 2
+    # Per card: the refused update, then one redraw; nothing more.
+    updates = Counter(c.params["ts"] for c in slack.calls if c.method == "chat.update")
+    assert updates == {first.ts: 2, second.ts: 2}
 
 
 async def test_an_event_delivered_three_times_starts_one_run(harness: Harness) -> None:

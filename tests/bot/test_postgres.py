@@ -17,7 +17,7 @@ import pytest
 from agent.checkpointer import open_checkpointer
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
-from bot.store import Store
+from bot.store import Approval, Store
 from tests.support.botproc import REPO, Deployment, deployment
 from tests.support.pg import BACKENDS, database_url, fresh_database, requires_postgres
 
@@ -97,30 +97,99 @@ async def test_a_claim_has_one_winner_across_connection_pools() -> None:
     async with fresh_database() as url:
         a, b = await Database.open(url), await Database.open(url)
         try:
-            approval, _ = await Store(a).create_approval(
-                interrupt_id="i1",
-                conversation="slack:T:C:1.0",
-                team_id="T",
-                channel="C",
-                thread_ts="1.0",
-                tool_call_id="call1",
-                tool="scale_down",
-                args={},
-                description="",
-                requester="U0ALICE",
-                policy={},
-                expires_at=None,
-            )
+            approval = await _approval(Store(a), 1)
             wins = await asyncio.gather(
                 *(
                     Store(db).claim(approval.id, "approved", by=f"U{i}")
                     for i, db in enumerate([a, b] * 25)
                 )
             )
-            assert wins.count(True) == 1
+            [winner] = [w for w in wins if w is not None]
+            assert winner.status == "approved"
+            # The decision and its audit record land together, once.
+            audited = await a.fetchall("SELECT actor FROM audit WHERE event = 'approved'")
+            assert audited == [{"actor": winner.decided_by}]
         finally:
             await a.close()
             await b.close()
+
+
+async def _approval(store: Store, n: int, message_ts: str | None = None) -> Approval:
+    approval, _ = await store.create_approval(
+        interrupt_id=f"i{n}",
+        conversation="slack:T:C:1.0",
+        team_id="T",
+        channel="C",
+        thread_ts="1.0",
+        tool_call_id=f"call{n}",
+        tool="scale_down",
+        args={"cluster_id": f"cl-{n}"},
+        description="",
+        requester="U0ALICE",
+        policy={},
+        expires_at=None,
+    )
+    if message_ts is not None:
+        await store.set_message(approval.id, message_ts)
+    return approval
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
+    backend: str, tmp_path: Path
+) -> None:
+    async with database_url(backend, tmp_path) as url:
+        db = await Database.open(url)
+        try:
+            store = Store(db)
+            approval = await _approval(store, 1)
+            # The audit record cannot be written: the decision must not stand without it.
+            await db.execute("ALTER TABLE audit RENAME TO audit_away")
+            with pytest.raises(Exception, match="audit"):
+                await store.claim(approval.id, "approved", by="U0BOB")
+            await db.execute("ALTER TABLE audit_away RENAME TO audit")
+            assert (await store.get(approval.id)).status == "pending"  # type: ignore[union-attr]
+            assert await store.audit_log() == []
+
+            decided = await store.claim(approval.id, "rejected", by="U0BOB", reason="freeze")
+            assert decided is not None and decided.reason == "freeze"
+            [record] = await store.audit_log()
+            assert (record["event"], record["actor"], record["reason"]) == (
+                "rejected",
+                "U0BOB",
+                "freeze",
+            )
+            assert await store.claim(approval.id, "approved", by="U0CAROL") is None
+            assert len(await store.audit_log()) == 1
+        finally:
+            await db.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_database_made_before_card_status_gains_it_on_open(
+    backend: str, tmp_path: Path
+) -> None:
+    async with database_url(backend, tmp_path) as url:
+        db = await Database.open(url)
+        try:
+            store = Store(db)
+            shown = await _approval(store, 1, message_ts="2.0")
+            await store.claim(shown.id, "approved", by="U0BOB")
+            unposted = await _approval(store, 2)
+            await db.execute("ALTER TABLE approvals DROP COLUMN card_status")  # as it was
+        finally:
+            await db.close()
+        db = await Database.open(url)
+        try:
+            store = Store(db)
+            # A card posted before is taken to show its status; no redraw storm follows.
+            assert (await store.get(shown.id)).card_status == "approved"  # type: ignore[union-attr]
+            assert (await store.get(unposted.id)).card_status is None  # type: ignore[union-attr]
+            assert await store.cards_behind(time.time() + 1) == []
+        finally:
+            await db.close()
+        reopened = await Database.open(url)  # a second open adds nothing
+        await reopened.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

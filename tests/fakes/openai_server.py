@@ -8,6 +8,7 @@ the client sent in `fake.requests`. Only `/v1/chat/completions` (plain and strea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -35,6 +36,8 @@ class Reply:
 
     content: str | None = None
     tool_calls: tuple[ScriptedToolCall, ...] = field(default=())
+    delay_s: float = 0.0
+    """How long the model "thinks" before it answers."""
 
 
 Responder = Callable[[dict[str, Any]], Reply]
@@ -45,10 +48,14 @@ def reply_text(text: str) -> Reply:
     return Reply(content=text)
 
 
-def reply_tool_calls(*calls: tuple[str, Mapping[str, Any]], content: str | None = None) -> Reply:
+def reply_tool_calls(
+    *calls: tuple[str, Mapping[str, Any]], content: str | None = None, delay_s: float = 0.0
+) -> Reply:
     """A reply calling each `(tool name, arguments)` in order, in one assistant message."""
     return Reply(
-        content=content, tool_calls=tuple(ScriptedToolCall(name, args) for name, args in calls)
+        content=content,
+        tool_calls=tuple(ScriptedToolCall(name, args) for name, args in calls),
+        delay_s=delay_s,
     )
 
 
@@ -162,6 +169,7 @@ class FakeOpenAI:
             return _error(self._fail_status, f"Injected failure (HTTP {self._fail_status}).")
         item = self._script.popleft() if self._script else default_reply
         reply = item if isinstance(item, Reply) else item(body)
+        await asyncio.sleep(reply.delay_s)
         completion = _Completion(body, reply)
         if body.get("stream"):
             response = web.StreamResponse(

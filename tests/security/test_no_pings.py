@@ -175,6 +175,7 @@ def approval(n: int, *, tool: str = "scale_down", **fields: Any) -> Approval:
         "reason": None,
         "decision": None,
         "resumed_at": None,
+        "card_status": None,
     }
     values.update(fields)
     return Approval(**values)
