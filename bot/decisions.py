@@ -27,6 +27,8 @@ Choice = Literal["approve", "reject", "edit"]
 
 # How often, and how long after a decision, a card still showing it pending is redrawn.
 CARD_CATCH_UP_S = 30.0
+# Slack redelivers an event for about an hour at most; its dedupe key is kept a day.
+SEEN_KEPT_S = 86_400
 
 
 class Decisions:
@@ -209,21 +211,30 @@ class Decisions:
         return expired
 
     async def sweep_forever(self, interval: float = 2.0) -> None:
-        """Expire what is due; now and then, redraw cards that fell behind their approval
-        (a Slack outage outlasting the retries, or a replica that stopped mid-update)."""
-        caught_up = time.monotonic()
+        """Expire what is due; now and then, tidy up (`housekeeping`)."""
+        tidied = time.monotonic()
         while True:
             try:
                 await self.expire_due()
             except Exception:
                 log.exception("expiry sweep failed")
-            if time.monotonic() - caught_up >= CARD_CATCH_UP_S:
-                caught_up = time.monotonic()
+            if time.monotonic() - tidied >= CARD_CATCH_UP_S:
+                tidied = time.monotonic()
                 try:
-                    await self.runner.redraw_behind(decided_before=time.time() - CARD_CATCH_UP_S)
+                    await self.housekeeping()
                 except Exception:
-                    log.exception("catching up cards failed")
+                    log.exception("housekeeping failed")
             await asyncio.sleep(interval)
+
+    async def housekeeping(self) -> None:
+        """Redraw cards that fell behind their approval (a Slack outage outlasting the
+        retries, a replica that stopped mid-update), and forget dedupe keys too old for
+        Slack to deliver again."""
+        now = time.time()
+        await self.runner.redraw_behind(decided_before=now - CARD_CATCH_UP_S)
+        forgotten = await self.store.forget_seen(before=now - SEEN_KEPT_S)
+        if forgotten:
+            log.info("forgot %d dedupe keys older than %d s", forgotten, SEEN_KEPT_S)
 
     async def _reload(self, approval: Approval) -> Approval:
         fresh = await self.store.get(approval.id)

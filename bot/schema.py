@@ -44,6 +44,7 @@ TABLES: tuple[str, ...] = (
     key TEXT PRIMARY KEY,
     seen_at REAL NOT NULL
 )""",
+    "CREATE INDEX IF NOT EXISTS seen_events_by_time ON seen_events (seen_at)",
     """CREATE TABLE IF NOT EXISTS journal (
     thread_id TEXT NOT NULL,
     tool_call_id TEXT NOT NULL,

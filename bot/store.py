@@ -223,6 +223,10 @@ class Store:
         )
         return inserted == 1
 
+    async def forget_seen(self, before: float) -> int:
+        """Drop dedupe keys first seen before `before`; returns how many."""
+        return await self.db.execute("DELETE FROM seen_events WHERE seen_at < ?", (before,))
+
     # audit -------------------------------------------------------------------------------
 
     async def audit(

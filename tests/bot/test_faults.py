@@ -198,3 +198,19 @@ async def test_an_event_delivered_three_times_starts_one_run(harness: Harness) -
 def _event_type(payload: dict[str, Any]) -> str | None:
     event = payload.get("event")
     return event.get("type") if isinstance(event, dict) else None
+
+
+async def test_housekeeping_forgets_dedupe_keys_slack_can_no_longer_redeliver(
+    harness: Harness,
+) -> None:
+    async with harness.bot() as bot:
+        assert await bot.store.first_sighting("old")
+        assert await bot.store.first_sighting("recent")
+        day = 86_400
+        await bot.store.db.execute(
+            "UPDATE seen_events SET seen_at = ? WHERE key = 'old'", (time.time() - day - 60,)
+        )
+        await bot.decisions.housekeeping()
+        keys = await bot.store.db.fetchall("SELECT key FROM seen_events ORDER BY key")
+        assert keys == [{"key": "recent"}]
+        assert not await bot.store.first_sighting("recent")  # still a duplicate
