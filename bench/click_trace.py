@@ -1,0 +1,111 @@
+"""Where the time goes between a click and the tool: a timed trace of the bot's click path.
+
+A preload for the bot's process (`bench.botproc` imports it first), not a benchmark of its
+own: it wraps the steps of the click path, times each one from the moment Bolt's dispatch
+received the click, and every ten tool starts writes the medians to
+`$BENCH_TRACE_OUT/click-trace-<pid>.txt` (default: the temporary directory):
+
+    BENCH_PRELOAD=bench.click_trace .venv/bin/python -m bench.click_to_tool
+
+Steps that overlap (the card update runs beside the resume) show their own start and length.
+The wrappers cost a few microseconds a step.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.session import AgentSession
+from bench import tools
+from bot.decisions import Decisions
+from bot.directory import Directory
+from bot.lease import RowLeases
+from bot.metrics import MeasuredApp
+from bot.runner import Runner
+from bot.store import SqlJournal, Store
+
+STEPS: dict[type, tuple[str, ...]] = {
+    Decisions: ("decide", "_apply"),
+    Store: ("get", "claim", "unresumed", "votes", "set_card_status"),
+    Runner: ("update_card", "resume_decided", "_decision"),
+    RowLeases: ("_take",),
+    AgentSession: ("pending", "resume"),
+    SqlJournal: ("begin",),
+    Directory: ("is_allowed", "name"),
+}
+
+_clicked: list[float] = []  # perf_counter() when the click being traced reached Bolt
+_spans: list[tuple[str, float, float]] = []
+_traces: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+
+def _timed(label: str, step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await step(*args, **kwargs)
+        finally:
+            if _clicked:
+                ended = time.perf_counter()
+                _spans.append((label, started - _clicked[0], ended - _clicked[0]))
+
+    return timed
+
+
+def _dispatch(step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    async def dispatch(self: MeasuredApp, req: Any) -> Any:
+        body = req.body if isinstance(req.body, dict) else {}
+        if body.get("type") == "block_actions":
+            _clicked[:] = [time.perf_counter()]
+            _spans.clear()
+        return await step(self, req)
+
+    return dispatch
+
+
+class _Starts(list[tuple[str, float]]):
+    """bench.tools.STARTS, noting the tool's start in the trace."""
+
+    def append(self, start: tuple[str, float]) -> None:
+        if _clicked:
+            at = time.perf_counter() - _clicked.pop()
+            for label, began, ended in _spans:
+                _traces[label].append((began, ended))
+            _traces["tool starts"].append((at, at))
+            if len(_traces["tool starts"]) % 10 == 0:
+                _write()
+        super().append(start)
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _write() -> None:
+    out = Path(os.environ.get("BENCH_TRACE_OUT", tempfile.gettempdir()))
+    lines = [f"{'step':32} {'n':>5} {'starts at (p50)':>16} {'takes (p50)':>12}"]
+    for label, spans in sorted(_traces.items(), key=lambda kv: _median([s for s, _ in kv[1]])):
+        start = _median([s for s, _ in spans]) * 1000
+        length = _median([e - s for s, e in spans]) * 1000
+        lines.append(f"{label:32} {len(spans):5d} {start:13.2f} ms {length:9.2f} ms")
+    (out / f"click-trace-{os.getpid()}.txt").write_text("\n".join(lines) + "\n")
+
+
+def install() -> None:
+    MeasuredApp.async_dispatch = _dispatch(MeasuredApp.async_dispatch)  # type: ignore[method-assign]
+    for owner, names in STEPS.items():
+        for name in names:
+            setattr(owner, name, _timed(f"{owner.__name__}.{name}", getattr(owner, name)))
+    tools.STARTS = _Starts()
+
+
+install()
