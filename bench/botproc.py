@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -77,6 +78,8 @@ def _write_profile(profiler: Any, path: Path) -> None:
 
 
 async def serve(handlers: dict[str, Handler]) -> None:
+    # Whatever runs here is set up: as `slack-approvals run` does, and for the baselines alike.
+    gc.freeze()
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:
