@@ -53,7 +53,7 @@ class Sizes:
     warmup: int = 3
 
 
-FULL = Sizes({1: 100, 50: 6, 200: 2})
+FULL = Sizes({1: 100, 50: 10, 200: 4})
 QUICK = Sizes({1: 10, 50: 1, 200: 1})
 
 
