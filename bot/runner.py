@@ -8,7 +8,6 @@ conversation's lock (invariant I6), reads what is pending from LangGraph itself
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -33,9 +32,6 @@ log = logging.getLogger(__name__)
 
 WORKING_REACTION = "hourglass_flowing_sand"
 WORKING_SIGN_AFTER_S = 1.0
-# Background jobs that run at once; one more waits up to SLOT_PATIENCE_S for a slot.
-BUSY_SLOTS = 8
-SLOT_PATIENCE_S = 0.25
 CANCEL_WORDS = frozenset({"cancel", "withdraw", "stop"})
 
 Step = Callable[[OnEvent], Awaitable[list[PendingCall]]]
@@ -65,7 +61,6 @@ class Runner:
         self._locks: dict[str, asyncio.Lock] = {}
         self._card_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(BUSY_SLOTS)
 
     # background work ---------------------------------------------------------------------
 
@@ -75,22 +70,12 @@ class Runner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guard(self, work: Coroutine[Any, Any, None], what: str) -> None:
-        # A burst of clicks would otherwise start hundreds of runs at once, and each ack that
-        # arrives behind them waits for every one of their steps on the event loop. A job
-        # that found every slot taken for a while starts anyway, so runs that wait minutes on
-        # a model or a tool hold nobody up for longer than that.
-        slot = False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SLOT_PATIENCE_S):
-                slot = await self._slots.acquire()
+    @staticmethod
+    async def _guard(work: Coroutine[Any, Any, None], what: str) -> None:
         try:
             await work
         except Exception:
             log.exception("background work failed: %s", what)
-        finally:
-            if slot:
-                self._slots.release()
 
     async def wait_idle(self, limit: float | None = None) -> bool:
         """Wait for background work, including work it spawns; True if all of it finished."""
