@@ -85,12 +85,15 @@ class Database(Statements):
         """Statements that commit together or not at all (rolled back if the body raises)."""
 
     @abstractmethod
-    async def columns(self, table: str) -> set[str]: ...
+    async def columns(self, where: Statements, table: str) -> set[str]: ...
 
     async def add_missing_columns(self) -> None:
         for table, column, kind, backfill in ADDED_COLUMNS:
-            if column not in await self.columns(table):
-                async with self.transaction() as tx:
+            if column in await self.columns(self, table):
+                continue
+            async with self.transaction() as tx:
+                # Again inside: another process may have added it since.
+                if column not in await self.columns(tx, table):
                     await tx.execute(
                         render(f"ALTER TABLE {table} ADD COLUMN {column} {kind}", self.dialect)
                     )
@@ -136,8 +139,8 @@ class SqliteDatabase(Database):
         async with self._turn:
             return await self._statements.fetchall(sql, params)
 
-    async def columns(self, table: str) -> set[str]:
-        return {row["name"] for row in await self.fetchall(f"PRAGMA table_info({table})")}
+    async def columns(self, where: Statements, table: str) -> set[str]:
+        return {row["name"] for row in await where.fetchall(f"PRAGMA table_info({table})")}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
@@ -171,8 +174,8 @@ class PostgresDatabase(Database):
         async with self.pool.connection() as conn:
             return await _PostgresStatements(conn).fetchall(sql, params)
 
-    async def columns(self, table: str) -> set[str]:
-        rows = await self.fetchall(
+    async def columns(self, where: Statements, table: str) -> set[str]:
+        rows = await where.fetchall(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = ?",
             (table,),
