@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -40,37 +42,33 @@ asyncio.run(main())
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_one_interface_on_both_backends(backend: str, tmp_path: Path) -> None:
-    async with database_url(backend, tmp_path) as url:
-        db = await Database.open(url)
-        try:
-            assert db.dialect == backend
-            now = time.time()
-            assert await db.execute(
-                "INSERT INTO seen_events (key, seen_at) VALUES (?, ?)", ("50% off?", now)
-            )
-            row = await db.fetchone(
-                "SELECT key, seen_at FROM seen_events WHERE key LIKE '50%' AND key = ?",
-                ("50% off?",),
-            )
-            # Dict rows, and epoch seconds to the microsecond (not PostgreSQL's 4-byte REAL).
-            assert row == {"key": "50% off?", "seen_at": now}
-            assert await db.fetchone("SELECT key FROM seen_events WHERE key = ?", ("x",)) is None
-            again = await db.execute(
-                "INSERT INTO seen_events (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                ("50% off?", now),
-            )
-            assert again == 0
-            changed = await db.execute(
-                "UPDATE seen_events SET seen_at = ? WHERE seen_at < ?", (now + 1, now + 1)
-            )
-            assert changed == 1
-            assert await db.fetchall("SELECT key FROM seen_events") == [{"key": "50% off?"}]
-            store = Store(db)
-            await store.audit("executed", conversation="c", tool="t")
-            await store.audit("failed", conversation="c", tool="t")
-            assert [r["seq"] for r in await store.audit_log()] == [1, 2]
-        finally:
-            await db.close()
+    async with database_url(backend, tmp_path) as url, opened(url) as db:
+        assert db.dialect == backend
+        now = time.time()
+        assert await db.execute(
+            "INSERT INTO seen_events (key, seen_at) VALUES (?, ?)", ("50% off?", now)
+        )
+        row = await db.fetchone(
+            "SELECT key, seen_at FROM seen_events WHERE key LIKE '50%' AND key = ?",
+            ("50% off?",),
+        )
+        # Dict rows, and epoch seconds to the microsecond (not PostgreSQL's 4-byte REAL).
+        assert row == {"key": "50% off?", "seen_at": now}
+        assert await db.fetchone("SELECT key FROM seen_events WHERE key = ?", ("x",)) is None
+        again = await db.execute(
+            "INSERT INTO seen_events (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            ("50% off?", now),
+        )
+        assert again == 0
+        changed = await db.execute(
+            "UPDATE seen_events SET seen_at = ? WHERE seen_at < ?", (now + 1, now + 1)
+        )
+        assert changed == 1
+        assert await db.fetchall("SELECT key FROM seen_events") == [{"key": "50% off?"}]
+        store = Store(db)
+        await store.audit("executed", conversation="c", tool="t")
+        await store.audit("failed", conversation="c", tool="t")
+        assert [r["seq"] for r in await store.audit_log()] == [1, 2]
 
 
 @requires_postgres
@@ -83,13 +81,10 @@ async def test_replicas_starting_together_on_a_new_database_set_it_up_once() -> 
                 await db.close()
 
         await asyncio.gather(*(start() for _ in range(6)))
-        db = await Database.open(url)
-        try:
+        async with opened(url) as db:
             assert await db.fetchall("SELECT * FROM approvals") == []
             [row] = await db.fetchall("SELECT COUNT(*) AS n FROM checkpoint_migrations")
             assert row["n"] > 0
-        finally:
-            await db.close()
 
 
 @requires_postgres
@@ -112,6 +107,15 @@ async def test_a_claim_has_one_winner_across_connection_pools() -> None:
         finally:
             await a.close()
             await b.close()
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Database]:
+    db = await Database.open(url)
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 async def _approval(store: Store, n: int, message_ts: str | None = None) -> Approval:
@@ -138,31 +142,27 @@ async def _approval(store: Store, n: int, message_ts: str | None = None) -> Appr
 async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
     backend: str, tmp_path: Path
 ) -> None:
-    async with database_url(backend, tmp_path) as url:
-        db = await Database.open(url)
-        try:
-            store = Store(db)
-            approval = await _approval(store, 1)
-            # The audit record cannot be written: the decision must not stand without it.
-            await db.execute("ALTER TABLE audit RENAME TO audit_away")
-            with pytest.raises(Exception, match="audit"):
-                await store.claim(approval.id, "approved", by="U0BOB")
-            await db.execute("ALTER TABLE audit_away RENAME TO audit")
-            assert (await store.get(approval.id)).status == "pending"  # type: ignore[union-attr]
-            assert await store.audit_log() == []
+    async with database_url(backend, tmp_path) as url, opened(url) as db:
+        store = Store(db)
+        approval = await _approval(store, 1)
+        # The audit record cannot be written: the decision must not stand without it.
+        await db.execute("ALTER TABLE audit RENAME TO audit_away")
+        with pytest.raises(Exception, match="audit"):
+            await store.claim(approval.id, "approved", by="U0BOB")
+        await db.execute("ALTER TABLE audit_away RENAME TO audit")
+        assert (await store.get(approval.id)).status == "pending"  # type: ignore[union-attr]
+        assert await store.audit_log() == []
 
-            decided = await store.claim(approval.id, "rejected", by="U0BOB", reason="freeze")
-            assert decided is not None and decided.reason == "freeze"
-            [record] = await store.audit_log()
-            assert (record["event"], record["actor"], record["reason"]) == (
-                "rejected",
-                "U0BOB",
-                "freeze",
-            )
-            assert await store.claim(approval.id, "approved", by="U0CAROL") is None
-            assert len(await store.audit_log()) == 1
-        finally:
-            await db.close()
+        decided = await store.claim(approval.id, "rejected", by="U0BOB", reason="freeze")
+        assert decided is not None and decided.reason == "freeze"
+        [record] = await store.audit_log()
+        assert (record["event"], record["actor"], record["reason"]) == (
+            "rejected",
+            "U0BOB",
+            "freeze",
+        )
+        assert await store.claim(approval.id, "approved", by="U0CAROL") is None
+        assert len(await store.audit_log()) == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -170,24 +170,18 @@ async def test_a_database_made_before_card_status_gains_it_on_open(
     backend: str, tmp_path: Path
 ) -> None:
     async with database_url(backend, tmp_path) as url:
-        db = await Database.open(url)
-        try:
+        async with opened(url) as db:
             store = Store(db)
             shown = await _approval(store, 1, message_ts="2.0")
             await store.claim(shown.id, "approved", by="U0BOB")
             unposted = await _approval(store, 2)
             await db.execute("ALTER TABLE approvals DROP COLUMN card_status")  # as it was
-        finally:
-            await db.close()
-        db = await Database.open(url)
-        try:
+        async with opened(url) as db:
             store = Store(db)
             # A card posted before is taken to show its status; no redraw storm follows.
             assert (await store.get(shown.id)).card_status == "approved"  # type: ignore[union-attr]
             assert (await store.get(unposted.id)).card_status is None  # type: ignore[union-attr]
             assert await store.cards_behind(time.time() + 1) == []
-        finally:
-            await db.close()
         reopened = await Database.open(url)  # a second open adds nothing
         await reopened.close()
 
