@@ -80,8 +80,8 @@ class _Starts(list[tuple[str, float]]):
             at = time.perf_counter() - _clicked.pop()
             for label, began, ended in _spans:
                 _traces[label].append((began, ended))
-            _traces["tool starts"].append((at, at))
-            if len(_traces["tool starts"]) % 10 == 0:
+            _traces["tool.start"].append((at, at))
+            if len(_traces["tool.start"]) % 10 == 0:
                 _write()
         super().append(start)
 

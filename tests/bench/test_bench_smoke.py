@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import ack_latency, click_to_tool, pending_scale, profile_paths, run_all, throughput
 from bench.common import Row, table
 
@@ -30,6 +32,24 @@ async def test_click_to_tool_runs() -> None:
         "click → tool start (n=2) p50",
         "click → tool start (n=2) p99",
     ]
+
+
+def trace_steps(directory: Path) -> dict[str, str]:
+    """Step → how many clicks it was timed in, from the one trace the bot wrote."""
+    [trace] = directory.glob("click-trace-*.txt")
+    return {line.split()[0]: line.split()[1] for line in trace.read_text().splitlines()[1:]}
+
+
+async def test_click_trace_times_the_steps_of_the_click_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_PRELOAD", "bench.click_trace")
+    monkeypatch.setenv("BENCH_TRACE_OUT", str(tmp_path))
+    # Ten clicks (one to warm up): the trace is written every ten tool starts.
+    await click_to_tool.run(click_to_tool.Sizes(samples=9, warmup=1, chunk=1))
+    steps = trace_steps(tmp_path)
+    assert steps["tool.start"] == "10"
+    assert {"Store.claim", "AgentSession.pending", "SqlJournal.begin"} <= set(steps)
 
 
 async def test_pending_scale_runs() -> None:
