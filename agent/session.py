@@ -90,6 +90,16 @@ class AgentSession:
         command = Command(resume={key: dict(value) for key, value in decisions.items()})
         return await self._drive(thread_id, command, on_event)
 
+    async def stopped_part_way(self, thread_id: str) -> bool:
+        """True when a run stopped between two steps (its process was killed): LangGraph has
+        steps left to run and no question waiting for an answer."""
+        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        return bool(state.next) and not state.interrupts
+
+    async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
+        """Run what is left of a run that stopped part-way, from its last checkpoint."""
+        return await self._drive(thread_id, None, on_event)
+
     async def _drive(self, thread_id: str, payload: Any, on_event: OnEvent) -> list[PendingCall]:
         config = self._config(thread_id)
         async for chunk in self._graph.astream(

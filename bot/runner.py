@@ -26,7 +26,7 @@ from bot.directory import Directory
 from bot.lease import Leases
 from bot.logcontext import log_context
 from bot.metrics import Metrics
-from bot.store import DECIDED, Approval, Store
+from bot.store import ALL_STATUSES, DECIDED, Approval, Store
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,10 @@ class Runner:
         Decided cards still showing buttons are redrawn. Each affected conversation is settled
         under its lease, so a live replica's run is never raced: cards never posted are
         posted, decisions are handed to the agent (a call that started but never finished
-        comes back from the journal as "outcome unknown"), and calls that
-        finished with nobody left to report them are reported.
+        comes back from the journal as "outcome unknown"), calls that finished with nobody
+        left to report them are reported, and a run that stopped between two steps carries
+        on to the model's answer. (A run stopped before any gated call, in a model call
+        say, is not picked up: nothing ran, and the person can ask again.)
         """
         outcome_events = ("executed", "failed", "not_run", "outcome_unknown")
         unreported = (
@@ -209,6 +211,16 @@ class Runner:
                         ran=True,
                     )
                     await self._on_tool_outcome(conv, outcome)
+                # Stopped after a step (a tool's, say) with more to do: the model has not
+                # answered yet, and may still ask for more calls.
+                if await self.session.stopped_part_way(conv.key):
+                    log.warning("carrying on the run of %s that stopped part-way", conv.key)
+                    [*_, latest] = await self.store.for_conversation(conv.key, ALL_STATUSES)
+                    await self._run(
+                        conv,
+                        requester=latest.requester,
+                        step=lambda on_event: self.session.carry_on(conv.key, on_event),
+                    )
 
         # The stop may have come before a decided card was redrawn.
         await self.redraw_behind(decided_before=time.time())

@@ -18,6 +18,7 @@ from bot.db import Database, Row, Statements
 
 Status = Literal["pending", "approved", "rejected", "withdrawn", "expired"]
 DECIDED: tuple[Status, ...] = ("approved", "rejected", "withdrawn", "expired")
+ALL_STATUSES: tuple[Status, ...] = ("pending", *DECIDED)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,9 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
     for stage in ("after_tool", "before_reply"):
         trial = trials[stage]
         await d.wait(f"{stage}: the notice that it ran", functools.partial(ran_notices, d, trial))
+    # Stopped after the tool, before the model had answered: the run goes on to the answer.
+    trial = trials["after_tool"]
+    await d.wait("after_tool: the model's answer", lambda: said(d, trial, "Summary:"))
 
     # The card that was never posted is posted by recovery, and works.
     trial = trials["unposted"]
