@@ -166,10 +166,11 @@ class Runner:
         Decided cards still showing buttons are redrawn. Each affected conversation is settled
         under its lease, so a live replica's run is never raced: cards never posted are
         posted, decisions are handed to the agent (a call that started but never finished
-        comes back from the journal as "outcome unknown"), calls that finished with nobody
-        left to report them are reported, and a run that stopped between two steps carries
-        on to the model's answer. (A run stopped before any gated call, in a model call
-        say, is not picked up: nothing ran, and the person can ask again.)
+        comes back from the journal as "outcome unknown"), messages that were on their way
+        are posted, calls that finished with nobody left to report them are reported, and a
+        run that stopped between two steps carries on to the model's answer. (A run stopped
+        before any gated call, in a model call say, is not picked up: nothing ran, and the
+        person can ask again.)
         """
         outcome_events = ("executed", "failed", "not_run", "outcome_unknown")
         unreported = (
@@ -181,12 +182,14 @@ class Runner:
         rows = await self.store.db.fetchall(
             "SELECT conversation FROM approvals WHERE (status = 'pending' AND message_ts IS NULL)"
             " OR (status <> 'pending' AND resumed_at IS NULL)"
-            " UNION SELECT a.conversation" + unreported,
+            " UNION SELECT a.conversation" + unreported + " UNION SELECT conversation FROM outbox",
             outcome_events,
         )
 
         async def settle(conv: Conversation) -> None:
             async with self._lock(conv.key):
+                for message in await self.store.outbox_left(conv.key):
+                    await self._post(conv, message["seq"], message["text"])
                 unposted = await self.store.db.fetchall(
                     "SELECT * FROM approvals WHERE conversation = ? AND status = 'pending'"
                     " AND message_ts IS NULL ORDER BY created_at, id",
@@ -295,10 +298,11 @@ class Runner:
             event, text = "executed", f":white_check_mark: {name} ran: {content}"
         else:
             event, text = "failed", f":x: {name} failed: {content}"
-        # Told first, then audited: recovery reports a finished call with no audit record, so
-        # a stop in between repeats the notice rather than losing it.
-        await self.say(conv, text)
-        await self.store.audit(event, approval=approval, detail=outcome.content[:2000])
+        # The notice and its audit record are kept together: recovery reports a finished call
+        # with no audit record, and posts a notice that was on its way.
+        await self.say(
+            conv, text, audit_event=event, approval=approval, detail=outcome.content[:2000]
+        )
 
     async def _approval_for_call(self, conv: Conversation, tool_call_id: str) -> Approval | None:
         for approval in await self.store.for_conversation(conv.key, DECIDED):
@@ -446,7 +450,23 @@ class Runner:
             if fresh.status != "pending":
                 await self.store.set_card_status(fresh.id, fresh.status)
 
-    async def say(self, conv: Conversation, text: str) -> None:
+    async def say(
+        self,
+        conv: Conversation,
+        text: str,
+        *,
+        audit_event: str | None = None,
+        approval: Approval | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Post in the thread, through the outbox: a stop before Slack confirms the post
+        leaves the message to be posted at the next start (at least once, never lost)."""
+        seq = await self.store.outbox_put(
+            conv.key, text, audit_event=audit_event, approval=approval, detail=detail
+        )
+        await self._post(conv, seq, text)
+
+    async def _post(self, conv: Conversation, seq: int, text: str) -> None:
         try:
             await self.client.chat_postMessage(
                 channel=conv.channel,
@@ -455,7 +475,9 @@ class Runner:
                 blocks=blocks.notice(text),
             )
         except SlackApiError:
+            # Past slack-sdk's retries: an error that posting again would only repeat.
             log.exception("could not post in %s", conv.key)
+        await self.store.outbox_done(seq)
 
     async def _react(self, conv: Conversation, how: str) -> None:
         method = self.client.reactions_add if how == "add" else self.client.reactions_remove

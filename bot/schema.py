@@ -1,5 +1,5 @@
-"""The bot's tables: approvals, votes, event dedupe, the execution journal, the audit trail and
-the conversation leases.
+"""The bot's tables: approvals, votes, event dedupe, the execution journal, the audit trail, the
+conversation leases and the outbox of thread messages.
 
 Each statement is written once, in SQLite's words, and `statements()` renders it for the
 backend: on PostgreSQL `REAL` becomes `DOUBLE PRECISION` (a 4-byte float cannot hold epoch
@@ -75,6 +75,14 @@ TABLES: tuple[str, ...] = (
     key TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL
+)""",
+    # Thread messages on their way to Slack: a row lives from just before the post to just
+    # after it, so what a stopped process was posting is posted at the next start.
+    """CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL
 )""",
     """CREATE TABLE IF NOT EXISTS votes (
     approval_id TEXT NOT NULL,

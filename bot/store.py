@@ -228,6 +228,40 @@ class Store:
         """Drop dedupe keys first seen before `before`; returns how many."""
         return await self.db.execute("DELETE FROM seen_events WHERE seen_at < ?", (before,))
 
+    # outbox ------------------------------------------------------------------------------
+
+    async def outbox_put(
+        self,
+        conversation: str,
+        text: str,
+        *,
+        audit_event: str | None = None,
+        approval: Approval | None = None,
+        detail: str | None = None,
+    ) -> int:
+        """Keep a thread message until it is posted; with `audit_event`, the audit record of
+        what the message reports is committed with it."""
+        insert = (
+            "INSERT INTO outbox (conversation, text, created_at) VALUES (?, ?, ?) RETURNING seq"
+        )
+        params = (conversation, text, time.time())
+        if audit_event is None:
+            [row] = await self.db.fetchall(insert, params)
+            return int(row["seq"])
+        async with self.db.transaction() as tx:
+            [row] = await tx.fetchall(insert, params)
+            await _audit(tx, audit_event, approval=approval, actor=None, reason=None, detail=detail)
+        return int(row["seq"])
+
+    async def outbox_done(self, seq: int) -> None:
+        await self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    async def outbox_left(self, conversation: str) -> list[Row]:
+        """Messages a stopped process was posting in this conversation, oldest first."""
+        return await self.db.fetchall(
+            "SELECT seq, text FROM outbox WHERE conversation = ? ORDER BY seq", (conversation,)
+        )
+
     # audit -------------------------------------------------------------------------------
 
     async def audit(

@@ -169,9 +169,9 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
     for stage in ("after_tool", "before_reply"):
         trial = trials[stage]
         await d.wait(f"{stage}: the notice that it ran", functools.partial(ran_notices, d, trial))
-    # Stopped after the tool, before the model had answered: the run goes on to the answer.
-    trial = trials["after_tool"]
-    await d.wait("after_tool: the model's answer", lambda: said(d, trial, "Summary:"))
+        # Stopped while the notice was on its way (after_tool), the run goes on to the model's
+        # answer; stopped while the answer was on its way (before_reply), it is posted.
+        await d.wait(f"{stage}: the model's answer", lambda: said(d, trial, "Summary:"))  # noqa: B023
 
     # The card that was never posted is posted by recovery, and works.
     trial = trials["unposted"]
@@ -193,6 +193,11 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
         return not left
 
     await d.wait("every approval decided and handed to the agent", settled)
+    for trial in trials.values():
+        texts = d.ui.texts(CHANNEL, trial.thread)
+        assert ran_notices(d, trial) <= 1, texts
+        assert sum("Summary:" in t for t in texts) <= 1, texts
+    assert await d.db.fetchall("SELECT seq FROM outbox") == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
