@@ -215,13 +215,14 @@ class Runner:
                     )
                     await self._on_tool_outcome(conv, outcome)
                 # Stopped after a step (a tool's, say) with more to do: the model has not
-                # answered yet, and may still ask for more calls.
-                if await self.session.stopped_part_way(conv.key):
+                # answered yet, and may still ask for more calls, on behalf of whoever asked
+                # for the last one (a conversation with no gated call has no one on record).
+                asked = await self.store.for_conversation(conv.key, ALL_STATUSES)
+                if asked and await self.session.stopped_part_way(conv.key):
                     log.warning("carrying on the run of %s that stopped part-way", conv.key)
-                    [*_, latest] = await self.store.for_conversation(conv.key, ALL_STATUSES)
                     await self._run(
                         conv,
-                        requester=latest.requester,
+                        requester=asked[-1].requester,
                         step=lambda on_event: self.session.carry_on(conv.key, on_event),
                     )
 

@@ -231,6 +231,27 @@ async def test_kill_9_at_every_stage_loses_nothing_and_runs_nothing_twice(
         assert sum(started.values()) == ROUNDS * (len(STAGES) + 1)
 
 
+async def test_kill_9_while_a_plain_answer_is_on_its_way_posts_it_once_at_restart(
+    tmp_path: Path,
+) -> None:
+    async with deployment(tmp_path, f"sqlite:///{tmp_path / 'bot.sqlite3'}", 1) as d:
+        [bot] = d.bots
+        d.slack.inject_fault("chat.postMessage", "delay", delay=0.0)  # the /ask thread's root
+        d.slack.inject_fault("chat.postMessage", "delay", delay=LONG)  # the model's answer
+        thread = await d.ui.ask("hello there")
+        await d.wait("the answer's post", lambda: not d.slack.faults_left("chat.postMessage"))
+        await bot.kill()
+        await d.start()
+
+        async def posted() -> bool:
+            return await d.db.fetchall("SELECT seq FROM outbox") == []
+
+        await d.wait("the outbox to empty", posted)
+        answers = [t for t in d.ui.texts(CHANNEL, thread) if "You said: hello there" in t]
+        assert len(answers) == 1
+        assert "Traceback" not in bot.tail()
+
+
 async def test_sigterm_drains_the_running_turn_and_a_second_sigterm_exits_at_once(
     tmp_path: Path,
 ) -> None:
