@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 WORKING_REACTION = "hourglass_flowing_sand"
 WORKING_SIGN_AFTER_S = 1.0
 CANCEL_WORDS = frozenset({"cancel", "withdraw", "stop"})
+# chat.update errors that mean the card will never be updated again.
+CARD_GONE = frozenset(
+    {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
+)
 
 Step = Callable[[OnEvent], Awaitable[list[PendingCall]]]
 
@@ -445,9 +449,14 @@ class Runner:
                     text=blocks.card_text(fresh),
                     blocks=card,
                 )
-            except SlackApiError:
-                log.exception("could not update the card of %s; will try again", fresh.id)
-                return
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                if error not in CARD_GONE:
+                    log.exception("could not update the card of %s; will try again", fresh.id)
+                    return
+                # Deleted, or in an archived channel: trying again every sweep would only
+                # repeat the error. The decision itself is on record either way.
+                log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
             if fresh.status != "pending":
                 await self.store.set_card_status(fresh.id, fresh.status)
 

@@ -179,6 +179,29 @@ async def test_a_card_update_slack_refused_is_caught_up_live_and_at_the_next_sta
     assert updates == {first.ts: 2, second.ts: 2}
 
 
+async def test_a_card_deleted_in_slack_is_not_redrawn_again_and_again(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-013", "replicas": 1})),
+        reply_text("Done."),
+    )
+    slack = harness.slack
+    async with harness.bot() as bot:
+        thread = await harness.ask("scale down cl-013 to 1")
+        [card] = await harness.wait_cards(CHANNEL, thread)
+        slack.inject_fault("chat.update", "error", status=200, error="message_not_found")
+        await slack.click("U0BOB", CHANNEL, card.ts, "approval_approve")
+        await harness.wait_text(CHANNEL, thread, "Done.")
+        await harness.idle()
+        assert executions("scale_down") == [{"cluster_id": "cl-013", "replicas": 1}]
+        assert "can no longer be updated (message_not_found)" in caplog.text
+        assert await bot.store.cards_behind(time.time() + 60) == []
+        await bot.runner.redraw_behind(decided_before=time.time() + 60)
+        await harness.idle()
+    assert [c.method for c in slack.calls].count("chat.update") == 1
+
+
 async def test_an_event_delivered_three_times_starts_one_run(harness: Harness) -> None:
     harness.model.script(reply_text("Hello once."))
     slack = harness.slack
