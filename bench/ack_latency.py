@@ -13,8 +13,6 @@ with it burst by burst.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import gc
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -26,6 +24,7 @@ from bench.common import (
     Row,
     Snapshot,
     ask_many,
+    bench_main,
     cards_of,
     click_many,
     cluster_ids,
@@ -34,8 +33,6 @@ from bench.common import (
     failures_row,
     latency_rows,
     post_bare_cards,
-    print_report,
-    quiet_logs,
     sqlite_url,
     under_test,
     workdir,
@@ -158,12 +155,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
-    args = parser.parse_args()
-    quiet_logs()
-    rows = asyncio.run(run(QUICK if args.quick else FULL))
-    print_report("B1 ack latency", rows)
+    bench_main(__doc__ or "", "B1 ack latency", run, FULL, QUICK)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Both clocks are `time.monotonic()`, one clock for every process on Linux.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from bench.common import (
     Row,
     Snapshot,
     ask_many,
+    bench_main,
     cards_of,
     cluster_ids,
     emulator,
@@ -32,8 +32,6 @@ from bench.common import (
     latency_rows,
     ms,
     percentile,
-    print_report,
-    quiet_logs,
     sqlite_url,
     under_test,
     workdir,
@@ -135,11 +133,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
-    args = parser.parse_args()
-    quiet_logs()
-    print_report("B2 click → tool start", asyncio.run(run(QUICK if args.quick else FULL)))
+    bench_main(__doc__ or "", "B2 click → tool start", run, FULL, QUICK)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -16,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -532,3 +533,26 @@ def print_report(title: str, rows: Sequence[Row]) -> None:
     print(table(rows))
     if notes(rows):
         print("\n" + notes(rows))
+
+
+def bench_main(
+    doc: str,
+    title: str,
+    run: Callable[..., Coroutine[Any, Any, list[Row]]],
+    full: object,
+    quick: object,
+    *,
+    takes_database_url: bool = False,
+) -> None:
+    """One benchmark's command line: `--quick` for its small sizes (and `--database-url`
+    where it runs on PostgreSQL too); prints its table."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
+    if takes_database_url:
+        parser.add_argument(
+            "--database-url", help="postgresql://… of a scratch database, for two replicas on it"
+        )
+    args = parser.parse_args()
+    quiet_logs()
+    extra = (args.database_url,) if takes_database_url else ()
+    print_report(title, asyncio.run(run(quick if args.quick else full, *extra)))

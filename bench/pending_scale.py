@@ -21,8 +21,6 @@ start).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +32,12 @@ from bench.common import (
     Row,
     Snapshot,
     ask_many,
+    bench_main,
     cluster_ids,
     emulator,
     enter_all,
     failures_row,
     latency_rows,
-    print_report,
-    quiet_logs,
     sqlite_url,
     under_test,
     workdir,
@@ -190,11 +187,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
-    args = parser.parse_args()
-    quiet_logs()
-    print_report("B3 pending scale", asyncio.run(run(QUICK if args.quick else FULL)))
+    bench_main(__doc__ or "", "B3 pending scale", run, FULL, QUICK)
 
 
 if __name__ == "__main__":

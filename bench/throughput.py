@@ -17,7 +17,6 @@ run on it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -31,6 +30,7 @@ from bench.common import (
     Snapshot,
     StartError,
     ask_many,
+    bench_main,
     cards_of,
     click_many,
     cluster_ids,
@@ -39,8 +39,6 @@ from bench.common import (
     failures_row,
     graph_process,
     is_postgres,
-    print_report,
-    quiet_logs,
     sqlite_url,
     under_test,
     workdir,
@@ -218,15 +216,7 @@ async def run(sizes: Sizes = FULL, database_url: str | None = None) -> list[Row]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
-    parser.add_argument(
-        "--database-url", help="postgresql://… of a scratch database, for two replicas on it"
-    )
-    args = parser.parse_args()
-    quiet_logs()
-    rows = asyncio.run(run(QUICK if args.quick else FULL, args.database_url))
-    print_report("B4 throughput", rows)
+    bench_main(__doc__ or "", "B4 throughput", run, FULL, QUICK, takes_database_url=True)
 
 
 if __name__ == "__main__":
