@@ -71,6 +71,12 @@ def form_body(kind: DeliveryKind, payload: dict[str, Any]) -> tuple[str, str]:
     return encode_delivery(kind, payload)
 
 
+def signed_interaction(payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """An interactivity payload as Slack posts it over HTTP: the body and valid headers."""
+    body, content_type = form_body("interactive", payload)
+    return body, signed_headers(body, content_type=content_type)
+
+
 def click_payload(
     slack: SlackEmulator,
     user: str,

@@ -33,6 +33,7 @@ from tests.security.support import (
     open_view,
     post,
     signed_headers,
+    signed_interaction,
     submission_payload,
 )
 from tests.support.tools import executions
@@ -240,10 +241,9 @@ async def test_a_replayed_approve_click_runs_the_tool_once(harness: Harness) -> 
         harness.slack.use_http(events_url(bot), SECRET)
         thread = await harness.ask("scale down cl-001 to 1")
         [card] = await harness.wait_cards("C0OPS", thread)
-        body, content_type = form_body(
-            "interactive", click_payload(harness.slack, "U0BOB", card, "approval_approve")
+        body, headers = signed_interaction(
+            click_payload(harness.slack, "U0BOB", card, "approval_approve")
         )
-        headers = signed_headers(body, content_type=content_type)
         assert (await post(events_url(bot), body, headers))[0] == 200
         await harness.wait_text("C0OPS", thread, "Scaled.")
         await harness.idle()
@@ -265,10 +265,9 @@ async def test_a_replayed_deny_click_does_not_deny(harness: Harness) -> None:
         harness.slack.use_http(events_url(bot), SECRET)
         thread = await harness.ask("delete cluster cl-002")
         [card] = await harness.wait_cards("C0OPS", thread)
-        body, content_type = form_body(
-            "interactive", click_payload(harness.slack, "U0BOB", card, "approval_deny")
+        body, headers = signed_interaction(
+            click_payload(harness.slack, "U0BOB", card, "approval_deny")
         )
-        headers = signed_headers(body, content_type=content_type)
         assert (await post(events_url(bot), body, headers))[0] == 200
         await harness.slack.wait_for(lambda: harness.slack.views)
         await harness.idle()
@@ -293,11 +292,9 @@ async def test_a_replayed_deny_submission_decides_once(harness: Harness) -> None
         thread = await harness.ask("delete cluster cl-003")
         [card] = await harness.wait_cards("C0OPS", thread)
         view = await open_view(harness, "U0BOB", card.ts, "approval_deny")
-        body, content_type = form_body(
-            "interactive",
-            submission_payload(harness.slack, "U0BOB", view, deny_values("change freeze")),
+        body, headers = signed_interaction(
+            submission_payload(harness.slack, "U0BOB", view, deny_values("change freeze"))
         )
-        headers = signed_headers(body, content_type=content_type)
         assert (await post(events_url(bot), body, headers))[0] == 200
         await harness.wait_text("C0OPS", thread, "Left alone.")
         await harness.idle()
