@@ -23,7 +23,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
 from agent.checkpointer import is_postgres, open_pool, setup_lock, sqlite_path
-from bot.schema import ADDED_COLUMNS, Dialect, render, statements
+from bot.schema import ADDED_COLUMNS, ON_ADDED_COLUMNS, Dialect, render, statements
 
 Row = dict[str, Any]
 
@@ -59,7 +59,7 @@ class Database(Statements):
                 async with setup_lock(database_url):
                     for statement in statements("postgresql"):
                         await db.execute(statement)
-                    await db.add_missing_columns()
+                    await db.upgrade()
             except BaseException:
                 await db.close()
                 raise
@@ -74,7 +74,7 @@ class Database(Statements):
         await conn.execute("PRAGMA busy_timeout=10000")
         await conn.executescript(";\n".join(statements("sqlite")) + ";")
         sqlite = SqliteDatabase(conn)
-        await sqlite.add_missing_columns()
+        await sqlite.upgrade()
         return sqlite
 
     @abstractmethod
@@ -87,7 +87,8 @@ class Database(Statements):
     @abstractmethod
     async def columns(self, where: Statements, table: str) -> set[str]: ...
 
-    async def add_missing_columns(self) -> None:
+    async def upgrade(self) -> None:
+        """Add the columns a database made by an older version lacks, then their indexes."""
         for table, column, kind, backfill in ADDED_COLUMNS:
             if column in await self.columns(self, table):
                 continue
@@ -98,6 +99,8 @@ class Database(Statements):
                         render(f"ALTER TABLE {table} ADD COLUMN {column} {kind}", self.dialect)
                     )
                     await tx.execute(backfill)
+        for statement in ON_ADDED_COLUMNS:
+            await self.execute(render(statement, self.dialect))
 
 
 class _SqliteStatements(Statements):

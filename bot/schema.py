@@ -104,6 +104,13 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ),
 )
 
+# Indexes on added columns, made once those exist, on new and old databases alike.
+ON_ADDED_COLUMNS: tuple[str, ...] = (
+    # The sweeper asks every 30 s which cards lag their approval: only those rows are indexed.
+    "CREATE INDEX IF NOT EXISTS approvals_cards_behind ON approvals (decided_at)"
+    " WHERE card_status IS NULL OR card_status <> status",
+)
+
 _POSTGRESQL = (
     (
         re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),

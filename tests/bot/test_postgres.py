@@ -175,13 +175,21 @@ async def test_a_database_made_before_card_status_gains_it_on_open(
             shown = await _approval(store, 1, message_ts="2.0")
             await store.claim(shown.id, "approved", by="U0BOB")
             unposted = await _approval(store, 2)
-            await db.execute("ALTER TABLE approvals DROP COLUMN card_status")  # as it was
+            # As it was before the column and its index.
+            await db.execute("DROP INDEX approvals_cards_behind")
+            await db.execute("ALTER TABLE approvals DROP COLUMN card_status")
         async with opened(url) as db:
             store = Store(db)
             # A card posted before is taken to show its status; no redraw storm follows.
             assert (await store.get(shown.id)).card_status == "approved"  # type: ignore[union-attr]
             assert (await store.get(unposted.id)).card_status is None  # type: ignore[union-attr]
             assert await store.cards_behind(time.time() + 1) == []
+            indexes = (
+                "SELECT name FROM sqlite_master WHERE type = 'index'"
+                if backend == "sqlite"
+                else "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()"
+            )
+            assert {"name": "approvals_cards_behind"} in await db.fetchall(indexes)
         reopened = await Database.open(url)  # a second open adds nothing
         await reopened.close()
 
