@@ -40,6 +40,9 @@ TABLES: tuple[str, ...] = (
     card_status TEXT
 )""",
     "CREATE INDEX IF NOT EXISTS approvals_by_conversation ON approvals (conversation, status)",
+    # The expiry sweep every 2 s reads only pending approvals, never the decided history.
+    "CREATE INDEX IF NOT EXISTS approvals_expiring ON approvals (expires_at)"
+    " WHERE status = 'pending'",
     """CREATE TABLE IF NOT EXISTS seen_events (
     key TEXT PRIMARY KEY,
     seen_at REAL NOT NULL
