@@ -192,12 +192,13 @@ class Store:
         return [Approval.from_row(r) for r in rows]
 
     async def mark_resumed(self, approval_ids: list[str]) -> None:
-        now = time.time()
-        for approval_id in approval_ids:
-            await self.db.execute(
-                "UPDATE approvals SET resumed_at = ? WHERE id = ? AND resumed_at IS NULL",
-                (now, approval_id),
-            )
+        if not approval_ids:
+            return
+        marks = ",".join("?" * len(approval_ids))
+        await self.db.execute(
+            f"UPDATE approvals SET resumed_at = ? WHERE id IN ({marks}) AND resumed_at IS NULL",
+            (time.time(), *approval_ids),
+        )
 
     async def add_vote(self, approval_id: str, user: str) -> bool:
         """Count `user` toward a quorum; False if they had already approved."""
