@@ -226,19 +226,9 @@ class Policy:
             confirm=rule.confirm,
         )
 
-    def interrupt_on(self, tool_names: Iterable[str]) -> dict[str, Any]:
-        """`HumanInTheLoopMiddleware.interrupt_on` for these tools.
-
-        `reject` is always allowed to LangGraph even where people are not offered Deny:
-        the bot must be able to expire or withdraw any call (DESIGN §2).
-        """
-        mapping: dict[str, Any] = {}
-        for name in tool_names:
-            tool = self.for_tool(name)
-            if tool.gated:
-                allowed = list(dict.fromkeys([*tool.decisions, "reject"]))
-                mapping[name] = {"allowed_decisions": allowed}
-        return mapping
+    def gated(self, tool_names: Iterable[str]) -> list[str]:
+        """The tools among these that the policy gates now."""
+        return [name for name in tool_names if self.for_tool(name).gated]
 
 
 def _explain(err: Any) -> str:

@@ -39,6 +39,11 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def count(n: int, noun: str) -> str:
+    """`1 approval`, `2 approvals`: a number and a noun that agree."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 
@@ -210,6 +215,8 @@ def outcome_line(approval: Approval, votes: list[str] | None = None) -> str:
             return f":leftwards_arrow_with_hook: Withdrawn by {by}{at}"
         case "expired":
             return f":hourglass: Expired{at} — nobody decided in time"
+        case "dropped":
+            return ":heavy_minus_sign: No longer pending — the agent moved on without this call"
         case _:
             return ":hourglass_flowing_sand: Waiting for a decision"
 
