@@ -326,3 +326,31 @@ async def _metrics(port: int | None) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
 
+
+
+async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
+    harness: Harness,
+) -> None:
+    async with harness.bot():
+        thread, _ = await scale_down_card(harness)
+    # As if the process had stopped after LangGraph saved the pause, before the bot recorded
+    # the approval: the run is on record, the approval is not.
+    db = await Database.open(f"sqlite:///{harness.tmp / 'bot.sqlite3'}")
+    try:
+        [row] = await db.fetchall("SELECT conversation, requester FROM approvals")
+        await db.execute("DELETE FROM approvals")
+        await db.execute("DELETE FROM audit")
+        await db.execute(
+            "INSERT INTO runs (conversation, requester, started_at) VALUES (?, ?, 0)",
+            (row["conversation"], row["requester"]),
+        )
+    finally:
+        await db.close()
+    async with harness.bot() as bot:
+        await harness.slack.wait_for(lambda: len(harness.cards(CHANNEL, thread)) == 2)
+        card = harness.cards(CHANNEL, thread)[-1]
+        await harness.slack.click("U0BOB", CHANNEL, card.ts, "approval_approve")
+        await harness.wait_text(CHANNEL, thread, "All done here.")
+        await harness.idle()
+        assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
+        assert [r["event"] for r in await bot.store.audit_log()][:1] == ["requested"]
