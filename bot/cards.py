@@ -108,8 +108,7 @@ class Cards:
             )
             if fresh.message_ts is None:
                 return
-            quorum = int(fresh.policy.get("approvals_needed", 1)) > 1
-            votes = await self.store.votes(fresh.id) if quorum else []
+            votes = await self.store.votes(fresh.id) if fresh.policy.needs_quorum else []
             card = (
                 blocks.approval_card(fresh, votes)
                 if fresh.status == "pending"

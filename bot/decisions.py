@@ -112,7 +112,7 @@ class Decisions:
             await self._tell_decided(approval, user)
             return False
         refusal = await self.refusal(approval, user)
-        if refusal is None and choice not in _offered(approval):
+        if refusal is None and not approval.policy.offers(choice):
             refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
         if refusal is not None:
             await self._refused(approval, user, refusal)
@@ -186,7 +186,7 @@ class Decisions:
     def _needed(self, approval: Approval) -> int:
         """The quorum: the request's, or the current policy's if that asks for more."""
         return max(
-            int(approval.policy.get("approvals_needed", 1)),
+            approval.policy.approvals_needed,
             self.policy.for_tool(approval.tool).approvals_needed,
         )
 
@@ -196,12 +196,10 @@ class Decisions:
         effect on pending calls, and loosening a policy never applies backwards. Group
         membership is looked up afresh for each decision."""
         now = self.policy.for_tool(approval.tool)
-        self_approval = approval.policy.get("allow_self_approval", True) and (
-            now.allow_self_approval
-        )
+        self_approval = approval.policy.allow_self_approval and now.allow_self_approval
         if not self_approval and user == approval.requester:
             return "You asked for this call, so someone else has to decide it."
-        for approvers in (list(approval.policy.get("approvers") or []), list(now.approvers)):
+        for approvers in (list(approval.policy.approvers), list(now.approvers)):
             try:
                 allowed = await self.directory.is_allowed(user, approvers, fresh=True)
             except SlackApiError as exc:
@@ -294,9 +292,3 @@ class Decisions:
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
-
-def _offered(approval: Approval) -> set[str]:
-    offered = set(approval.policy.get("decisions", ["approve", "reject"]))
-    if int(approval.policy.get("approvals_needed", 1)) > 1:
-        offered.discard("edit")  # an edit would skip the other approvers
-    return offered

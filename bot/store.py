@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.journal import JournalEntry
+from agent.policy import PolicySnapshot
 from bot.db import Database, Row, Statements
 
 Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
@@ -38,7 +39,7 @@ class Approval:
     description: str
     requester: str
     status: Status
-    policy: dict[str, Any]
+    policy: PolicySnapshot
     created_at: float
     expires_at: float | None
     decided_by: str | None
@@ -52,9 +53,10 @@ class Approval:
     @classmethod
     def from_row(cls, row: Row) -> Approval:
         values = dict(row)
-        for key in ("args", "policy", "decision"):
+        for key in ("args", "decision"):
             if values[key] is not None:
                 values[key] = json.loads(values[key])
+        values["policy"] = PolicySnapshot.model_validate_json(values["policy"])
         return cls(**values)
 
 
@@ -77,7 +79,7 @@ class Store:
         args: dict[str, Any],
         description: str,
         requester: str,
-        policy: dict[str, Any],
+        policy: PolicySnapshot,
         expires_at: float | None,
     ) -> tuple[Approval, bool]:
         """Record a pending call once per interrupt; returns (approval, created)."""
@@ -99,7 +101,7 @@ class Store:
                 json.dumps(args, default=str),
                 description,
                 requester,
-                json.dumps(policy),
+                policy.model_dump_json(),
                 time.time(),
                 expires_at,
             ),
