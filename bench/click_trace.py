@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
 from agent.session import AgentSession
 from bench import tools
 from bot.cards import Cards
@@ -34,13 +36,14 @@ from bot.store import SqlJournal, Store
 
 STEPS: dict[type, tuple[str, ...]] = {
     Decisions: ("decide", "_apply"),
-    Store: ("get", "claim", "unresumed", "votes", "set_card_status"),
+    Store: ("get", "claim", "unresumed", "votes", "set_card_status", "run_started"),
     Runner: ("resume_decided", "_decision"),
     Cards: ("update",),
     RowLeases: ("_take",),
     AgentSession: ("pending", "resume"),
-    SqlJournal: ("begin",),
+    SqlJournal: ("approval_for", "begin"),
     Directory: ("is_allowed", "name"),
+    AsyncSqliteSaver: ("aget_tuple",),
 }
 
 _clicked: list[float] = []  # perf_counter() when the click being traced reached Bolt

@@ -8,6 +8,7 @@ outlasted the retries) is redrawn by `redraw_behind`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from slack_sdk.errors import SlackApiError
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 CARD_GONE = frozenset(
     {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
 )
+# How long an approved card waits for its tool to start before it is drawn anyway.
+CARD_AFTER_TOOL_S = 0.25
 
 
 class Cards:
@@ -33,6 +36,7 @@ class Cards:
         self.client = client
         self.background = background
         self._locks: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, asyncio.Event] = {}
 
     async def post(self, conv: Conversation, approval: Approval) -> bool:
         """Post the card of a pending approval; False when Slack did not take it (the
@@ -88,6 +92,30 @@ class Cards:
     def redraw(self, approval: Approval) -> None:
         """Update a card in the background."""
         self.background.spawn(self.update(approval), what=f"card {approval.id}")
+
+    def redraw_after_start(self, approval: Approval) -> None:
+        """Update the card of an approved call once its tool has started (`release`), or
+        after `CARD_AFTER_TOOL_S`: drawn earlier, it competed with the resume for the event
+        loop and the database and delayed the tool by about 2 ms. By then the journal entry,
+        a durable commit, has made the decision durable too (README, "Durability")."""
+        started = self._held.setdefault(approval.interrupt_id, asyncio.Event())
+        self.background.spawn(self._after(started, approval), what=f"card {approval.id}")
+
+    async def _after(self, started: asyncio.Event, approval: Approval) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CARD_AFTER_TOOL_S):
+                    await started.wait()
+        finally:
+            if self._held.get(approval.interrupt_id) is started:
+                del self._held[approval.interrupt_id]
+        await self.update(approval)
+
+    def release(self, call_key: str) -> None:
+        """The call's tool has started (or its run is over): draw its card now."""
+        held = self._held.get(call_key)
+        if held is not None:
+            held.set()
 
     async def redraw_behind(self, *, decided_before: float) -> None:
         """Redraw, in the background, the cards that still show a decided approval pending."""

@@ -173,9 +173,12 @@ class Decisions:
             else:
                 await self._tell_decided(fresh, user)
             return False
-        # The card is redrawn beside the run rather than before it: the claim already
+        # The card is redrawn after the decision rather than before it: the claim already
         # stops other clicks, and a card left behind by a stop is caught up later.
-        self.cards.redraw(decided)
+        if decided.status == "approved":
+            self.cards.redraw_after_start(decided)
+        else:
+            self.cards.redraw(decided)
         return True
 
     async def _refused(self, approval: Approval, user: str, why: str) -> None:

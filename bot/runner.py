@@ -130,24 +130,32 @@ class Runner:
         """Hand every recorded decision of this conversation to the agent, once."""
         async with self.lock(conv.key):
             decided = await self.store.unresumed(conv.key)
-            if not decided:
-                return
-            pending = {p.interrupt_id for p in await self.session.pending(conv.key)}
-            stale = [a.id for a in decided if a.interrupt_id not in pending]
-            if stale:
-                # Already answered (e.g. by a run that crashed after answering): never
-                # re-answer, and never let the decision land on another call.
-                log.warning("decisions for calls no longer pending: %s", stale)
-                await self.store.mark_resumed(stale)
-            live = [a for a in decided if a.interrupt_id in pending]
-            if not live:
-                return
-            decisions = {a.interrupt_id: await self._decision(a) for a in live}
-            await self._run(
-                conv,
-                requester=live[0].requester,
-                step=lambda on_event: self._resume(conv, live, decisions, on_event),
-            )
+            try:
+                await self._resume_decided(conv, decided)
+            finally:
+                for approval in decided:
+                    self.cards.release(approval.interrupt_id)
+
+    async def _resume_decided(self, conv: Conversation, decided: list[Approval]) -> None:
+        """(Under the lock.) Only the decisions still pending in LangGraph are handed over."""
+        if not decided:
+            return
+        pending = {p.interrupt_id for p in await self.session.pending(conv.key)}
+        stale = [a.id for a in decided if a.interrupt_id not in pending]
+        if stale:
+            # Already answered (e.g. by a run that crashed after answering): never
+            # re-answer, and never let the decision land on another call.
+            log.warning("decisions for calls no longer pending: %s", stale)
+            await self.store.mark_resumed(stale)
+        live = [a for a in decided if a.interrupt_id in pending]
+        if not live:
+            return
+        decisions = {a.interrupt_id: await self._decision(a) for a in live}
+        await self._run(
+            conv,
+            requester=live[0].requester,
+            step=lambda on_event: self._resume(conv, live, decisions, on_event),
+        )
 
     async def carry_on(self, conv: Conversation, requester: str) -> None:
         """Run what is left of a run that stopped between two steps (call under the lock)."""

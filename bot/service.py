@@ -170,11 +170,11 @@ async def _running_bot(
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
-        journal = SqlJournal(db)
-        graph = build_agent(model, tools, policy, checkpointer, journal, journal)
-        directory = Directory(client)
         background = Background()
         cards = Cards(store, client, background)
+        journal = SqlJournal(db, on_begin=cards.release)
+        graph = build_agent(model, tools, policy, checkpointer, journal, journal)
+        directory = Directory(client)
         runner = Runner(
             session=AgentSession(graph),
             store=store,

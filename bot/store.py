@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -469,8 +470,10 @@ class SqlJournal:
     """The agent's execution journal (agent.journal.Journal) and the gate's approval records
     (agent.gate.ApprovalRecords), in the bot's database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_begin: Callable[[str], None] | None = None) -> None:
         self._db = db
+        # Told each call key once its entry is committed, just before the tool starts.
+        self._on_begin = on_begin
 
     async def approval_for(self, call_key: str) -> str | None:
         row = await self._db.fetchone(
@@ -486,6 +489,8 @@ class SqlJournal:
             " started_at) VALUES (?,?,?,?,?,'started',?) ON CONFLICT (call_key) DO NOTHING",
             (key, thread_id, tool_call_id, name, json.dumps(args, default=str), time.time()),
         )
+        if self._on_begin is not None:
+            self._on_begin(key)
         if inserted == 1:
             return None
         row = await self._db.fetchone(
