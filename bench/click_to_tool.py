@@ -7,13 +7,19 @@ load and check the approval, claim, update the card, read what is pending, resum
 Both clocks are `time.monotonic()`, one clock for every process on Linux.
 
     python -m bench.click_to_tool [--quick]
+
+With `BENCH_AGAINST=/absolute/path/to/another/checkout`, a second bot running that checkout's code
+takes its turns too (its own emulator and database), and a row compares the two: a change
+measured against the code before it in the same run, under the same load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.common import (
     APPROVER,
@@ -103,6 +109,7 @@ async def click_to_tool(emu: SlackEmulator, bot: BotProcess, clusters: list[str]
 async def run(sizes: Sizes = FULL) -> list[Row]:
     since = Snapshot()
     clicks = Clicks()
+    against_clicks = Clicks()
     bare_samples: list[float] = []
     with workdir() as directory:
         async with AsyncExitStack() as stack:
@@ -114,6 +121,20 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
                     graph_process(sqlite_url(directory, "bare.sqlite3"), directory),
                 ],
             )
+            against = os.environ.get("BENCH_AGAINST")
+            other: tuple[SlackEmulator, BotProcess] | None = None
+            if against:
+                other_emu = await stack.enter_async_context(emulator())
+                other_bot = await stack.enter_async_context(
+                    under_test(
+                        other_emu,
+                        database_url=sqlite_url(directory, "against.sqlite3"),
+                        workdir=directory,
+                        source=Path(against),
+                    )
+                )
+                other = (other_emu, other_bot)
+                await click_to_tool(other_emu, other_bot, cluster_ids("b2v", sizes.warmup))
             await click_to_tool(emu, bot, cluster_ids("b2w", sizes.warmup))
             await graph.call("latency", n=sizes.warmup)
             # Turns of `chunk` clicks and `chunk` bare resumes: load from anything else on the
@@ -122,9 +143,20 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
                 n = min(sizes.chunk, sizes.samples - i)
                 clicks.add(await click_to_tool(emu, bot, cluster_ids(f"b2x{i}", n)))
                 bare_samples += (await graph.call("latency", n=n))["samples"]
+                if other is not None:
+                    against_clicks.add(await click_to_tool(*other, cluster_ids(f"b2y{i}", n)))
     rows = latency_rows(
         "B2", "SQLite, one at a time", "click → tool start", clicks.to_tool, bare_samples, TARGET
     )
+    if against:
+        rows += latency_rows(
+            "B2",
+            f"SQLite, this code vs {against}",
+            "click → tool start",
+            clicks.to_tool,
+            against_clicks.to_tool,
+            "",
+        )
     overhead = ms(percentile(clicks.to_tool, 50) - percentile(bare_samples, 50))
     rows[0].note = f"the bot adds {overhead:.2f} ms at p50"
     if clicks.lost or since.anything_new():

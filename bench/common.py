@@ -202,7 +202,8 @@ class BotProcess:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
-    async def start(cls, config: dict[str, Any]) -> BotProcess:
+    async def start(cls, config: dict[str, Any], source: Path | None = None) -> BotProcess:
+        """`source`: another checkout whose code the process runs instead of this one."""
         log = Path(config["workdir"]) / f"{config['kind']}-{time.monotonic_ns()}.log"
         with log.open("wb") as stderr:
             proc = await asyncio.create_subprocess_exec(
@@ -215,7 +216,7 @@ class BotProcess:
                 stderr=stderr,
                 # Not the repo: a DATABASE_URL an older bot misreads as a path lands here.
                 cwd=config["workdir"],
-                env=child_env(),
+                env=child_env(source),
                 limit=1 << 26,
             )
         started = time.perf_counter()
@@ -271,9 +272,10 @@ class BotProcess:
             await self.proc.wait()
 
 
-def child_env() -> dict[str, str]:
+def child_env(source: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    first = [str(source)] if source is not None else []
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*first, str(ROOT), env.get("PYTHONPATH")]))
     return env
 
 
@@ -326,12 +328,13 @@ async def under_test(
     transport: str = "socket",
     database_url: str,
     workdir: Path,
+    source: Path | None = None,
 ) -> AsyncIterator[BotProcess]:
     """The bot (or the bare app) in its own process, receiving this emulator's deliveries."""
     config = process_config(
         emu, kind=kind, transport=transport, database_url=database_url, workdir=workdir
     )
-    bot = await BotProcess.start(config)
+    bot = await BotProcess.start(config, source)
     try:
         if transport == "http":
             emu.use_http(f"http://127.0.0.1:{bot.ready['http_port']}/slack/events", SIGNING_SECRET)
