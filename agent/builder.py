@@ -46,8 +46,10 @@ def build_agent(
         tools=tools,
         system_prompt=SYSTEM_PROMPT,
         middleware=[
-            ApprovalGate(records, gated_now=policy.gated(names)),
-            gated_hitl(names, descriptions),
+            ApprovalGate(
+                records, gated_now=policy.gated(names), editable_now=policy.editable(names)
+            ),
+            *gated_hitl(names, descriptions),
             ExecutionJournalMiddleware(journal),
             ToolErrorMiddleware(aon_error=tool_error),
         ],

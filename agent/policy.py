@@ -257,6 +257,10 @@ class Policy:
         """The tools among these that the policy gates now."""
         return [name for name in tool_names if self.for_tool(name).gated]
 
+    def editable(self, tool_names: Iterable[str]) -> list[str]:
+        """The tools among these whose calls people may now answer with an Edit."""
+        return [name for name in tool_names if self.for_tool(name).snapshot().offers("edit")]
+
 
 def _explain(err: Any) -> str:
     if err["type"] == "extra_forbidden":

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.gate import Recorded
 from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
 from bot.db import Database, Row, Statements
@@ -475,11 +476,14 @@ class SqlJournal:
         # Told each call key once its entry is committed, just before the tool starts.
         self._on_begin = on_begin
 
-    async def approval_for(self, call_key: str) -> str | None:
+    async def approval_for(self, call_key: str) -> Recorded | None:
         row = await self._db.fetchone(
-            "SELECT id FROM approvals WHERE interrupt_id = ?", (call_key,)
+            "SELECT id, policy FROM approvals WHERE interrupt_id = ?", (call_key,)
         )
-        return str(row["id"]) if row else None
+        if row is None:
+            return None
+        policy = PolicySnapshot.model_validate_json(row["policy"])
+        return Recorded(str(row["id"]), edit=policy.offers("edit"))
 
     async def begin(
         self, key: str, thread_id: str, tool_call_id: str, name: str, args: dict[str, Any]
