@@ -90,7 +90,12 @@ async def open_pool(
 
 
 @asynccontextmanager
-async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[str]]:
+async def open_checkpointer(
+    database_url: str, *, fsync_each_commit: bool = True
+) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """`fsync_each_commit=False` (SQLite): checkpoints commit without an fsync of their own,
+    for a caller that makes a durable commit to the same file before anything irreversible
+    (the bot: the journal entry before each gated tool, README "Durability")."""
     if is_postgres(database_url):
         pool = await open_pool(database_url, max_size=CHECKPOINT_POOL_SIZE, name="checkpoints")
         try:
@@ -107,6 +112,9 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         # WAL lets the bot's own tables in the same file be written while checkpoints are read.
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA busy_timeout=10000")
+        if not fsync_each_commit:
+            # The durable commit syncs the WAL the checkpoints share with it.
+            await conn.execute("PRAGMA synchronous=NORMAL")
         sqlite_saver = AsyncSqliteSaver(conn)
         await sqlite_saver.setup()
         yield sqlite_saver

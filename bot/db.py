@@ -40,6 +40,11 @@ class Statements(ABC):
     @abstractmethod
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
+    async def execute_durable(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """`execute`, committed so that a power loss cannot undo it (nor, on SQLite, anything
+        committed before it)."""
+        return await self.execute(sql, params)
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
@@ -73,7 +78,15 @@ class Database(Statements):
         # Other processes on the same file (replicas, `slack-approvals audit`) wait their turn.
         await conn.execute("PRAGMA busy_timeout=10000")
         await conn.executescript(";\n".join(statements("sqlite")) + ";")
-        sqlite = SqliteDatabase(conn)
+        # No fsync per commit: a killed process loses nothing (the WAL is in the OS's cache),
+        # a power loss the commits since the last fsync. `execute_durable` commits with one,
+        # on a connection of its own; it syncs the one WAL file, so every commit before it on
+        # any connection to the file is then durable too (README, "Durability").
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        durable = await aiosqlite.connect(path, isolation_level=None)
+        await durable.execute("PRAGMA busy_timeout=10000")
+        await durable.execute("PRAGMA synchronous=FULL")
+        sqlite = SqliteDatabase(conn, durable)
         await sqlite.upgrade()
         return sqlite
 
@@ -126,20 +139,28 @@ class _SqliteStatements(Statements):
 class SqliteDatabase(Database):
     dialect: Dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, durable: aiosqlite.Connection) -> None:
         self._conn = conn
         self._statements = _SqliteStatements(conn)
+        self._durable_conn = durable
+        self._durable = _SqliteStatements(durable)
+        self._durable_turn = asyncio.Lock()
         # One statement (or transaction) at a time on the one connection: a write interleaved
         # with another task's open read transaction would have to upgrade it, which SQLite
         # refuses at once ("database is locked") while another connection writes.
         self._turn = asyncio.Lock()
 
     async def close(self) -> None:
+        await self._durable_conn.close()
         await self._conn.close()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._turn:
             return await self._statements.execute(sql, params)
+
+    async def execute_durable(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._durable_turn:
+            return await self._durable.execute(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._turn:

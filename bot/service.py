@@ -167,7 +167,9 @@ async def _running_bot(
         db = await Database.open(settings.database_url)
         stack.push_async_callback(db.close)
         store = Store(db)
-        checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+        checkpointer = await stack.enter_async_context(
+            open_checkpointer(settings.database_url, fsync_each_commit=False)
+        )
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
         background = Background()

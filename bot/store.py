@@ -488,7 +488,9 @@ class SqlJournal:
     async def begin(
         self, key: str, thread_id: str, tool_call_id: str, name: str, args: dict[str, Any]
     ) -> JournalEntry | None:
-        inserted = await self._db.execute(
+        # The one durable commit before a gated tool starts: a power loss after it cannot
+        # make the call look never started, so it is never run twice.
+        inserted = await self._db.execute_durable(
             "INSERT INTO executions (call_key, thread_id, tool_call_id, tool, args, status,"
             " started_at) VALUES (?,?,?,?,?,'started',?) ON CONFLICT (call_key) DO NOTHING",
             (key, thread_id, tool_call_id, name, json.dumps(args, default=str), time.time()),
