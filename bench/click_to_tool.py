@@ -31,6 +31,7 @@ from bench.common import (
     bench_main,
     cards_of,
     cluster_ids,
+    cpu_seconds,
     emulator,
     enter_all,
     failures_row,
@@ -71,6 +72,7 @@ async def prepare(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> l
 class Clicks:
     to_tool: list[float] = field(default_factory=list)  # click → tool start, s
     acks: list[float] = field(default_factory=list)  # click ack latency, s
+    cpu: float = 0.0  # the bot's CPU time while it handled the clicks, s
     conversations: int = 0
     lost: int = 0  # conversations that got no card, or whose click ran no tool
 
@@ -79,12 +81,14 @@ class Clicks:
         self.acks += other.acks
         self.conversations += other.conversations
         self.lost += other.lost
+        self.cpu += other.cpu
 
 
 async def click_each(emu: SlackEmulator, bot: BotProcess, cards: list[Card]) -> Clicks:
     """Click one card at a time, each after the previous one's run has finished."""
     clicks = Clicks(conversations=len(cards))
     await bot.call("starts")
+    cpu = cpu_seconds(bot.proc.pid)
     for card in cards:
         clicked = asyncio.get_running_loop().time()  # the loop's clock is time.monotonic()
         delivery = await emu.click(APPROVER, card.channel, card.ts, blocks.APPROVE_ACTION)
@@ -95,6 +99,7 @@ async def click_each(emu: SlackEmulator, bot: BotProcess, cards: list[Card]) -> 
             continue
         clicks.to_tool.append(starts[0][1] - clicked)
         clicks.acks.append(delivery.ack.latency)
+    clicks.cpu = cpu_seconds(bot.proc.pid) - cpu
     return clicks
 
 
@@ -156,6 +161,16 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
             clicks.to_tool,
             against_clicks.to_tool,
             "",
+        )
+        rows.append(
+            Row(
+                "B2",
+                f"SQLite, this code vs {against}",
+                f"bot CPU per click (n={len(clicks.to_tool)}), all of its work",
+                ms(clicks.cpu / max(1, len(clicks.to_tool))),
+                ms(against_clicks.cpu / max(1, len(against_clicks.to_tool))),
+                "ms",
+            )
         )
     overhead = ms(percentile(clicks.to_tool, 50) - percentile(bare_samples, 50))
     rows[0].note = f"the bot adds {overhead:.2f} ms at p50"
