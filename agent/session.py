@@ -6,15 +6,26 @@ so a paused or finished step is on disk before the bot acts on it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.errors import UnknownInterruptError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from agent.gate import CALL_KEY
+
+log = logging.getLogger(__name__)
+
+# LangGraph's "strict resume": a resume naming an interrupt that is not pending raises
+# `UnknownInterruptError` before anything is saved, checked against the state LangGraph loads
+# for the run anyway. Only a configurable key turns it on; tests/agent/test_session.py fails if
+# a LangGraph release drops it. Without it a stale answer would still never reach another call
+# (answers are keyed by interrupt id), but a resume could carry on a run that stopped part-way.
+STRICT_RESUME = "__pregel_strict_resume"
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,11 @@ class AgentSession:
         self._graph = graph
 
     @staticmethod
-    def _config(thread_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": thread_id}}
+    def _config(thread_id: str, *, strict: bool = False) -> dict[str, Any]:
+        configurable: dict[str, Any] = {"thread_id": thread_id}
+        if strict:
+            configurable[STRICT_RESUME] = True
+        return {"configurable": configurable}
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
         state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
@@ -88,11 +102,23 @@ class AgentSession:
         self, thread_id: str, decisions: Mapping[str, Decision], on_event: OnEvent
     ) -> list[PendingCall]:
         """Answer pending interrupts by id; an un-keyed resume would answer whatever is
-        pending now, which is never what a click on an older card meant."""
+        pending now, which is never what a click on an older card meant. Answers to
+        interrupts no longer pending (answered by a run that stopped before the bot marked
+        them) are dropped, never re-applied; LangGraph checks that as it loads the thread,
+        so the state is not read here first."""
         if not decisions:
             raise ValueError("resume needs at least one decision keyed by interrupt id")
-        command = Command(resume={key: dict(value) for key, value in decisions.items()})
-        return await self._drive(thread_id, command, on_event)
+        answers = {key: dict(value) for key, value in decisions.items()}
+        while answers:
+            try:
+                return await self._drive(thread_id, Command(resume=answers), on_event, strict=True)
+            except UnknownInterruptError as exc:
+                if exc.reason != "not_pending":
+                    raise
+                log.warning("decisions for calls no longer pending: %s", exc.interrupt_ids)
+                for key in exc.interrupt_ids:
+                    answers.pop(key, None)
+        return await self.pending(thread_id)
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has
@@ -104,8 +130,10 @@ class AgentSession:
         """Run what is left of a run that stopped part-way, from its last checkpoint."""
         return await self._drive(thread_id, None, on_event)
 
-    async def _drive(self, thread_id: str, payload: Any, on_event: OnEvent) -> list[PendingCall]:
-        config = self._config(thread_id)
+    async def _drive(
+        self, thread_id: str, payload: Any, on_event: OnEvent, *, strict: bool = False
+    ) -> list[PendingCall]:
+        config = self._config(thread_id, strict=strict)
         async for chunk in self._graph.astream(
             payload,
             config,  # type: ignore[arg-type]

@@ -137,24 +137,16 @@ class Runner:
                     self.cards.release(approval.interrupt_id)
 
     async def _resume_decided(self, conv: Conversation, decided: list[Approval]) -> None:
-        """(Under the lock.) Only the decisions still pending in LangGraph are handed over."""
+        """(Under the lock.) A decision whose call is no longer pending (answered by a run
+        that stopped before marking it) is dropped by the session, never re-applied nor
+        landed on another call, and marked handed over when the run reconciles."""
         if not decided:
             return
-        pending = {p.interrupt_id for p in await self.session.pending(conv.key)}
-        stale = [a.id for a in decided if a.interrupt_id not in pending]
-        if stale:
-            # Already answered (e.g. by a run that crashed after answering): never
-            # re-answer, and never let the decision land on another call.
-            log.warning("decisions for calls no longer pending: %s", stale)
-            await self.store.mark_resumed(stale)
-        live = [a for a in decided if a.interrupt_id in pending]
-        if not live:
-            return
-        decisions = {a.interrupt_id: await self._decision(a) for a in live}
+        decisions = {a.interrupt_id: await self._decision(a) for a in decided}
         await self._run(
             conv,
-            requester=live[0].requester,
-            step=lambda on_event: self._resume(conv, live, decisions, on_event),
+            requester=decided[0].requester,
+            step=lambda on_event: self._resume(conv, decided, decisions, on_event),
         )
 
     async def carry_on(self, conv: Conversation, requester: str) -> None:

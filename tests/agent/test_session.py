@@ -1,0 +1,78 @@
+"""AgentSession.resume leans on LangGraph's strict resume instead of reading the state first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import UnknownInterruptError
+from langgraph.types import Command
+
+from agent.demo_tools import DemoInventory, build_demo_tools
+from agent.offline_model import OfflineChatModel
+from agent.session import STRICT_RESUME, AgentSession, Event
+
+NOT_PENDING = "0" * 32  # shaped like an interrupt id, but no interrupt has it
+
+
+def paused_graph(tmp_path: Path) -> Any:
+    return create_agent(
+        model=OfflineChatModel(),
+        tools=build_demo_tools(DemoInventory(tmp_path / "inventory.sqlite")),
+        checkpointer=InMemorySaver(),
+        middleware=[
+            HumanInTheLoopMiddleware(interrupt_on={"scale_down": True}, interrupt_mode="per_call")
+        ],
+    )
+
+
+async def ask(session: AgentSession, events: list[Event]) -> str:
+    async def on_event(event: Event) -> None:
+        events.append(event)
+
+    [pending] = await session.start_turn("t", "scale down cl-001 to 2", on_event)
+    return pending.interrupt_id
+
+
+async def test_langgraph_still_refuses_a_strict_resume_of_an_interrupt_not_pending(
+    tmp_path: Path,
+) -> None:
+    """If a LangGraph release drops the configurable key, this fails: the session would
+    then carry on a stopped run when asked to answer an interrupt already answered."""
+    graph = paused_graph(tmp_path)
+    live = await ask(AgentSession(graph), [])
+    config: Any = {"configurable": {"thread_id": "t", STRICT_RESUME: True}}
+    with pytest.raises(UnknownInterruptError) as refused:
+        await graph.ainvoke(Command(resume={NOT_PENDING: {"type": "approve"}}), config)
+    assert refused.value.reason == "not_pending"
+    assert list(refused.value.interrupt_ids) == [NOT_PENDING]
+    assert list(refused.value.pending_ids) == [live]
+
+
+async def test_a_decision_for_a_call_no_longer_pending_is_dropped_and_the_rest_applied(
+    tmp_path: Path,
+) -> None:
+    session = AgentSession(paused_graph(tmp_path))
+    events: list[Event] = []
+    live = await ask(session, events)
+
+    async def on_event(event: Event) -> None:
+        events.append(event)
+
+    # Only the stale answer: nothing runs, the call stays pending.
+    assert [
+        p.interrupt_id
+        for p in await session.resume("t", {NOT_PENDING: {"type": "approve"}}, on_event)
+    ] == [live]
+    assert [e for e in events if getattr(e, "ran", False)] == []
+    # Stale and live together: the live one runs, once.
+    left = await session.resume(
+        "t", {NOT_PENDING: {"type": "approve"}, live: {"type": "approve"}}, on_event
+    )
+    assert left == []
+    ran = [e for e in events if getattr(e, "ran", False)]
+    assert [(e.name, e.status) for e in ran] == [("scale_down", "success")]
