@@ -8,7 +8,8 @@ received the click, and every ten tool starts writes the medians to
     BENCH_PRELOAD=bench.click_trace .venv/bin/python -m bench.click_to_tool
 
 Steps that overlap (the card update runs beside the resume) show their own start and length.
-The wrappers cost a few microseconds a step.
+The wrappers cost a few microseconds a step. The last line counts the trips to a database
+thread (every aiosqlite call, the checkpointer's included) between the click and the tool.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agent.session import AgentSession
@@ -49,6 +51,8 @@ STEPS: dict[type, tuple[str, ...]] = {
 _clicked: list[float] = []  # perf_counter() when the click being traced reached Bolt
 _spans: list[tuple[str, float, float]] = []
 _traces: dict[str, list[tuple[float, float]]] = defaultdict(list)
+_trips: list[int] = [0]  # database trips since the click being traced
+_trip_counts: list[int] = []
 
 
 def _timed(label: str, step: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,6 +76,7 @@ def _dispatch(step: Callable[..., Any]) -> Callable[..., Any]:
         if body.get("type") == "block_actions":
             _clicked[:] = [time.perf_counter()]
             _spans.clear()
+            _trips[0] = 0
         return await step(self, req)
 
     return dispatch
@@ -86,6 +91,7 @@ class _Starts(list[tuple[str, float]]):
             for label, began, ended in _spans:
                 _traces[label].append((began, ended))
             _traces["tool.start"].append((at, at))
+            _trip_counts.append(_trips[0])
             if len(_traces["tool.start"]) % 10 == 0:
                 _write()
         super().append(start)
@@ -102,10 +108,23 @@ def _write() -> None:
         start = _median([s for s, _ in spans]) * 1000
         length = _median([e - s for s, e in spans]) * 1000
         lines.append(f"{label:32} {len(spans):5d} {start:13.2f} ms {length:9.2f} ms")
+    if _trip_counts:
+        lines.append(f"database trips before the tool (p50): {_median(_trip_counts)}")
     (out / f"click-trace-{os.getpid()}.txt").write_text("\n".join(lines) + "\n")
 
 
+def _counted(step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        if _clicked:
+            _trips[0] += 1
+        return await step(*args, **kwargs)
+
+    return counted
+
+
 def install() -> None:
+    aiosqlite.Connection._execute = _counted(aiosqlite.Connection._execute)  # type: ignore[method-assign]
     MeasuredApp.async_dispatch = _dispatch(MeasuredApp.async_dispatch)  # type: ignore[method-assign]
     for owner, names in STEPS.items():
         for name in names:
