@@ -87,11 +87,14 @@ async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
     await click(d, "U0BOB", trials["after_claim"])
     await d.wait("the card update", lambda: not slack.faults_left("chat.update"))
 
-    # Inside the tool.
+    # Inside the tool, its card not drawn yet: an approved card waits for the tool (or a
+    # fallback), and that draw waits on Slack.
     trial = trials["in_tool"]
     d.hold(trial.cluster)
+    slack.inject_fault("chat.update", "delay", delay=LONG)
     await click(d, "U0BOB", trial)
     await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
+    await d.wait("its card's update", lambda: not slack.faults_left("chat.update"))
 
     # After the tool: it returned, and the notice that it ran is on its way to Slack.
     trial = trials["after_tool"]
@@ -152,6 +155,7 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
 
     trial = trials["in_tool"]
     await d.wait("the outcome-unknown notice", lambda: said(d, trial, "outcome unknown"))
+    await d.wait("its card", lambda: card_says(d, trial, "Approved by <@U0BOB>"))
     assert d.started(trial.cluster) == 1 and d.finished(trial.cluster) == 0
     assert said(d, trial, "check by hand") and ran_notices(d, trial) == 0
     # The thread is told first and the audit written right after: poll for the row.
