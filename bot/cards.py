@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 CARD_GONE = frozenset(
     {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
 )
-# How long an approved card waits for its tool before it is drawn anyway.
+# How long an approved card waits for its tool to start before it is drawn anyway.
 CARD_AFTER_TOOL_S = 0.25
 
 
@@ -94,12 +94,10 @@ class Cards:
         self.background.spawn(self.update(approval), what=f"card {approval.id}")
 
     def redraw_after_start(self, approval: Approval) -> None:
-        """Update the card of an approved call once its tool has returned or its run is over
-        (`release`), or after `CARD_AFTER_TOOL_S`, whichever comes first: drawn earlier, it
-        competed with the resume for the event loop and the database and delayed the tool by
-        about 2 ms (and by 1.5 ms more when drawn as the tool was starting). By then the
-        journal entry, a durable commit, has made the decision durable too (README,
-        "Durability")."""
+        """Update the card of an approved call once its tool has started (`release`), or
+        after `CARD_AFTER_TOOL_S`: drawn earlier, it competed with the resume for the event
+        loop and the database and delayed the tool by about 2 ms. By then the journal entry,
+        a durable commit, has made the decision durable too (README, "Durability")."""
         started = self._held.setdefault(approval.interrupt_id, asyncio.Event())
         self.background.spawn(self._after(started, approval), what=f"card {approval.id}")
 
@@ -114,7 +112,7 @@ class Cards:
         await self.update(approval)
 
     def release(self, call_key: str) -> None:
-        """The call's tool has returned (or its run is over): draw its card now."""
+        """The call's tool has started (or its run is over): draw its card now."""
         held = self._held.get(call_key)
         if held is not None:
             held.set()

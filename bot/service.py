@@ -174,7 +174,7 @@ async def _running_bot(
         stack.push_async_callback(leases.close)
         background = Background()
         cards = Cards(store, client, background)
-        journal = SqlJournal(db, on_finish=cards.release)
+        journal = SqlJournal(db, on_begin=cards.release)
         graph = build_agent(model, tools, policy, checkpointer, journal, journal)
         directory = Directory(client)
         runner = Runner(

@@ -471,10 +471,10 @@ class SqlJournal:
     """The agent's execution journal (agent.journal.Journal) and the gate's approval records
     (agent.gate.ApprovalRecords), in the bot's database."""
 
-    def __init__(self, db: Database, on_finish: Callable[[str], None] | None = None) -> None:
+    def __init__(self, db: Database, on_begin: Callable[[str], None] | None = None) -> None:
         self._db = db
-        # Told each call key once its tool has returned.
-        self._on_finish = on_finish
+        # Told each call key once its entry is committed, just before the tool starts.
+        self._on_begin = on_begin
 
     async def approval_for(self, call_key: str) -> Recorded | None:
         row = await self._db.fetchone(
@@ -495,6 +495,8 @@ class SqlJournal:
             " started_at) VALUES (?,?,?,?,?,'started',?) ON CONFLICT (call_key) DO NOTHING",
             (key, thread_id, tool_call_id, name, json.dumps(args, default=str), time.time()),
         )
+        if self._on_begin is not None:
+            self._on_begin(key)
         if inserted == 1:
             return None
         row = await self._db.fetchone(
@@ -509,5 +511,3 @@ class SqlJournal:
             " finished_at = ? WHERE call_key = ?",
             (result, status, time.time(), key),
         )
-        if self._on_finish is not None:
-            self._on_finish(key)
