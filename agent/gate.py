@@ -15,7 +15,7 @@ then `ExecutionJournalMiddleware`, then `ToolErrorMiddleware` (see `agent.builde
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +25,8 @@ from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.messages import ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, Interrupt
+
+from agent.policy import PolicySnapshot
 
 # Every decision the bot can record. Which of them a person is offered is the policy's
 # business (as it stood when the call was requested); the graph must accept each it offered,
@@ -54,6 +56,10 @@ class Recorded:
     edit: bool
     """Whether the policy the call was requested under offered Edit."""
 
+    @classmethod
+    def under(cls, approval_id: str, policy: PolicySnapshot) -> Recorded:
+        return cls(approval_id, edit=policy.offers("edit"))
+
 
 _current: ContextVar[GatedCall | None] = ContextVar("approval_gated_call", default=None)
 
@@ -69,6 +75,14 @@ def call_key() -> str:
     bot's approval record holds. Stable across restarts; unique per call."""
     namespace = get_config()["configurable"]["checkpoint_ns"]
     return Interrupt.from_ns(None, namespace).id
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """The run context of a resume: the records of the calls it answers, which the caller
+    has just read (a record never changes once made), so the gate need not read them again."""
+
+    records: Mapping[str, Recorded]
 
 
 class ApprovalRecords(Protocol):
@@ -98,7 +112,11 @@ class ApprovalGate(AgentMiddleware):
     ) -> ToolMessage | Command[Any]:
         key = call_key()
         # Read-only before `handler`: on resume this runs again up to the pause.
-        recorded = await self._records.approval_for(key)
+        context = request.runtime.context
+        if isinstance(context, GateContext) and key in context.records:
+            recorded: Recorded | None = context.records[key]
+        else:
+            recorded = await self._records.approval_for(key)
         name = request.tool_call["name"]
         if recorded is None and name not in self._gated_now:
             return await handler(request)

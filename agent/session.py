@@ -16,7 +16,7 @@ from langgraph.errors import UnknownInterruptError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from agent.gate import CALL_KEY
+from agent.gate import CALL_KEY, GateContext, Recorded
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +99,30 @@ class AgentSession:
         return await self._drive(thread_id, {"messages": [HumanMessage(content=text)]}, on_event)
 
     async def resume(
-        self, thread_id: str, decisions: Mapping[str, Decision], on_event: OnEvent
+        self,
+        thread_id: str,
+        decisions: Mapping[str, Decision],
+        on_event: OnEvent,
+        records: Mapping[str, Recorded] | None = None,
     ) -> list[PendingCall]:
         """Answer pending interrupts by id; an un-keyed resume would answer whatever is
         pending now, which is never what a click on an older card meant. Answers to
         interrupts no longer pending (answered by a run that stopped before the bot marked
         them) are dropped, never re-applied; LangGraph checks that as it loads the thread,
-        so the state is not read here first."""
+        so the state is not read here first. `records`: the approval records of the calls
+        answered, if the caller has them at hand (see `GateContext`)."""
         if not decisions:
             raise ValueError("resume needs at least one decision keyed by interrupt id")
         answers = {key: dict(value) for key, value in decisions.items()}
         while answers:
             try:
-                return await self._drive(thread_id, Command(resume=answers), on_event, strict=True)
+                return await self._drive(
+                    thread_id,
+                    Command(resume=answers),
+                    on_event,
+                    strict=True,
+                    context=GateContext(records or {}),
+                )
             except UnknownInterruptError as exc:
                 if exc.reason != "not_pending":
                     raise
@@ -131,12 +142,19 @@ class AgentSession:
         return await self._drive(thread_id, None, on_event)
 
     async def _drive(
-        self, thread_id: str, payload: Any, on_event: OnEvent, *, strict: bool = False
+        self,
+        thread_id: str,
+        payload: Any,
+        on_event: OnEvent,
+        *,
+        strict: bool = False,
+        context: GateContext | None = None,
     ) -> list[PendingCall]:
         config = self._config(thread_id, strict=strict)
         async for chunk in self._graph.astream(
             payload,
             config,  # type: ignore[arg-type]
+            context=context,
             stream_mode="updates",
             durability="sync",
         ):

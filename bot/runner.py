@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.gate import Recorded
 from agent.policy import Policy
 from agent.session import AgentSession, Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
 from bot import blocks
@@ -177,8 +178,10 @@ class Runner:
         decisions: dict[str, Decision],
         on_event: OnEvent,
     ) -> list[PendingCall]:
+        # Just read under the lease: the gate need not read them again.
+        records = {a.interrupt_id: Recorded.under(a.id, a.policy) for a in live}
         try:
-            return await self.session.resume(conv.key, decisions, on_event)
+            return await self.session.resume(conv.key, decisions, on_event, records)
         except ValidationError as exc:
             # The graph refused an answer (nothing was saved): an edit the tool's schema does
             # not take. It must not strand the thread, so it becomes a denial that says why.
@@ -199,7 +202,7 @@ class Runner:
                     approval=approval,
                     detail="edited arguments refused by the tool's schema",
                 )
-            return await self.session.resume(conv.key, decisions, on_event)
+            return await self.session.resume(conv.key, decisions, on_event, records)
 
     async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
         # The "working" sign is for people waiting on a run that takes a while (a model call);

@@ -510,8 +510,7 @@ class SqlJournal:
         )
         if row is None:
             return None
-        policy = PolicySnapshot.model_validate_json(row["policy"])
-        return Recorded(str(row["id"]), edit=policy.offers("edit"))
+        return Recorded.under(str(row["id"]), PolicySnapshot.model_validate_json(row["policy"]))
 
     async def begin(
         self, key: str, thread_id: str, tool_call_id: str, name: str, args: dict[str, Any]
