@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import functools
 import re
-import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 from psycopg import AsyncConnection
@@ -27,8 +26,6 @@ from agent.checkpointer import is_postgres, open_pool, setup_lock, sqlite_path
 from bot.schema import ADDED_COLUMNS, MOVES, ON_ADDED_COLUMNS, Dialect, render, statements
 
 Row = dict[str, Any]
-Step = tuple[str, Sequence[Any]]
-T = TypeVar("T")
 
 POOL_SIZE = 10
 
@@ -103,18 +100,6 @@ class Database(Statements):
     @abstractmethod
     async def columns(self, where: Statements, table: str) -> set[str]: ...
 
-    async def run(self, steps: Generator[Step, list[Row], T]) -> T:
-        """A transaction whose statements depend on the rows of the ones before, written as
-        a generator that yields each statement and is sent its rows; it returns the result.
-        On SQLite the whole transaction is one trip to the connection's thread."""
-        async with self.transaction() as tx:
-            try:
-                step = next(steps)
-                while True:
-                    step = steps.send(await tx.fetchall(*step))
-            except StopIteration as done:
-                return done.value
-
     async def upgrade(self) -> None:
         """Add the columns a database made by an older version lacks, then their indexes."""
         for table, column, kind, backfill in ADDED_COLUMNS:
@@ -184,12 +169,6 @@ class SqliteDatabase(Database):
     async def columns(self, where: Statements, table: str) -> set[str]:
         return {row["name"] for row in await where.fetchall(f"PRAGMA table_info({table})")}
 
-    async def run(self, steps: Generator[Step, list[Row], T]) -> T:
-        async with self._turn:
-            # aiosqlite has no public way to run a function on its thread; its own methods
-            # all go through `_execute`, and any SQLite test fails if that changes.
-            return await self._conn._execute(_run_steps, self._conn._conn, steps)  # type: ignore[no-any-return]
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
         async with self._turn:
@@ -202,20 +181,6 @@ class SqliteDatabase(Database):
                 await asyncio.shield(self._statements.execute("ROLLBACK"))
                 raise
             await asyncio.shield(self._statements.execute("COMMIT"))
-
-
-def _run_steps(conn: sqlite3.Connection, steps: Generator[Step, list[Row], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send([dict(row) for row in conn.execute(*step).fetchall()])
-    except StopIteration as done:
-        conn.execute("COMMIT")
-        return done.value
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class PostgresDatabase(Database):

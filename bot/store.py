@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.gate import Recorded
 from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
-from bot.db import Database, Row, Statements, Step
+from bot.db import Database, Row, Statements
 
 Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
 # `dropped`: the graph no longer waits on the call (the agent moved on without it), so it
@@ -195,9 +195,8 @@ class Store:
         neither; the decided approval only for the one caller whose update landed. With
         `before`, the claim lands only if the approval's deadline is later than that."""
         deadline = " AND (expires_at IS NULL OR expires_at > ?)" if before is not None else ""
-
-        def steps() -> Generator[Step, list[Row], Approval | None]:
-            rows = yield (
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
                 "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
                 " decision = ? WHERE id = ? AND status = 'pending'" + deadline + " RETURNING *",
                 (
@@ -213,12 +212,10 @@ class Store:
             if not rows:
                 return None
             decided = Approval.from_row(rows[0])
-            yield _audit_statement(
-                event or status, approval=decided, actor=by, reason=reason, detail=detail
+            await _audit(
+                tx, event or status, approval=decided, actor=by, reason=reason, detail=detail
             )
-            return decided
-
-        return await self.db.run(steps())
+        return decided
 
     async def due_to_expire(self, now: float) -> list[Approval]:
         rows = await self.db.fetchall(
@@ -451,34 +448,9 @@ async def _audit(
     tool: str | None = None,
     args: dict[str, Any] | None = None,
 ) -> None:
-    await where.execute(
-        *_audit_statement(
-            event,
-            approval=approval,
-            actor=actor,
-            reason=reason,
-            detail=detail,
-            conversation=conversation,
-            tool=tool,
-            args=args,
-        )
-    )
-
-
-def _audit_statement(
-    event: str,
-    *,
-    approval: Approval | None,
-    actor: str | None,
-    reason: str | None,
-    detail: str | None,
-    conversation: str | None = None,
-    tool: str | None = None,
-    args: dict[str, Any] | None = None,
-) -> Step:
     if args is None and approval is not None:
         args = approval.args
-    return (
+    await where.execute(
         "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
         " detail) VALUES (?,?,?,?,?,?,?,?,?)",
         (
