@@ -37,7 +37,16 @@ async def test_click_to_tool_runs() -> None:
 def trace_steps(directory: Path) -> dict[str, str]:
     """Step → how many clicks it was timed in, from the one trace the bot wrote."""
     [trace] = directory.glob("click-trace-*.txt")
-    return {line.split()[0]: line.split()[1] for line in trace.read_text().splitlines()[1:]}
+    lines = trace.read_text().splitlines()[1:]
+    return {line.split()[0]: line.split()[1] for line in lines if ":" not in line}
+
+
+def trace_trips(directory: Path) -> int:
+    """The median count of database trips before the tool, from the trace's last line."""
+    [trace] = directory.glob("click-trace-*.txt")
+    last = trace.read_text().splitlines()[-1]
+    assert last.startswith("database trips before the tool (p50): "), last
+    return int(last.rsplit(" ", 1)[1])
 
 
 async def test_click_trace_times_the_steps_of_the_click_path(
@@ -49,7 +58,8 @@ async def test_click_trace_times_the_steps_of_the_click_path(
     await click_to_tool.run(click_to_tool.Sizes(samples=9, warmup=1, chunk=1))
     steps = trace_steps(tmp_path)
     assert steps["tool.start"] == "10"
-    assert {"Store.claim", "AgentSession.pending", "SqlJournal.begin"} <= set(steps)
+    assert {"Store.claim", "Store.unresumed", "SqlJournal.begin"} <= set(steps)
+    assert trace_trips(tmp_path) > 0
 
 
 async def test_pending_scale_runs() -> None:
