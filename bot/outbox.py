@@ -45,7 +45,7 @@ UNREACHABLE = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError
 
 
 def retry_delay(attempts: int) -> float:
-    return min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** max(0, attempts - 1))
+    return min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** max(0, attempts - 1))
 
 
 def is_permanent(exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ from agent.session import ToolOutcome
 from bot import blocks
 from bot.conversation import Conversation
 from bot.outbox import ThreadMessages
+from bot.redaction import Redactor
 from bot.store import Approval, Store
 
 SHOWN_RESULT_LIMIT = 2000
@@ -25,13 +26,8 @@ class Outcomes:
     def __init__(self, store: Store, messages: ThreadMessages, secrets: Sequence[str]) -> None:
         self.store = store
         self.messages = messages
-        self._secrets = tuple(x for x in secrets if x)
-
-    def redact(self, text: str) -> str:
-        """Upstream errors can quote a key (OpenAI does): the channel must not see it."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        # Upstream errors can quote a key (OpenAI does): the channel must not see it.
+        self.redact = Redactor(secrets).scrub
 
     def error_text(self, exc: BaseException) -> str:
         detail = self.redact(str(exc))
