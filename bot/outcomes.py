@@ -17,7 +17,7 @@ from bot import blocks
 from bot.conversation import Conversation
 from bot.outbox import ThreadMessages
 from bot.redaction import Redactor
-from bot.store import Approval, Store
+from bot.store import Approval, AuditEntry, Store
 
 SHOWN_RESULT_LIMIT = 2000
 
@@ -46,9 +46,7 @@ class Outcomes:
                 await self.messages.say(
                     conv,
                     f":x: {name} failed: {blocks.escape(content)[:SHOWN_RESULT_LIMIT]}",
-                    audit_event="failed",
-                    tool=outcome.name,
-                    detail=content[:2000],
+                    AuditEntry("failed", detail=content[:2000], tool=outcome.name),
                 )
             return
         await self.report_gated(conv, approval, outcome)
@@ -82,12 +80,7 @@ class Outcomes:
         # The notice and its audit record are kept together: recovery reports a finished call
         # with no audit record, and posts a notice that was on its way.
         await self.messages.say(
-            conv,
-            text,
-            audit_event=event,
-            approval=approval,
-            detail=result[:2000],
-            args=ran_args,
+            conv, text, AuditEntry(event, approval, detail=result[:2000], args=ran_args)
         )
 
 
