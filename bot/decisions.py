@@ -35,6 +35,7 @@ SEEN_KEPT_S = 86_400
 class Decisions:
     def __init__(self, runner: Runner, policy: Policy) -> None:
         self.runner = runner
+        self.clock = runner.clock
         self.cards = runner.cards
         self.store = runner.store
         self.client = runner.client
@@ -129,7 +130,7 @@ class Decisions:
         edited_args: dict[str, Any] | None,
     ) -> bool:
         """Record the decision; True when it settled the approval (so a resume is due)."""
-        if approval.expires_at is not None and approval.expires_at <= time.time():
+        if approval.expires_at is not None and approval.expires_at <= self.clock.now():
             await self._expire_now(approval, user)
             return False
         needed = self._needed(approval)
@@ -164,7 +165,7 @@ class Decisions:
             decision=decision,
             event="edited" if choice == "edit" else status,
             detail=json.dumps(edited_args) if edited_args is not None else None,
-            before=time.time(),
+            before=self.clock.now(),
         )
         if decided is None:
             fresh = await self._reload(approval)
@@ -228,7 +229,7 @@ class Decisions:
     async def expire_due(self) -> int:
         """Reject as expired every pending approval past its deadline; returns how many."""
         expired = 0
-        for approval in await self.store.due_to_expire(time.time()):
+        for approval in await self.store.due_to_expire(self.clock.now()):
             decided = await self.store.claim(approval.id, "expired", by=None)
             if decided is None:
                 continue
@@ -264,7 +265,7 @@ class Decisions:
         """Redraw cards that fell behind their approval (a Slack outage outlasting the
         retries, a replica that stopped mid-update), and forget dedupe keys too old for
         Slack to deliver again."""
-        now = time.time()
+        now = self.clock.now()
         await self.cards.redraw_behind(decided_before=now - CARD_CATCH_UP_S)
         forgotten = await self.store.forget_seen(before=now - SEEN_KEPT_S)
         if forgotten:

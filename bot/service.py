@@ -34,6 +34,7 @@ from agent.policy import Policy, PolicyError
 from agent.session import AgentSession
 from agent.toolsets import load_tools
 from bot.cards import Cards
+from bot.clock import Clock
 from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
@@ -118,16 +119,23 @@ async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
-    """Start everything; on exit stop taking work, let runs finish, then close storage."""
+async def running_bot(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[RunningBot]:
+    """Start everything; on exit stop taking work, let runs finish, then close storage.
+    `clock` is what deadlines are measured by (the system's, unless a caller embeds the bot
+    with its own)."""
     # Closed last: runs still finishing during shutdown post to Slack through it.
-    async with aiohttp.ClientSession() as http, _running_bot(settings, http) as bot:
+    async with (
+        aiohttp.ClientSession() as http,
+        _running_bot(settings, http, clock or Clock()) as bot,
+    ):
         yield bot
 
 
 @asynccontextmanager
 async def _running_bot(
-    settings: Settings, http: aiohttp.ClientSession
+    settings: Settings, http: aiohttp.ClientSession, clock: Clock
 ) -> AsyncIterator[RunningBot]:
     if settings.slack_bot_token is None:
         raise SettingsError("SLACK_BOT_TOKEN is not set")
@@ -185,6 +193,7 @@ async def _running_bot(
             directory=directory,
             leases=leases,
             metrics=metrics,
+            clock=clock,
             secrets=settings.secret_values(),
         )
         decisions = Decisions(runner, policy)
