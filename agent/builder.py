@@ -11,8 +11,10 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.idempotency import ApprovalIds, ApprovalKeyMiddleware
 from agent.journal import ExecutionJournalMiddleware, Journal
 from agent.policy import Policy
+from agent.toolnames import ModelToolNames
 
 SYSTEM_PROMPT = """You are an operations agent working for a platform/SRE team in Slack.
 Use the tools to answer questions and carry out requests about the infrastructure.
@@ -28,6 +30,7 @@ def build_agent(
     policy: Policy,
     checkpointer: BaseCheckpointSaver[Any],
     journal: Journal,
+    approvals: ApprovalIds,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     names = [t.name for t in tools]
     policy.check_tools(names)
@@ -40,8 +43,10 @@ def build_agent(
         tools=tools,
         system_prompt=SYSTEM_PROMPT,
         middleware=[
+            ModelToolNames(tools),
             HumanInTheLoopMiddleware(interrupt_on=interrupt_on, interrupt_mode="per_call"),
-            # Inside the approval gate: it sees only calls that were approved.
+            # Inside the approval gate: they see only calls that were approved.
+            ApprovalKeyMiddleware(approvals, gated=interrupt_on.keys()),
             ExecutionJournalMiddleware(journal, gated=interrupt_on.keys()),
         ],
         checkpointer=checkpointer,

@@ -114,10 +114,14 @@ class ToolPolicy:
     approvals_needed: int
     expires_after: timedelta | None
     confirm: bool
+    facts: Mapping[str, Any] | None = None
+    """What the tool's source declares about it (an MCP server, its hints), for the card."""
 
     def snapshot(self) -> dict[str, Any]:
         """What an approval records, so a later policy change cannot alter a pending one."""
+        facts = {"tool": dict(self.facts)} if self.facts else {}
         return {
+            **facts,
             "decisions": list(self.decisions),
             "approvers": list(self.approvers),
             "allow_self_approval": self.allow_self_approval,
@@ -141,6 +145,7 @@ class Policy:
         self._parsed = parsed
         self.source = source
         self._lines = dict(lines or {})
+        self._facts: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def default(cls, safe_tools: Iterable[str] = ()) -> Policy:
@@ -199,6 +204,10 @@ class Policy:
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"
             )
 
+    def describe_tools(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what tools' sources declare about them, to show beside the rules."""
+        self._facts = dict(facts)
+
     def group_ids(self) -> set[str]:
         """Every user-group id the policy mentions, for checking at startup."""
         ids = {p for p in self._parsed.defaults.approvers if p.startswith("S")}
@@ -224,6 +233,7 @@ class Policy:
                 d.expires_after if rule.expires_after == "default" else rule.expires_after
             ),
             confirm=rule.confirm,
+            facts=self._facts.get(name),
         )
 
     def interrupt_on(self, tool_names: Iterable[str]) -> dict[str, Any]:

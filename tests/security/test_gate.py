@@ -27,6 +27,7 @@ from agent.builder import build_agent
 from agent.model import make_model
 from agent.policy import Policy
 from agent.session import AgentSession, Event
+from bot.approval_keys import SqlApprovalIds
 from bot.db import Database
 from bot.store import SqlJournal
 from tests.conftest import Harness
@@ -82,6 +83,7 @@ async def gate(model: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Gate]:
                 Policy.parse(POLICY),
                 saver,
                 SqlJournal(db),
+                SqlApprovalIds(db),
             )
             yield Gate(AgentSession(graph), db, model, [])
     finally:
