@@ -172,9 +172,7 @@ async def _running_bot(
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
-        graph = build_agent(
-            model, tools, policy, checkpointer, SqlJournal(db), SqlApprovalIds(db)
-        )
+        graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db), SqlApprovalIds(db))
         directory = Directory(client)
         runner = Runner(
             session=AgentSession(graph),
