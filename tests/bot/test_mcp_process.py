@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support.botproc import Deployment, deployment
 from tests.support.mcp_server import calls, serve_http
+from tests.support.pg import BACKENDS, database_url
 
 CHANNEL = "C0OPS"
 
@@ -28,14 +31,17 @@ def said(d: Deployment, thread: str, needle: str) -> bool:
     return any(needle in t for t in d.ui.texts(CHANNEL, thread))
 
 
-async def test_two_replicas_and_a_kill_9_inside_an_mcp_call(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_two_replicas_and_a_kill_9_inside_an_mcp_call(backend: str, tmp_path: Path) -> None:
     log, hold = tmp_path / "mcp-calls.jsonl", tmp_path / "mcp-hold"
     hold.mkdir()
-    async with serve_http(log, hold) as url:
+    async with serve_http(log, hold) as mcp_url:
         servers = tmp_path / "mcp.json"
-        servers.write_text(json.dumps({"mcpServers": {"infra": {"url": url}}}))
-        database = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-        async with deployment(tmp_path, database, 2, {"APPROVALS_MCP": str(servers)}) as d:
+        servers.write_text(json.dumps({"mcpServers": {"infra": {"url": mcp_url}}}))
+        async with (
+            database_url(backend, tmp_path) as url,
+            deployment(tmp_path, url, 2, {"APPROVALS_MCP": str(servers)}) as d,
+        ):
             api = await approve(d, "delete repo api")
             await d.wait("api's answer", lambda: said(d, api, "Summary: repository api deleted"))
 
