@@ -25,52 +25,12 @@ sees it, and nothing outside the call does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
-from typing import Any, Protocol
-
-from langchain.agents.middleware import AgentMiddleware
-from langchain.agents.middleware.types import ToolCallRequest
-from langchain_core.messages import ToolMessage
-from langgraph.types import Command
 
 approval_id_var: ContextVar[str | None] = ContextVar("approval_id", default=None)
+"""Set by the approval gate (`agent.gate.ApprovalGate`) around each approved gated call."""
 
 
 def current_approval_id() -> str | None:
     """The approval id of the gated call running now; None outside an approved call."""
     return approval_id_var.get()
-
-
-class ApprovalIds(Protocol):
-    """Where the approval of a call is on record (the bot's database)."""
-
-    async def approved(self, thread_id: str, tool_call_id: str) -> str | None:
-        """The id of the approval that let this call run, if there is one."""
-        ...
-
-
-class ApprovalKeyMiddleware(AgentMiddleware):
-    """Sets `approval_id_var` around each gated call; place it after the approval gate, so
-    only approved calls reach it."""
-
-    def __init__(self, approvals: ApprovalIds, gated: Collection[str]) -> None:
-        super().__init__()
-        self._approvals = approvals
-        self._gated = frozenset(gated)
-
-    async def awrap_tool_call(
-        self,
-        request: ToolCallRequest,
-        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
-    ) -> ToolMessage | Command[Any]:
-        call = request.tool_call
-        if call["name"] not in self._gated:
-            return await handler(request)
-        thread_id = str(request.runtime.config["configurable"]["thread_id"])
-        key = await self._approvals.approved(thread_id, str(call["id"]))
-        token = approval_id_var.set(key)
-        try:
-            return await handler(request)
-        finally:
-            approval_id_var.reset(token)

@@ -27,7 +27,6 @@ from agent.builder import build_agent
 from agent.model import make_model
 from agent.policy import Policy
 from agent.session import AgentSession, Event
-from bot.approval_keys import SqlApprovalIds
 from bot.db import Database
 from bot.store import SqlJournal
 from tests.conftest import Harness
@@ -66,7 +65,7 @@ class Gate:
         self.events.append(event)
 
     async def journal(self) -> list[dict[str, Any]]:
-        return await self.db.fetchall("SELECT * FROM journal")
+        return await self.db.fetchall("SELECT * FROM executions")
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ async def gate(model: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Gate]:
                 Policy.parse(POLICY),
                 saver,
                 SqlJournal(db),
-                SqlApprovalIds(db),
+                SqlJournal(db),
             )
             yield Gate(AgentSession(graph), db, model, [])
     finally:
@@ -205,7 +204,7 @@ async def test_a_model_claiming_approval_in_slack_gets_a_card(harness: Harness) 
         await harness.wait_text("C0OPS", thread, "Scaled.")
         await harness.idle()
         audit = [(r["event"], r["actor"]) for r in await running.store.audit_log()]
-        journal = await running.store.db.fetchall("SELECT tool, args FROM journal")
+        journal = await running.store.db.fetchall("SELECT tool, args FROM executions")
     assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 0}]
     assert audit == [("requested", "U0ALICE"), ("approved", "U0BOB"), ("executed", None)]
     assert [(j["tool"], json.loads(j["args"])["replicas"]) for j in journal] == [("scale_down", 0)]
