@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langchain.agents.middleware import AgentMiddleware, HumanInTheLoopMiddleware
+from langchain.agents.middleware.human_in_the_loop import DecisionType, InterruptOnConfig
 from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.messages import ToolMessage
 from langgraph.config import get_config
@@ -30,7 +31,7 @@ from agent.idempotency import approval_id_var
 
 # Every decision the bot can record. Which of them a person is offered is the policy's
 # business (as it stood when the call was requested); the graph must accept each.
-ALL_DECISIONS = ["approve", "edit", "reject"]
+ALL_DECISIONS: tuple[DecisionType, ...] = ("approve", "edit", "reject")
 # Where a gated call's key travels on its ToolMessage (never sent to the model).
 CALL_KEY = "approval_call_key"
 
@@ -105,15 +106,13 @@ def gated_hitl(
     def when(_request: ToolCallRequest) -> bool:
         return _current.get() is not None
 
-    return HumanInTheLoopMiddleware(
-        interrupt_on={
-            name: {
-                "allowed_decisions": list(ALL_DECISIONS),  # type: ignore[typeddict-item]
-                "description": descriptions.get(name, name),
-                "when": when,
-            }
-            for name in tool_names
-        },
-        interrupt_mode="per_call",
-    )
+    interrupt_on: dict[str, bool | InterruptOnConfig] = {
+        name: InterruptOnConfig(
+            allowed_decisions=list(ALL_DECISIONS),
+            description=descriptions.get(name, name),
+            when=when,
+        )
+        for name in tool_names
+    }
+    return HumanInTheLoopMiddleware(interrupt_on=interrupt_on, interrupt_mode="per_call")
 

@@ -73,7 +73,9 @@ class ToolRule(_Strict):
     """A tool's entry; unset keys fall back to `defaults`."""
 
     approval: Literal["required", "never"] = "required"
-    decisions: list[DecisionName] = Field(default_factory=lambda: ["approve", "reject"])
+    decisions: list[DecisionName] = Field(
+        default_factory=lambda: list[DecisionName](["approve", "reject"])
+    )
     approvers: list[str] | None = None
     allow_self_approval: bool | None = None
     approvals_needed: int | None = Field(default=None, ge=1, le=10)

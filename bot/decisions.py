@@ -20,7 +20,7 @@ from agent.policy import Policy
 from bot import blocks
 from bot.conversation import Conversation
 from bot.runner import Runner
-from bot.store import Approval
+from bot.store import Approval, Status
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Decisions:
                 "type": "edit",
                 "edited_action": {"name": approval.tool, "args": edited_args or {}},
             }
-        status = "rejected" if choice == "reject" else "approved"
+        status: Status = "rejected" if choice == "reject" else "approved"
         decided = await self.store.claim(
             approval.id,
             status,

@@ -28,7 +28,7 @@ from bot.logcontext import log_context
 from bot.metrics import Metrics
 from bot.outbox import ThreadMessages
 from bot.outcomes import Outcomes
-from bot.store import Approval, Store
+from bot.store import Approval, AuditEntry, Store
 from bot.tasks import Background, local_lock
 
 log = logging.getLogger(__name__)
@@ -195,9 +195,9 @@ class Runner:
                     conv,
                     f":x: `{blocks.escape(approval.tool)}` was not run: the edited arguments "
                     f"do not fit the tool ({exc.error_count()} problem(s)).",
-                    audit_event="failed",
-                    approval=approval,
-                    detail="edited arguments refused by the tool's schema",
+                    AuditEntry(
+                        "failed", approval, detail="edited arguments refused by the tool's schema"
+                    ),
                 )
             return await self.session.resume(conv.key, decisions, on_event)
 

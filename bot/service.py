@@ -236,7 +236,7 @@ async def _running_bot(
         stack.push_async_callback(_cancel, sweeper)
 
         if socket_mode is not None:
-            await socket_mode.connect_async()
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # slack-bolt
             stack.push_async_callback(_close_socket, socket_mode)
         else:
             assert settings.slack_signing_secret is not None
@@ -284,13 +284,15 @@ def _events_app(app: AsyncApp, signing_secret: str) -> web.Application:
     @web.middleware
     async def signed_only(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path != EVENTS_PATH:
-            return await handler(request)
+            passed: web.StreamResponse = await handler(request)
+            return passed
         body = await request.read()  # aiohttp answers 413 past client_max_size
         stamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if not (stamp.isascii() and stamp.isdigit() and verifier.is_valid(body, stamp, signature)):
             return web.json_response({"error": "invalid request"}, status=401)
-        return await handler(request)
+        verified: web.StreamResponse = await handler(request)
+        return verified
 
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
@@ -303,7 +305,8 @@ def _events_app(app: AsyncApp, signing_secret: str) -> web.Application:
 async def _close_socket(handler: AsyncSocketModeHandler) -> None:
     # slack-sdk's aiohttp client can linger ~10 s in its ping loop: bound it.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(handler.close_async(), SOCKET_CLOSE_TIMEOUT_S)
+        closing = handler.close_async()  # type: ignore[no-untyped-call]  # slack-bolt
+        await asyncio.wait_for(closing, SOCKET_CLOSE_TIMEOUT_S)
 
 
 async def _drain(runner: Runner) -> None:

@@ -354,3 +354,29 @@ async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
         await harness.idle()
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
         assert [r["event"] for r in await bot.store.audit_log()][:1] == ["requested"]
+
+
+async def test_an_approval_whose_call_is_gone_from_the_graph_is_closed_not_waited_on(
+    harness: Harness,
+) -> None:
+    async with harness.bot():
+        thread, card = await scale_down_card(harness)
+    # The graph's checkpoints of the thread are gone (pruned by hand, say): nothing waits on
+    # the approval any more.
+    db = await Database.open(f"sqlite:///{harness.tmp / 'bot.sqlite3'}")
+    try:
+        await db.execute("DELETE FROM checkpoints")
+        await db.execute("DELETE FROM writes")
+    finally:
+        await db.close()
+    harness.model.script(reply_text("Fresh start."))
+    async with harness.bot() as bot:
+        await harness.slack.post_user_message(
+            "U0ALICE", CHANNEL, f"<@{bot.bot_user_id}> hello again", thread_ts=thread
+        )
+        await harness.wait_text(CHANNEL, thread, "All done here.")  # a new turn, not held
+        await harness.idle()
+        blocks = json.dumps(harness.slack.message(CHANNEL, card).blocks)
+        assert "No longer pending" in blocks and not harness.slack.message(CHANNEL, card).buttons()
+        assert executions("scale_down") == []
+        assert not any("waiting on" in t for t in harness.texts(CHANNEL, thread))
