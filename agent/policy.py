@@ -117,6 +117,9 @@ class PolicySnapshot(BaseModel):
     approvals_needed: int = 1
     expires_after_s: int | None = None
     confirm: bool = False
+    tool: dict[str, Any] | None = None
+    """What the tool's source declared about it when the call was requested (an MCP server,
+    its title and hints), shown on the card."""
 
     @property
     def needs_quorum(self) -> bool:
@@ -143,6 +146,8 @@ class ToolPolicy:
     approvals_needed: int
     expires_after: timedelta | None
     confirm: bool
+    facts: Mapping[str, Any] | None = None
+    """What the tool's source declares about it (an MCP server, its hints), for the card."""
 
     def snapshot(self) -> PolicySnapshot:
         """What an approval records, so a later policy change cannot alter a pending one."""
@@ -155,6 +160,7 @@ class ToolPolicy:
                 None if self.expires_after is None else int(self.expires_after.total_seconds())
             ),
             confirm=self.confirm,
+            tool=dict(self.facts) if self.facts else None,
         )
 
 
@@ -170,6 +176,7 @@ class Policy:
         self._parsed = parsed
         self.source = source
         self._lines = dict(lines or {})
+        self._facts: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def default(cls, safe_tools: Iterable[str] = ()) -> Policy:
@@ -228,6 +235,10 @@ class Policy:
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"
             )
 
+    def describe_tools(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what tools' sources declare about them, to show beside the rules."""
+        self._facts = dict(facts)
+
     def group_ids(self) -> set[str]:
         """Every user-group id the policy mentions, for checking at startup."""
         ids = {p for p in self._parsed.defaults.approvers if p.startswith("S")}
@@ -253,6 +264,7 @@ class Policy:
                 d.expires_after if rule.expires_after == "default" else rule.expires_after
             ),
             confirm=rule.confirm,
+            facts=self._facts.get(name),
         )
 
     def gated(self, tool_names: Iterable[str]) -> list[str]:

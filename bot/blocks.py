@@ -100,7 +100,23 @@ def _card_top(approval: Approval, title: str) -> list[Block]:
         _section(f"*`{escape(approval.tool)}`* — {escape(approval.description)}"),
         *_arg_sections(approval.args),
     ]
+    if facts := approval.policy.tool:
+        blocks.insert(2, _context(_tool_facts(facts)))
     return blocks
+
+
+def _tool_facts(facts: dict[str, Any]) -> str:
+    """The MCP server and what it declares about the tool: hints, which the policy overrides."""
+    parts = [f"MCP server `{escape(str(facts.get('mcp_server')))}`"]
+    if facts.get("title"):
+        parts.append(f"“{escape(str(facts['title']))}”")
+    if facts.get("destructiveHint") is True:
+        parts.append(":warning: declared destructive")
+    elif facts.get("destructiveHint") is False:
+        parts.append("declared not destructive")
+    if facts.get("readOnlyHint") is True:
+        parts.append("declared read-only")
+    return " · ".join(parts)
 
 
 def _button(action_id: str, text: str, value: str, style: str | None = None) -> Block:

@@ -29,10 +29,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.builder import build_agent
 from agent.checkpointer import open_checkpointer
 from agent.demo_tools import DEMO_SAFE_TOOLS, DemoInventory, build_demo_tools
+from agent.mcp import load_mcp_servers, tool_facts
 from agent.model import describe_model, make_model
 from agent.policy import Policy, PolicyError
 from agent.session import AgentSession
-from agent.toolsets import load_tools
+from agent.toolsets import check_tools, load_tools
 from bot.cards import Cards
 from bot.clock import Clock
 from bot.db import Database
@@ -102,8 +103,12 @@ async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]
         await inventory.setup()
         tools = build_demo_tools(inventory)
         default = Policy.default(DEMO_SAFE_TOOLS)
+    if settings.approvals_mcp:
+        # Gated by default like any other tool: only the policy can let one run freely.
+        tools = check_tools([*tools, *await load_mcp_servers(settings.approvals_mcp)])
     policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else default
     policy.check_tools(t.name for t in tools)
+    policy.describe_tools({t.name: facts for t in tools if (facts := tool_facts(t))})
     return tools, policy
 
 

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///slack-approvals.sqlite3"
     approvals_tools: str | None = None
+    approvals_mcp: str | None = None
     approvals_policy: str | None = None
     demo_inventory: str = "demo-inventory.sqlite3"
 
