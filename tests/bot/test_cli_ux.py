@@ -1,0 +1,110 @@
+"""The CLI as a person meets it: --version, `run --help`, options after the command, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from bot.db import Database
+from bot.settings import Settings
+from tests.bot.test_cli import CLI, clean_env
+from tests.conftest import Harness
+from tests.fakes.openai_server import reply_text, reply_tool_calls
+
+
+async def cli(*args: str, cwd: Path, **env: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        cwd=cwd,
+        env=clean_env(**env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_version(tmp_path: Path) -> None:
+    code, out = await cli("--version", cwd=tmp_path)
+    assert code == 0 and out.startswith("slack-approvals 0.")
+
+
+async def test_run_help_lists_every_environment_variable_with_its_default(tmp_path: Path) -> None:
+    code, out = await cli("run", "--help", cwd=tmp_path)
+    assert code == 0
+    for name, field in Settings.model_fields.items():
+        line = next(line for line in out.splitlines() if line.split()[:1] == [name.upper()])
+        assert ("unset" if field.default is None else repr(field.default)) in line
+    assert "--reset" in out
+
+
+async def test_options_are_accepted_after_the_command(tmp_path: Path) -> None:
+    code, out = await cli("run", "--log-level", "DEBUG", cwd=tmp_path, SLACK_BOT_TOKEN="xoxb-1")
+    # The configuration is checked (and refused), not the command line.
+    assert code == 2
+    assert "unrecognized arguments" not in out and "SLACK_SIGNING_SECRET" in out
+
+
+async def test_audit_by_user_name_or_id_with_json_arguments(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
+        reply_text("done"),
+    )
+    async with harness.bot():
+        thread = await harness.ask("scale down cl-001 to 2")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
+        await harness.wait_text("C0OPS", thread, "done")
+        await harness.idle()
+        env = {
+            "DATABASE_URL": harness.settings().database_url,
+            "SLACK_BOT_TOKEN": harness.slack.bot_token,
+            "SLACK_SIGNING_SECRET": "unused-by-audit",
+            "SLACK_API_URL": harness.slack.api_url,
+        }
+        by_name = await cli("audit", "--user", "bob", "--json", cwd=tmp_path, **env)
+        by_id = await cli("audit", "--json", "--user", "U0BOB", cwd=tmp_path, **env)
+        nobody = await cli("audit", "--user", "zed", cwd=tmp_path, **env)
+    assert by_name == by_id and by_name[0] == 0
+    [record] = [json.loads(line) for line in by_name[1].splitlines()]
+    assert record["event"] == "approved" and record["actor"] == "U0BOB"
+    assert record["args"] == {"cluster_id": "cl-001", "replicas": 2}
+    assert nobody[0] == 2 and "no user by that name" in nobody[1]
+
+
+async def test_audit_on_ten_thousand_approvals_loads_no_agent(tmp_path: Path) -> None:
+    """What made `audit` slow was importing the agent's libraries, not the query."""
+    url = f"sqlite:///{tmp_path / 'big.sqlite3'}"
+    db = await Database.open(url)
+    async with db.transaction() as tx:
+        for i in range(10_000):
+            for event in ("requested", "approved", "executed"):
+                await tx.execute(
+                    "INSERT INTO audit (at, event, approval_id, tool, args, actor)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (1.0 + i, event, f"ap_{i}", "scale_down", '{"replicas": 2}', "U0BOB"),
+                )
+    await db.close()
+    probe = (
+        "import sys; from bot.cli import main; code = main(['audit', '--json']);"
+        "print('LOADED', [m for m in ('bot.service', 'langchain', 'langchain_openai')"
+        " if m in sys.modules], file=sys.stderr)"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        probe,
+        cwd=tmp_path,
+        env=clean_env(DATABASE_URL=url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert len(out.splitlines()) == 30_000
+    assert "LOADED []" in err.decode()
