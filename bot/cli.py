@@ -170,9 +170,12 @@ async def _run(settings: Settings) -> int:
     from bot.service import running_bot  # the agent's libraries: slow to import, so only here
 
     async with AsyncExitStack() as stack:
-        if settings.mode == "sandbox":
-            settings = await stack.enter_async_context(_sandbox(settings))
+        sandbox = _sandbox(settings) if settings.mode == "sandbox" else None
+        if sandbox is not None:
+            settings = await stack.enter_async_context(sandbox)
         bot = await stack.enter_async_context(running_bot(settings))
+        if sandbox is not None:
+            sandbox.banner()  # only now: a bot that would not start shows no invitation
         # What start-up built lives as long as the process: frozen out of the collector's
         # reach, a full collection walks only what runs make, instead of stalling every ack
         # in flight for tens of milliseconds (B1's bursts).
@@ -203,7 +206,13 @@ class _sandbox:
 
     async def __aenter__(self) -> Settings:
         emu = self._emulator
-        await emu.start(host="127.0.0.1", port=self._settings.port)
+        try:
+            await emu.start(host="127.0.0.1", port=self._settings.port)
+        except OSError as exc:
+            raise SettingsError(
+                f"the sandbox cannot listen on 127.0.0.1:{self._settings.port} "
+                f"({exc.strerror}): set PORT to a free port"
+            ) from None
         settings = self._settings.model_copy(
             update={
                 "slack_bot_token": SecretStr(emu.bot_token),
@@ -214,6 +223,12 @@ class _sandbox:
             }
         )
         emu.sandbox_info = {"model": self._model}
+        self._settings = settings
+        return settings
+
+    def banner(self) -> None:
+        emu = self._emulator
+        settings = self._settings
         say = f"curl -s {emu.base_url}sandbox/say -H 'content-type: application/json' -d"
         rule = "=" * 72
         print(
@@ -236,7 +251,6 @@ Approve as bob (put the card's ts in):
 """,
             flush=True,
         )
-        return settings
 
     async def __aexit__(self, *exc: object) -> None:
         await self._emulator.stop()

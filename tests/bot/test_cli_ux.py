@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.db import Database
 from bot.settings import Settings
-from tests.bot.test_cli import CLI, clean_env
+from tests.bot.test_cli import CLI, clean_env, free_port
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
 
@@ -108,3 +111,65 @@ async def test_audit_on_ten_thousand_approvals_loads_no_agent(tmp_path: Path) ->
     assert proc.returncode == 0, err.decode()
     assert len(out.splitlines()) == 30_000
     assert "LOADED []" in err.decode()
+
+
+async def test_unreachable_slack_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    api = f"http://127.0.0.1:{free_port()}/api/"
+    code, out = await cli(
+        "run", cwd=tmp_path, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SLACK_API_URL=api
+    )
+    assert code == 2
+    [line] = out.strip().splitlines()
+    assert line.startswith(f"slack-approvals: cannot reach Slack at {api} (")
+    assert line.endswith("): check the network or SLACK_API_URL")
+
+
+async def test_no_sandbox_banner_for_a_bot_that_will_not_start(tmp_path: Path) -> None:
+    (tmp_path / "policy.yml").write_text("tools:\n  reboot_world: {approval: never}\n")
+    code, out = await cli("run", cwd=tmp_path, PORT=str(free_port()), APPROVALS_POLICY="policy.yml")
+    assert code == 2 and "reboot_world" in out
+    assert "Sandbox" not in out and "curl" not in out
+
+
+@asynccontextmanager
+async def sandbox(tmp_path: Path, *args: str, **env: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """`slack-approvals run` in sandbox mode, until its banner: (page URL, output so far)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        *args,
+        cwd=tmp_path,
+        env=clean_env(PORT=str(port), **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output: list[str] = []
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            output.append(line.decode())
+
+    reader = asyncio.create_task(read())
+    try:
+        async with asyncio.timeout(60):
+            while not any("Sandbox: open" in line for line in output):
+                assert proc.returncode is None, "".join(output)
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/", output
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await reader
+
+
+async def test_unreachable_model_is_a_startup_warning(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}/v1"
+    async with sandbox(tmp_path, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=base) as (_, out):
+        banner = next(i for i, line in enumerate(out) if "Sandbox: open" in line)
+        [warning] = [line for line in out[:banner] if "cannot reach the model" in line]
+        assert "WARNING" in warning and base in warning and "OPENAI_BASE_URL" in warning
