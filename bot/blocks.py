@@ -39,6 +39,11 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def plural(count: int, word: str) -> str:
+    """A count in words that agree: "1 replica", "2 replicas"."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 

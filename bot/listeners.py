@@ -19,11 +19,10 @@ from bot import blocks
 from bot.conversation import Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
+from bot.help import ask_help, wants_help
 from bot.runner import Runner
 
 log = logging.getLogger(__name__)
-
-ASK_USAGE = "Usage: `/ask <what you want done>`, e.g. `/ask scale down cl-001 to 2`"
 
 # What Slack's ids and message timestamps look like. Slack signs what it sends, so a payload
 # that breaks these is forged or broken: it is refused, never guessed at.
@@ -39,6 +38,8 @@ def register(
     tools: Mapping[str, BaseTool],
 ) -> None:
     mention_token = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>")
+    # Built once: the policy is fixed for the life of the process, and the ack must be quick.
+    help_text, help_blocks = ask_help(runner.policy, tools)
 
     @app.command("/ask")
     async def ask(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -58,8 +59,8 @@ def register(
             await ack()
             log.warning("ignoring a malformed /ask command")
             return
-        if not text.strip():
-            await ack(ASK_USAGE)
+        if wants_help(text):
+            await ack(text=help_text, blocks=help_blocks)
             return
         await ack()
         runner.spawn(
@@ -79,8 +80,8 @@ def register(
             return
         text = mention_token.sub("", raw_text).strip()
         conv = Conversation(team, channel, thread_ts)
-        if not text:
-            await runner.say(conv, blocks.escape("Tell me what to do, e.g. `list clusters`."))
+        if wants_help(text):
+            await runner.say(conv, help_text)
             return
         await runner.on_message(conv, user, text)
 

@@ -191,6 +191,8 @@ class SandboxPage:
             if text.startswith("/"):
                 command, *rest = text.split(maxsplit=1)
                 delivery = await self._emu.slash_command(user, channel, command, "".join(rest))
+                if command not in self._emu.commands:
+                    return {}  # Slack answered it: nothing went to the app, so nothing failed
                 return {"delivery": _delivery_json(delivery)}
             ts = await self._emu.post_user_message(user, channel, self.slack_text(text), thread_ts)
             return {"ts": ts}
