@@ -27,6 +27,9 @@ from bot.settings import Settings, SettingsError, environment_help, load_setting
 
 log = logging.getLogger("slack_approvals")
 
+# Shipped in the package; examples/policy.yml in the source tree is a link to it.
+SAMPLE_POLICY = Path(__file__).with_name("sandbox") / "policy.yml"
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -213,8 +216,11 @@ class _sandbox:
                 f"the sandbox cannot listen on 127.0.0.1:{self._settings.port} "
                 f"({exc.strerror}): set PORT to a free port"
             ) from None
+        # The demo tools come with the sample policy the README walks through.
+        demo = self._settings.approvals_tools is None and self._settings.approvals_policy is None
         settings = self._settings.model_copy(
             update={
+                **({"approvals_policy": str(SAMPLE_POLICY)} if demo else {}),
                 "slack_bot_token": SecretStr(emu.bot_token),
                 "slack_app_token": SecretStr(emu.app_token),
                 "slack_api_url": emu.api_url,
@@ -239,6 +245,9 @@ class _sandbox:
 No SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator, and that page is its Slack:
 channels, threads, buttons and modals; switch between the sample users at the top right.
 Model: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
+Policy: {settings.approvals_policy or "every tool gated, anyone approves"}
+Sandbox state (approvals, audit, demo clusters): {self._state_files()};
+`slack-approvals run --reset` starts afresh.
 
 Or with curl. Ask as alice in #ops (C0OPS):
   {say} '{{"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}}'
@@ -251,6 +260,15 @@ Approve as bob (put the card's ts in):
 """,
             flush=True,
         )
+
+    def _state_files(self) -> str:
+        settings = self._settings
+        database = (
+            settings.database_url
+            if is_postgres(settings.database_url)
+            else str(sqlite_path(settings.database_url).resolve())
+        )
+        return f"{database} and {Path(settings.demo_inventory).resolve()}"
 
     async def __aexit__(self, *exc: object) -> None:
         await self._emulator.stop()

@@ -9,6 +9,9 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from bot.db import Database
 from bot.settings import Settings
@@ -173,3 +176,76 @@ async def test_unreachable_model_is_a_startup_warning(tmp_path: Path) -> None:
         banner = next(i for i, line in enumerate(out) if "Sandbox: open" in line)
         [warning] = [line for line in out[:banner] if "cannot reach the model" in line]
         assert "WARNING" in warning and base in warning and "OPENAI_BASE_URL" in warning
+
+
+class SandboxUser:
+    """The sandbox's curl endpoints, as the banner shows them."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.base = http, url + "sandbox/"
+
+    async def post(self, path: str, body: dict[str, Any]) -> Any:
+        async with self.http.post(self.base + path, json=body) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def channel(self) -> Any:
+        async with self.http.get(self.base + "messages?channel=C0OPS") as response:
+            return await response.json()
+
+    async def until(self, predicate: Any) -> Any:
+        async with asyncio.timeout(30):
+            while True:
+                found = predicate(await self.channel())
+                if found:
+                    return found
+                await asyncio.sleep(0.05)
+
+    async def ask(self, user: str, text: str) -> dict[str, Any]:
+        """Ask, and return the approval card the bot posts for it."""
+        await self.post("say", {"user": user, "channel": "C0OPS", "text": f"/ask {text}"})
+        tool = "_".join(text.split()[:2])
+        return await self.until(
+            lambda c: next(
+                (m for m in c["messages"] if m["buttons"] and f"needed: {tool}" in m["text"]), None
+            )
+        )
+
+    async def click(self, user: str, card: dict[str, Any]) -> None:
+        await self.post(
+            "click",
+            {"user": user, "channel": "C0OPS", "ts": card["ts"], "action_id": "approval_approve"},
+        )
+
+    async def told(self, user: str, needle: str) -> None:
+        await self.until(
+            lambda c: any(e["user"] == user and needle in e["text"] for e in c["ephemerals"])
+        )
+
+    async def said(self, needle: str) -> None:
+        await self.until(lambda c: any(needle in m["text"] for m in c["messages"]))
+
+
+async def test_sandbox_runs_the_sample_policy_and_reset_starts_afresh(tmp_path: Path) -> None:
+    async with sandbox(tmp_path) as (url, out), aiohttp.ClientSession() as http:
+        [policy] = [line for line in out if line.startswith("Policy:")]
+        assert policy.strip().endswith("policy.yml")
+        assert str(tmp_path / "slack-approvals.sqlite3") in "".join(out)
+        ui = SandboxUser(http, url)
+        card = await ui.ask("U0ALICE", "scale down cl-001 to 2")
+        await ui.click("U0CAROL", card)  # not on call
+        await ui.told("U0CAROL", "You can't approve this")
+        await ui.click("U0BOB", card)
+        await ui.said("from 5 to 2 replicas")
+
+        delete = await ui.ask("U0BOB", "delete cluster cl-003")
+        await ui.click("U0BOB", delete)  # on call, but four eyes on deletes
+        await ui.told("U0BOB", "You asked for this call")
+
+    # A restart keeps the demo's state: the walkthrough's cluster already runs 2.
+    async with sandbox(tmp_path, "--reset") as (url, out), aiohttp.ClientSession() as http:
+        assert any("reset: deleted" in line for line in out)
+        ui = SandboxUser(http, url)
+        card = await ui.ask("U0ALICE", "scale down cl-001 to 2")
+        await ui.click("U0DAVE", card)
+        await ui.said("from 5 to 2 replicas")
