@@ -17,7 +17,7 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import Conversation, reply_thread_ts
 from bot.runner import Runner
 from bot.store import Approval
 
@@ -253,7 +253,10 @@ class Decisions:
     async def _tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
             await self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts
+                channel=channel,
+                user=user,
+                text=text,
+                thread_ts=reply_thread_ts(thread_ts) if thread_ts else None,
             )
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))

@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import MAIN_VIEW, Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
 from bot.help import ask_help, wants_help
@@ -70,6 +70,9 @@ def register(
     async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
         channel, user, ts = _id(event.get("channel")), _id(event.get("user")), _ts(event.get("ts"))
         thread_ts = _ts(event.get("thread_ts") or ts)
+        # By channel id, not event kind: a mention in a DM also comes as app_mention.
+        if _is_dm(channel) and not event.get("thread_ts"):
+            thread_ts = MAIN_VIEW  # answered where the person writes, not in a thread
         raw_text = event.get("text") or ""
         if not (channel and user and ts and thread_ts and isinstance(raw_text, str)):
             log.warning("ignoring a malformed %s event", kind)
@@ -145,6 +148,8 @@ def register(
         ids, user, channel, _ = parsed
         message = body.get("message")
         thread_ts = _ts(message.get("thread_ts")) if isinstance(message, dict) else None
+        if thread_ts is None and isinstance(message, dict) and _is_dm(channel):
+            thread_ts = MAIN_VIEW
         if thread_ts is None:
             log.warning("ignoring a %s-all click outside a thread", choice)
             return
@@ -222,6 +227,10 @@ def _ts(value: object) -> str | None:
     return value if isinstance(value, str) and _TS.fullmatch(value) else None
 
 
+def _is_dm(channel: str) -> bool:
+    return channel.startswith("D")
+
+
 def _submitter(body: dict[str, Any]) -> str | None:
     user = body.get("user")
     return _id(user.get("id")) if isinstance(user, dict) else None
@@ -266,7 +275,8 @@ async def _ask(
             response_type="ephemeral",
         )
         return
-    conv = Conversation(team, channel, str(root["ts"]))
+    # In a DM the answer stays in the main view, under the "asked" line, as a chat does.
+    conv = Conversation(team, channel, MAIN_VIEW if _is_dm(channel) else str(root["ts"]))
     await runner.on_message(conv, user, text)
 
 

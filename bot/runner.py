@@ -352,7 +352,7 @@ class Runner:
         try:
             await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
+                thread_ts=conv.reply_thread_ts,
                 text=f"{len(approvals)} calls wait for a decision",
                 blocks=blocks.batch_card(approvals),
             )
@@ -363,7 +363,7 @@ class Runner:
         try:
             response = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
+                thread_ts=conv.reply_thread_ts,
                 text=blocks.card_text(approval),
                 blocks=blocks.approval_card(approval),
             )
@@ -480,7 +480,7 @@ class Runner:
         try:
             await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
+                thread_ts=conv.reply_thread_ts,
                 text=blocks.cut(text, 3000),
                 blocks=blocks.notice(text),
             )
@@ -490,6 +490,8 @@ class Runner:
         await self.store.outbox_done(seq)
 
     async def _react(self, conv: Conversation, how: str) -> None:
+        if conv.reply_thread_ts is None:
+            return  # a DM's main view has no one message the run belongs to
         method = self.client.reactions_add if how == "add" else self.client.reactions_remove
         try:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
