@@ -57,9 +57,7 @@ async def test_sample_policy_labels_help_and_a_mistyped_command(
         await act_as(page, "U0ALICE")
         await card.get_by_role("button", name="Approve").click()
         await page.get_by_role("alertdialog").get_by_role("button", name="Approve").click()
-        await expect(thread.get_by_test_id("ephemeral")).to_contain_text(
-            "You asked for this call"
-        )
+        await expect(thread.get_by_test_id("ephemeral")).to_contain_text("You asked for this call")
         await act_as(page, "U0DAVE")
         await card.get_by_role("button", name="Approve").click()
         await page.get_by_role("alertdialog").get_by_role("button", name="Approve").click()
