@@ -84,6 +84,14 @@ class ToolRule(_Strict):
         lambda value: value if value is None else _check_principals(value)
     )
 
+    @field_validator("decisions", mode="before")
+    @classmethod
+    def _deny_is_reject(cls, value: object) -> object:
+        # People say "deny" (the button's word); LangChain's decision is "reject".
+        if isinstance(value, list):
+            return ["reject" if v == "deny" else v for v in value]
+        return value
+
     @field_validator("decisions")
     @classmethod
     def _decisions(cls, value: list[DecisionName]) -> list[DecisionName]:

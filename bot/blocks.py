@@ -49,7 +49,20 @@ def mention(user_id: str) -> str:
 
 
 def clock(epoch: float) -> str:
-    return time.strftime("%H:%M UTC", time.gmtime(epoch))
+    """A time each reader sees in their own time zone; the fallback (UTC) is for clients that
+    cannot format it, and for notifications."""
+    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+# How a decided approval's status is said to people: one word for each, everywhere.
+STATUS_WORDS = {
+    "pending": "Waiting",
+    "approved": "Approved",
+    "rejected": "Denied",
+    "withdrawn": "Withdrawn",
+    "expired": "Expired",
+}
 
 
 def _value_text(value: object) -> str:
@@ -221,7 +234,7 @@ def outcome_line(approval: Approval, votes: list[str] | None = None) -> str:
 
 def decided_card(approval: Approval, votes: list[str] | None = None) -> list[Block]:
     return [
-        *_card_top(approval, f"{approval.status.capitalize()}: {approval.tool}"),
+        *_card_top(approval, f"{STATUS_WORDS[approval.status]}: {approval.tool}"),
         _section(outcome_line(approval, votes) + _edit_line(approval)),
         _context(f"Requested by {mention(approval.requester)}"),
     ]

@@ -110,7 +110,7 @@ class Decisions:
             return False
         refusal = await self.refusal(approval, user)
         if refusal is None and choice not in _offered(approval):
-            refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
+            refusal = f"The policy does not allow '{_WORDS[choice]}' for `{approval.tool}`."
         if refusal is not None:
             await self._refused(approval, user, refusal)
             await self._tell(approval.channel, user, refusal, approval.thread_ts)
@@ -156,7 +156,7 @@ class Decisions:
             by=user,
             reason=reason,
             decision=decision,
-            event="edited" if choice == "edit" else status,
+            event={"edit": "edited", "reject": "denied"}.get(choice, status),
             detail=json.dumps(edited_args) if edited_args is not None else None,
         )
         if decided is None:
@@ -260,6 +260,9 @@ class Decisions:
             )
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))
+
+
+_WORDS = {"approve": "approve", "reject": "deny", "edit": "edit"}
 
 
 def _offered(approval: Approval) -> set[str]:

@@ -134,7 +134,8 @@ class Runner:
                 # New input now would drop the pending interrupts and strand their calls.
                 await self.say(
                     conv,
-                    f":raised_hand: This thread is waiting on {len(pending)} approval(s) "
+                    f":raised_hand: This thread is waiting on "
+                    f"{blocks.plural(len(pending), 'approval')} "
                     "above. Decide them first, or the requester can say `cancel` to "
                     "withdraw them.",
                 )
@@ -385,7 +386,8 @@ class Runner:
             if decided is not None:
                 withdrawn += 1
                 self.redraw(decided)
-        await self.say(conv, f":leftwards_arrow_with_hook: Withdrew {withdrawn} pending call(s).")
+        withdrew = blocks.plural(withdrawn, "pending call")
+        await self.say(conv, f":leftwards_arrow_with_hook: Withdrew {withdrew}.")
         return withdrawn > 0
 
     async def _decision(self, approval: Approval) -> dict[str, Any]:
