@@ -70,13 +70,13 @@ def register(
     async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
         channel, user, ts = _id(event.get("channel")), _id(event.get("user")), _ts(event.get("ts"))
         thread_ts = _ts(event.get("thread_ts") or ts)
-        # By channel id, not event kind: a mention in a DM also comes as app_mention.
-        if _is_dm(channel) and not event.get("thread_ts"):
-            thread_ts = MAIN_VIEW  # answered where the person writes, not in a thread
         raw_text = event.get("text") or ""
         if not (channel and user and ts and thread_ts and isinstance(raw_text, str)):
             log.warning("ignoring a malformed %s event", kind)
             return
+        # By channel id, not event kind: a mention in a DM also comes as app_mention.
+        if _is_dm(channel) and not event.get("thread_ts"):
+            thread_ts = MAIN_VIEW  # answered where the person writes, not in a thread
         team = str(team_id or event.get("team") or "")
         # Slack may deliver one message as both app_mention and message.im, and retries it.
         if not await runner.store.first_sighting(f"msg:{team}:{channel}:{ts}"):
@@ -138,6 +138,16 @@ def register(
     @app.action(blocks.EDIT_ACTION)
     async def edit(ack: AsyncAck, body: dict[str, Any]) -> None:
         await open_modal(ack, body, "edit")
+
+    @app.action(blocks.SHOW_ARGS_ACTION)
+    async def show_args(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = _click_of(body)
+        trigger_id = body.get("trigger_id")
+        if parsed is None or not isinstance(trigger_id, str):
+            log.warning("ignoring a malformed show-arguments click")
+            return
+        runner.spawn(_show_args(runner, parsed, trigger_id), what=f"arguments of {parsed[0]}")
 
     async def decide_all(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
         await ack()
@@ -209,7 +219,7 @@ def register(
         await ack()
         decide_later(approval_id, "edit", user, edited_args=args)
 
-    @app.view_closed(re.compile("deny_reason|edit_args"))
+    @app.view_closed(re.compile("deny_reason|edit_args|show_args"))
     async def modal_closed(ack: AsyncAck) -> None:
         await ack()
         log.debug("a decision modal was closed without a decision")
@@ -286,6 +296,21 @@ def _state_value(view: dict[str, Any], block_id: str, action_id: str) -> str | N
     except (KeyError, TypeError, AttributeError):
         return None
     return value if isinstance(value, str) else None
+
+
+async def _show_args(runner: Runner, click: tuple[str, str, str, str], trigger_id: str) -> None:
+    """Everything the card could not show; only to someone who sees the card it belongs to."""
+    approval_id, user, channel, message_ts = click
+    approval = await runner.store.get(approval_id)
+    if approval is None or approval.channel != channel or approval.message_ts != message_ts:
+        log.warning("refused to show the arguments of %r to %s", approval_id[:100], user)
+        return
+    try:
+        await runner.client.views_open(trigger_id=trigger_id, view=blocks.args_modal(approval))
+    except SlackApiError as exc:
+        log.warning(
+            "could not show the arguments of %s: %s", approval_id, exc.response.get("error")
+        )
 
 
 async def _open_modal(

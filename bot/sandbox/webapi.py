@@ -16,6 +16,7 @@ from aiohttp import web
 from bot.sandbox.state import (
     BOT_ID,
     BOT_NAME,
+    MAX_VIEW_BLOCKS,
     TEAM_DOMAIN,
     ApiCall,
     ApiError,
@@ -329,7 +330,7 @@ class WebApi:
                 "[json-pointer:/view/title/text]"
             )
         try:
-            blocks = normalize_blocks(view.get("blocks"))
+            blocks = normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS)
         except ApiError as e:
             problems.extend(e.extra["response_metadata"]["messages"])
             blocks = []
