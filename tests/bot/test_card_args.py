@@ -40,7 +40,7 @@ async def test_a_long_value_shows_its_end_and_all_of_it_on_request(harness: Harn
         [card] = await harness.wait_cards("C0OPS", thread)
         shown = json.dumps(card.blocks)
         assert "DROP TABLE customers" in shown and "2,031 characters" in shown
-        [approve] = [b for b in card.blocks if b["type"] == "actions"][0]["elements"][:1]
+        approve = next(b for b in card.blocks if b["type"] == "actions")["elements"][0]
         first_line = approve["confirm"]["text"]["text"].splitlines()[0]
         assert first_line.startswith("Run `run_sql` on statement `SELECT * FROM orders")
         assert "database: `prod`" in approve["confirm"]["text"]["text"]
