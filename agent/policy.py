@@ -79,6 +79,8 @@ class ToolRule(_Strict):
     approvals_needed: int | None = Field(default=None, ge=1, le=10)
     expires_after: timedelta | Literal["default"] | None = "default"
     confirm: bool = False
+    editable: list[str] | None = None
+    """The arguments an Edit may change; unset: all of them."""
 
     _principals = field_validator("approvers")(
         lambda value: value if value is None else _check_principals(value)
@@ -122,6 +124,7 @@ class ToolPolicy:
     approvals_needed: int
     expires_after: timedelta | None
     confirm: bool
+    editable: tuple[str, ...] | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """What an approval records, so a later policy change cannot alter a pending one."""
@@ -134,6 +137,7 @@ class ToolPolicy:
                 None if self.expires_after is None else int(self.expires_after.total_seconds())
             ),
             "confirm": self.confirm,
+            "editable": None if self.editable is None else list(self.editable),
         }
 
 
@@ -207,6 +211,18 @@ class Policy:
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"
             )
 
+    def check_editable(self, arguments: Mapping[str, Iterable[str]]) -> None:
+        """`editable` may only name arguments the tool has: a typo would lock an edit out."""
+        for name, rule in self._parsed.tools.items():
+            known = set(arguments.get(name, ()))
+            unknown = [arg for arg in rule.editable or () if arg not in known]
+            if unknown:
+                raise PolicyError(
+                    f"{self.source}:{self.line_of(name)}: tools.{name}.editable names "
+                    f"arguments {name} does not have: {', '.join(unknown)}. Its arguments: "
+                    f"{', '.join(sorted(known)) or 'none'}"
+                )
+
     def group_ids(self) -> set[str]:
         """Every user-group id the policy mentions, for checking at startup."""
         ids = {p for p in self._parsed.defaults.approvers if p.startswith("S")}
@@ -232,6 +248,7 @@ class Policy:
                 d.expires_after if rule.expires_after == "default" else rule.expires_after
             ),
             confirm=rule.confirm,
+            editable=None if rule.editable is None else tuple(rule.editable),
         )
 
     def interrupt_on(self, tool_names: Iterable[str]) -> dict[str, Any]:

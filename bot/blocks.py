@@ -98,7 +98,7 @@ def _arg_sections(args: dict[str, Any]) -> tuple[list[Block], bool]:
     """The arguments as section fields within Slack's limits, and whether all of them show
     whole; when not, the card offers "Show all arguments"."""
     if not args:
-        return [_section("_no arguments_")], True
+        return [section("_no arguments_")], True
     items = list(args.items())
     shown = items if len(items) <= MAX_ARG_FIELDS else items[: MAX_ARG_FIELDS - 1]
     drawn = [_field(key, value) for key, value in shown]
@@ -119,7 +119,7 @@ def _arg_sections(args: dict[str, Any]) -> tuple[list[Block], bool]:
     return sections, complete
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT)}}
 
 
@@ -144,7 +144,7 @@ def _card_top(approval: Approval, title: str) -> tuple[list[Block], bool]:
     args, complete = _arg_sections(approval.args)
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": cut(title, HEADER_LIMIT)}},
-        _section(f"*`{escape(approval.tool)}`* — {escape(approval.description)}"),
+        section(f"*`{escape(approval.tool)}`* — {escape(approval.description)}"),
         *args,
     ]
     return blocks, complete
@@ -240,14 +240,14 @@ def batch_card(approvals: list[Approval]) -> list[Block]:
     tools = ", ".join(f"`{escape(a.tool)}`" for a in approvals)
     if len(approvals) > BATCH_LIMIT:
         return [
-            _section(
+            section(
                 f"*{len(approvals)} calls wait for a decision:* {tools}\n"
                 "Too many to decide at once: decide each card above."
             )
         ]
     ids = ",".join(a.id for a in approvals)
     return [
-        _section(f"*{len(approvals)} calls wait for a decision:* {tools}"),
+        section(f"*{len(approvals)} calls wait for a decision:* {tools}"),
         {
             "type": "actions",
             "block_id": "approval_batch",
@@ -298,7 +298,7 @@ def decided_card(approval: Approval, votes: list[str] | None = None) -> list[Blo
     top, complete = _card_top(approval, f"{STATUS_WORDS[approval.status]}: {approval.tool}")
     card = [
         *top,
-        _section(outcome_line(approval, votes) + _edit_line(approval)),
+        section(outcome_line(approval, votes) + _edit_line(approval)),
         _context(f"Requested by {mention(approval.requester)}"),
     ]
     if not complete:  # what was decided stays readable in full; nothing here decides
@@ -309,7 +309,7 @@ def decided_card(approval: Approval, votes: list[str] | None = None) -> list[Blo
 def args_modal(approval: Approval) -> dict[str, Any]:
     """Every argument of a call, whole: code blocks of at most a section's text each."""
     blocks: list[Block] = [
-        _section(
+        section(
             f"*`{escape(approval.tool)}`* requested by {mention(approval.requester)} — "
             f"{plural(len(approval.args), 'argument')}"
         )
@@ -317,12 +317,12 @@ def args_modal(approval: Approval) -> dict[str, Any]:
     for key, value in approval.args.items():
         text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
         blocks.append({"type": "header", "text": {"type": "plain_text", "text": cut(key, 150)}})
-        blocks.extend(_section(f"```{chunk}```") for chunk in _chunks(text))
+        blocks.extend(code_sections(text))
     if len(blocks) > MODAL_BLOCK_LIMIT:
         hidden = len(blocks) - MODAL_BLOCK_LIMIT + 1
         blocks = blocks[: MODAL_BLOCK_LIMIT - 1]
         blocks.append(
-            _section(
+            section(
                 f"_{plural(hidden, 'more part')} too long for one Slack view: "
                 "`slack-approvals audit --json` has every argument whole._"
             )
@@ -334,6 +334,11 @@ def args_modal(approval: Approval) -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Close"},
         "blocks": blocks,
     }
+
+
+def code_sections(text: str) -> list[Block]:
+    """`text` whole, escaped, as code blocks in as many sections as it takes."""
+    return [section(f"```{chunk}```") for chunk in _chunks(text)]
 
 
 def _chunks(text: str) -> list[str]:
@@ -366,7 +371,7 @@ def deny_modal(approval: Approval) -> dict[str, Any]:
         "submit": {"type": "plain_text", "text": "Deny"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            _section(
+            section(
                 f"Deny *`{escape(approval.tool)}`* requested by {mention(approval.requester)}?"
             ),
             {
@@ -387,4 +392,4 @@ def deny_modal(approval: Approval) -> dict[str, Any]:
 
 def notice(text: str) -> list[Block]:
     """A plain threaded notice as a single section (text already escaped by the caller)."""
-    return [_section(text)]
+    return [section(text)]

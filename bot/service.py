@@ -107,6 +107,7 @@ async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]
         default = Policy.default(DEMO_SAFE_TOOLS)
     policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else default
     policy.check_tools(t.name for t in tools)
+    policy.check_editable({t.name: t.args for t in tools})
     return tools, policy
 
 
