@@ -234,28 +234,43 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
     ]
 
 
+def batch_text(approvals: list[Approval]) -> str:
+    waiting = [a for a in approvals if a.status == "pending"]
+    if not waiting:
+        return f"All {plural(len(approvals), 'call')} decided"
+    return f"{plural(len(waiting), 'call')} of {len(approvals)} wait for a decision"
+
+
 def batch_card(approvals: list[Approval]) -> list[Block]:
-    """'Approve all' / 'Deny all' for the calls one turn asked for; the value lists their ids.
-    Past BATCH_LIMIT calls the ids do not fit a button, so each card is decided on its own."""
-    tools = ", ".join(f"`{escape(a.tool)}`" for a in approvals)
-    if len(approvals) > BATCH_LIMIT:
-        return [
-            section(
-                f"*{len(approvals)} calls wait for a decision:* {tools}\n"
-                "Too many to decide at once: decide each card above."
-            )
-        ]
-    ids = ",".join(a.id for a in approvals)
+    """'Approve all' / 'Deny all' for the calls one turn asked for, still pending; the value
+    lists their ids. "Deny all" only where every one of them offers Deny, and a confirm
+    dialog where any of them asks for one. Decided calls show how they ended. Past
+    BATCH_LIMIT calls the ids do not fit a button, so each card is decided on its own."""
+    waiting = [a for a in approvals if a.status == "pending"]
+    decided = [f"`{escape(a.tool)}`: {outcome_line(a)}" for a in approvals if a.status != "pending"]
+    if not waiting:
+        return [section(f"*All {plural(len(approvals), 'call')} decided*\n" + "\n".join(decided))]
+    tools = ", ".join(f"`{escape(a.tool)}`" for a in waiting)
+    summary = f"*{plural(len(waiting), 'call')} wait for a decision:* {tools}"
+    if decided:
+        summary += "\n" + "\n".join(decided)
+    if len(waiting) > BATCH_LIMIT:
+        return [section(summary + "\nToo many to decide at once: decide each card above.")]
+    ids = ",".join(a.id for a in waiting)
+    approve = _button(APPROVE_ALL_ACTION, "Approve all", ids, "primary")
+    if any(a.policy.get("confirm") for a in waiting):
+        approve["confirm"] = confirm_dialog(
+            "Run all of these calls?",
+            f"Approve {plural(len(waiting), 'call')}:",
+            [target_line(a.tool, a.args) for a in waiting],
+            "Approve all",
+        )
+    buttons = [approve]
+    if all("reject" in a.policy.get("decisions", ["approve", "reject"]) for a in waiting):
+        buttons.append(_button(DENY_ALL_ACTION, "Deny all", ids, "danger"))
     return [
-        section(f"*{len(approvals)} calls wait for a decision:* {tools}"),
-        {
-            "type": "actions",
-            "block_id": "approval_batch",
-            "elements": [
-                _button(APPROVE_ALL_ACTION, "Approve all", ids, "primary"),
-                _button(DENY_ALL_ACTION, "Deny all", ids, "danger"),
-            ],
-        },
+        section(summary),
+        {"type": "actions", "block_id": "approval_batch", "elements": buttons},
     ]
 
 

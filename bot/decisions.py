@@ -84,9 +84,9 @@ class Decisions:
         pending = [a for a in approvals if a.status == "pending"]
         if not pending:
             log.info("%s all by %s: none of %d ids is pending here", choice, user, len(found))
-            await self._tell(channel, user, "Nothing left to decide here.")
+            await self._tell(channel, user, "Nothing left to decide here.", thread_ts)
             return
-        refusals = [(a, await self.refusal(a, user)) for a in pending]
+        refusals = [(a, await self.refusal(a, user) or _not_offered(a, choice)) for a in pending]
         refused = [(a, why) for a, why in refusals if why is not None]
         if refused:
             for approval, why in refused:
@@ -109,8 +109,8 @@ class Decisions:
             await self._tell_decided(approval, user)
             return False
         refusal = await self.refusal(approval, user)
-        if refusal is None and choice not in _offered(approval):
-            refusal = f"The policy does not allow '{_WORDS[choice]}' for `{approval.tool}`."
+        if refusal is None:
+            refusal = _not_offered(approval, choice)
         if refusal is not None:
             await self._refused(approval, user, refusal)
             await self._tell(approval.channel, user, refusal, approval.thread_ts)
@@ -263,6 +263,12 @@ class Decisions:
 
 
 _WORDS = {"approve": "approve", "reject": "deny", "edit": "edit"}
+
+
+def _not_offered(approval: Approval, choice: Choice) -> str | None:
+    if choice in _offered(approval):
+        return None
+    return f"The policy does not allow '{_WORDS[choice]}' for `{approval.tool}`."
 
 
 def _offered(approval: Approval) -> set[str]:

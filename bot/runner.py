@@ -21,6 +21,7 @@ from agent.journal import OUTCOME_UNKNOWN
 from agent.policy import Policy
 from agent.session import AgentSession, Event, OnEvent, PendingCall, Reply, ToolOutcome
 from bot import blocks
+from bot.batches import BatchCards
 from bot.conversation import Conversation
 from bot.directory import Directory
 from bot.lease import Leases
@@ -65,6 +66,7 @@ class Runner:
         self._locks: dict[str, asyncio.Lock] = {}
         self._card_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = BatchCards(store.db, client)
 
     # background work ---------------------------------------------------------------------
 
@@ -351,14 +353,16 @@ class Runner:
 
     async def _post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
         try:
-            await self.client.chat_postMessage(
+            posted = await self.client.chat_postMessage(
                 channel=conv.channel,
                 thread_ts=conv.reply_thread_ts,
-                text=f"{len(approvals)} calls wait for a decision",
+                text=blocks.batch_text(approvals),
                 blocks=blocks.batch_card(approvals),
             )
         except SlackApiError:
             log.exception("could not post the batch card in %s", conv.key)
+            return
+        await self.batches.record(conv.channel, str(posted["ts"]), approvals)
 
     async def _post_card(self, conv: Conversation, approval: Approval) -> None:
         try:
@@ -461,6 +465,7 @@ class Runner:
                 log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
             if fresh.status != "pending":
                 await self.store.set_card_status(fresh.id, fresh.status)
+                await self.batches.redraw_for(fresh)
 
     async def say(
         self,
