@@ -3,10 +3,15 @@ that say so, `/ask help`, and a mistyped command answered as Slack answers it.""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from playwright.async_api import Browser, expect
 
 from bot.cli import SAMPLE_POLICY
 from tests.conftest import Harness
+from tests.fakes.openai_server import reply_text, reply_tool_calls
 from tests.sandbox.test_browser import (
     act_as,
     ask_and_open_thread,
@@ -62,3 +67,36 @@ async def test_sample_policy_labels_help_and_a_mistyped_command(
         await card.get_by_role("button", name="Approve").click()
         await page.get_by_role("alertdialog").get_by_role("button", name="Approve").click()
         await expect(card).to_contain_text("Approved by @dave")
+
+
+async def test_show_all_arguments_and_local_times_on_the_page(
+    harness: Harness, browser: Browser
+) -> None:
+    sql = "SELECT * FROM orders WHERE note = '" + "x" * 1973 + "'; DROP TABLE customers"
+    harness.policy_file.write_text("tools:\n  run_sql: {approval: required}\n")
+    harness.model.script(
+        reply_tool_calls(("run_sql", {"statement": sql, "database": "prod"})),
+        reply_text("done"),
+    )
+    async with harness.bot():
+        page = await browser.new_page(timezone_id="Asia/Tokyo")
+        page.set_default_timeout(8000)
+        await page.goto(harness.slack.base_url)
+        await act_as(page, "U0ALICE")
+        card = await ask_and_open_thread(page, "run_sql cleanup")
+        await expect(card).to_contain_text("DROP TABLE customers")
+        await card.get_by_role("button", name="Show all arguments").click()
+        modal = page.get_by_test_id("modal")
+        await expect(modal).to_contain_text(sql)
+        await modal.get_by_role("button", name="Close", exact=True).last.click()
+        await expect(modal).to_have_count(0)
+
+        await act_as(page, "U0BOB")
+        await card.get_by_role("button", name="Approve").click()
+        await expect(card).to_contain_text("Approved by @bob at ")
+        decided = await card.inner_text()
+        assert "UTC" not in decided
+        # The reader's zone, not UTC (the hour read just after the decision, or a minute before).
+        now = datetime.now(ZoneInfo("Asia/Tokyo"))
+        hours = "|".join({(now - timedelta(minutes=m)).strftime("%I").lstrip("0") for m in (0, 1)})
+        assert re.search(rf"Approved by @bob at (today|yesterday) at ({hours}):", decided)
