@@ -50,6 +50,8 @@ def _gated_line(rule: ToolPolicy) -> str:
     offered = [_DECISION_WORDS[d] for d in rule.decisions if d in _DECISION_WORDS]
     if rule.approvals_needed > 1 and "Edit" in offered:
         offered.remove("Edit")  # an edit would skip the other approvers
+    if "Edit" in offered and rule.editable is not None:
+        offered[offered.index("Edit")] = f"Edit ({', '.join(rule.editable) or 'nothing'})"
     parts.append(" / ".join(offered))
     if rule.confirm:
         parts.append("asks to confirm")

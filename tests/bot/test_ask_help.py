@@ -11,7 +11,8 @@ async def test_ask_help_is_answered_from_the_policy_not_the_model(harness: Harne
         "defaults:\n  approvers: [S0SREONCALL]\n"
         "tools:\n"
         "  list_clusters: {approval: never}\n"
-        "  scale_down: {approval: required, decisions: [approve, reject, edit]}\n"
+        "  scale_down: {approval: required, decisions: [approve, deny, edit],"
+        " editable: [replicas]}\n"
         "  delete_cluster: {approval: required, approvals_needed: 2, allow_self_approval: false,"
         " expires_after: 2h}\n"
     )
@@ -24,8 +25,8 @@ async def test_ask_help_is_answered_from_the_policy_not_the_model(harness: Harne
             assert answer.user == "U0CAROL"
             assert "Runs without approval:* `list_clusters`" in answer.text
             assert (
-                "`scale_down`: 1 approval from <!subteam^S0SREONCALL>; Approve / Deny / Edit;"
-                " expires after 30 minutes" in answer.text
+                "`scale_down`: 1 approval from <!subteam^S0SREONCALL>; Approve / Deny /"
+                " Edit (replicas); expires after 30 minutes" in answer.text
             )
             assert (
                 "`delete_cluster`: 2 approvals from <!subteam^S0SREONCALL>; never the person who"
