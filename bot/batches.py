@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.db import Database
+from bot.outbox import UNREACHABLE
 from bot.store import Approval
 
 log = logging.getLogger(__name__)
@@ -63,5 +63,5 @@ class BatchCards:
                 text=blocks.batch_text(approvals),
                 blocks=blocks.batch_card(approvals),
             )
-        except SlackApiError as exc:
-            log.warning("could not redraw the batch card: %s", exc.response.get("error"))
+        except UNREACHABLE as exc:
+            log.warning("could not redraw the batch card %s: %s", message_ts, exc)

@@ -47,9 +47,9 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def plural(count: int, word: str) -> str:
-    """A count in words that agree: "1 replica", "2 replicas"."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def count(n: int, noun: str) -> str:
+    """`1 approval`, `2 approvals`: a number and a noun that agree."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def mention(user_id: str) -> str:
@@ -109,7 +109,7 @@ def _arg_sections(args: dict[str, Any]) -> tuple[list[Block], bool]:
         fields.append(
             {
                 "type": "mrkdwn",
-                "text": f"_…and {plural(more, 'more argument')}: Show all arguments_",
+                "text": f"_…and {count(more, 'more argument')}: Show all arguments_",
             }
         )
     sections = [
@@ -128,13 +128,13 @@ def _context(text: str) -> Block:
 
 
 def _who_may_approve(approval: Approval) -> str:
-    approvers = approval.policy.get("approvers") or []
+    approvers = approval.policy.approvers
     who = (
         ", ".join(f"<!subteam^{a}>" if a.startswith("S") else mention(a) for a in approvers)
         if approvers
         else "anyone in the channel"
     )
-    if not approval.policy.get("allow_self_approval", True):
+    if not approval.policy.allow_self_approval:
         who += f" (not {mention(approval.requester)})"
     return who
 
@@ -193,7 +193,7 @@ def _button(action_id: str, text: str, value: str, style: str | None = None) -> 
 
 
 def _progress(approval: Approval, votes: list[str]) -> str:
-    needed = int(approval.policy.get("approvals_needed", 1))
+    needed = approval.policy.approvals_needed
     if needed <= 1:
         return ""
     so_far = ", ".join(mention(v) for v in votes) or "none yet"
@@ -203,10 +203,10 @@ def _progress(approval: Approval, votes: list[str]) -> str:
 def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Block]:
     votes = votes or []
     rules = approval.policy
-    decisions = rules.get("decisions", ["approve", "reject"])
+    offered = rules.offered()
     expiry = f" · expires {clock(approval.expires_at)}" if approval.expires_at is not None else ""
     approve = _button(APPROVE_ACTION, "Approve", approval.id, "primary")
-    if rules.get("confirm"):
+    if rules.confirm:
         approve["confirm"] = confirm_dialog(
             "Run this call?",
             target_line(approval.tool, approval.args),
@@ -217,9 +217,9 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
             "Approve",
         )
     buttons = [approve]
-    if "reject" in decisions:
+    if "reject" in offered:
         buttons.append(_button(DENY_ACTION, "Deny", approval.id, "danger"))
-    if "edit" in decisions and int(rules.get("approvals_needed", 1)) == 1:
+    if "edit" in offered:
         buttons.append(_button(EDIT_ACTION, "Edit", approval.id))
     top, complete = _card_top(approval, f"Approval needed: {approval.tool}")
     if not complete:
@@ -237,8 +237,8 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
 def batch_text(approvals: list[Approval]) -> str:
     waiting = [a for a in approvals if a.status == "pending"]
     if not waiting:
-        return f"All {plural(len(approvals), 'call')} decided"
-    return f"{plural(len(waiting), 'call')} of {len(approvals)} wait for a decision"
+        return f"All {count(len(approvals), 'call')} decided"
+    return f"{count(len(waiting), 'call')} of {len(approvals)} wait for a decision"
 
 
 def batch_card(approvals: list[Approval]) -> list[Block]:
@@ -249,24 +249,24 @@ def batch_card(approvals: list[Approval]) -> list[Block]:
     waiting = [a for a in approvals if a.status == "pending"]
     decided = [f"`{escape(a.tool)}`: {outcome_line(a)}" for a in approvals if a.status != "pending"]
     if not waiting:
-        return [section(f"*All {plural(len(approvals), 'call')} decided*\n" + "\n".join(decided))]
+        return [section(f"*All {count(len(approvals), 'call')} decided*\n" + "\n".join(decided))]
     tools = ", ".join(f"`{escape(a.tool)}`" for a in waiting)
-    summary = f"*{plural(len(waiting), 'call')} wait for a decision:* {tools}"
+    summary = f"*{count(len(waiting), 'call')} wait for a decision:* {tools}"
     if decided:
         summary += "\n" + "\n".join(decided)
     if len(waiting) > BATCH_LIMIT:
         return [section(summary + "\nToo many to decide at once: decide each card above.")]
     ids = ",".join(a.id for a in waiting)
     approve = _button(APPROVE_ALL_ACTION, "Approve all", ids, "primary")
-    if any(a.policy.get("confirm") for a in waiting):
+    if any(a.policy.confirm for a in waiting):
         approve["confirm"] = confirm_dialog(
             "Run all of these calls?",
-            f"Approve {plural(len(waiting), 'call')}:",
+            f"Approve {count(len(waiting), 'call')}:",
             [target_line(a.tool, a.args) for a in waiting],
             "Approve all",
         )
     buttons = [approve]
-    if all("reject" in a.policy.get("decisions", ["approve", "reject"]) for a in waiting):
+    if all(a.policy.offers("reject") for a in waiting):
         buttons.append(_button(DENY_ALL_ACTION, "Deny all", ids, "danger"))
     return [
         section(summary),
@@ -305,6 +305,8 @@ def outcome_line(approval: Approval, votes: list[str] | None = None) -> str:
             return f":leftwards_arrow_with_hook: Withdrawn by {by}{at}"
         case "expired":
             return f":hourglass: Expired{at} — nobody decided in time"
+        case "dropped":
+            return ":heavy_minus_sign: No longer pending — the agent moved on without this call"
         case _:
             return ":hourglass_flowing_sand: Waiting for a decision"
 
@@ -326,7 +328,7 @@ def args_modal(approval: Approval) -> dict[str, Any]:
     blocks: list[Block] = [
         section(
             f"*`{escape(approval.tool)}`* requested by {mention(approval.requester)} — "
-            f"{plural(len(approval.args), 'argument')}"
+            f"{count(len(approval.args), 'argument')}"
         )
     ]
     for key, value in approval.args.items():
@@ -338,7 +340,7 @@ def args_modal(approval: Approval) -> dict[str, Any]:
         blocks = blocks[: MODAL_BLOCK_LIMIT - 1]
         blocks.append(
             section(
-                f"_{plural(hidden, 'more part')} too long for one Slack view: "
+                f"_{count(hidden, 'more part')} too long for one Slack view: "
                 "`slack-approvals audit --json` has every argument whole._"
             )
         )

@@ -52,7 +52,7 @@ def _text(value: object) -> str:
 
 
 def _editable(approval: Approval, name: str) -> bool:
-    allowed = approval.policy.get("editable")
+    allowed = approval.policy.editable
     return allowed is None or name in allowed
 
 

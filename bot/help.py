@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from agent.policy import Policy, ToolPolicy
-from bot.blocks import Block, escape, mention, plural
+from bot.blocks import Block, count, escape, mention
 
 HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
 
@@ -44,7 +44,7 @@ def _gated_line(rule: ToolPolicy) -> str:
         if rule.approvers
         else "anyone"
     )
-    parts = [f"{plural(rule.approvals_needed, 'approval')} from {who}"]
+    parts = [f"{count(rule.approvals_needed, 'approval')} from {who}"]
     if not rule.allow_self_approval:
         parts.append("never the person who asked")
     offered = [_DECISION_WORDS[d] for d in rule.decisions if d in _DECISION_WORDS]
@@ -67,5 +67,5 @@ def _duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     for size, unit in ((86_400, "day"), (3_600, "hour"), (60, "minute")):
         if seconds % size == 0:
-            return plural(seconds // size, unit)
-    return plural(seconds, "second")
+            return count(seconds // size, unit)
+    return count(seconds, "second")

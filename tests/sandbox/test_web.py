@@ -159,7 +159,8 @@ async def socket_mode(emu: SlackEmulator, app: AsyncApp) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator()
+    # An app subscribed to mentions and DMs only: channel chatter is not its business.
+    emulator = SlackEmulator(bot_events=("app_mention", "message.im"))
     await emulator.start()
     yield emulator
     await emulator.stop()
