@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from agent.policy import Policy
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import Conversation, reply_thread_ts
 from bot.runner import Runner
 from bot.store import Approval, Status
 
@@ -88,9 +88,9 @@ class Decisions:
         pending = [a for a in approvals if a.status == "pending"]
         if not pending:
             log.info("%s all by %s: none of %d ids is pending here", choice, user, len(found))
-            await self._tell(channel, user, "Nothing left to decide here.")
+            await self._tell(channel, user, "Nothing left to decide here.", thread_ts)
             return
-        refusals = [(a, await self.refusal(a, user)) for a in pending]
+        refusals = [(a, await self.refusal(a, user) or _not_offered(a, choice)) for a in pending]
         refused = [(a, why) for a, why in refusals if why is not None]
         if refused:
             for approval, why in refused:
@@ -113,8 +113,8 @@ class Decisions:
             await self._tell_decided(approval, user)
             return False
         refusal = await self.refusal(approval, user)
-        if refusal is None and not approval.policy.offers(choice):
-            refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
+        if refusal is None:
+            refusal = _not_offered(approval, choice)
         if refusal is not None:
             await self._refused(approval, user, refusal)
             await self._tell(approval.channel, user, refusal, approval.thread_ts)
@@ -163,7 +163,7 @@ class Decisions:
             by=user,
             reason=reason,
             decision=decision,
-            event="edited" if choice == "edit" else status,
+            event={"edit": "edited", "reject": "denied"}.get(choice, status),
             detail=json.dumps(edited_args) if edited_args is not None else None,
             before=self.clock.now(),
         )
@@ -288,8 +288,19 @@ class Decisions:
     async def _tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
             await self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts
+                channel=channel,
+                user=user,
+                text=text,
+                thread_ts=reply_thread_ts(thread_ts) if thread_ts else None,
             )
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
+
+_WORDS = {"approve": "approve", "reject": "deny", "edit": "edit"}
+
+
+def _not_offered(approval: Approval, choice: Choice) -> str | None:
+    if approval.policy.offers(choice):
+        return None
+    return f"The policy does not allow '{_WORDS[choice]}' for `{approval.tool}`."

@@ -17,17 +17,16 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import MAIN_VIEW, Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
+from bot.help import ask_help, wants_help
 from bot.interactions import Click, SlashCommand, Submission, UserMessage
 from bot.runner import Runner, is_cancel
 
 log = logging.getLogger(__name__)
 
 Modal = Literal["deny", "edit"]
-
-ASK_USAGE = "Usage: `/ask <what you want done>`, e.g. `/ask scale down cl-001 to 2`"
 
 
 def register(
@@ -38,6 +37,8 @@ def register(
     tools: Mapping[str, BaseTool],
 ) -> None:
     mention_token = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>")
+    # Built once: the policy is fixed for the life of the process, and the ack must be quick.
+    help_text, help_blocks = ask_help(runner.policy, tools)
 
     @app.command("/ask")
     async def ask(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -46,8 +47,8 @@ def register(
             await ack()
             log.warning("ignoring a malformed /ask command")
             return
-        if not parsed.text:
-            await ack(ASK_USAGE)
+        if wants_help(parsed.text):
+            await ack(text=help_text, blocks=help_blocks)
             return
         await ack()
         runner.spawn(_ask(runner, parsed, respond), what="/ask")
@@ -62,11 +63,14 @@ def register(
         if not await runner.store.first_sighting(f"msg:{team}:{channel}:{message.ts}"):
             return
         text = mention_token.sub("", message.text).strip()
-        conv = Conversation(team, channel, message.thread_ts)
+        # By channel id, not event kind: a mention in a DM also comes as app_mention.
+        in_main_view = _is_dm(channel) and not event.get("thread_ts")
+        # ... and is answered where the person writes, not in a thread.
+        conv = Conversation(team, channel, MAIN_VIEW if in_main_view else message.thread_ts)
         if kind == "message" and not await runner.store.knows(conv.key):
             return  # a `cancel` in some thread the bot never worked in
-        if not text:
-            await runner.say(conv, blocks.escape("Tell me what to do, e.g. `list clusters`."))
+        if wants_help(text):
+            await runner.say(conv, help_text)
             return
         await runner.on_message(conv, user, text)
 
@@ -135,13 +139,27 @@ def register(
     async def edit(ack: AsyncAck, body: dict[str, Any]) -> None:
         await open_modal(ack, body, "edit")
 
+    @app.action(blocks.SHOW_ARGS_ACTION)
+    async def show_args(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = Click.parse(body)
+        if parsed is None or parsed.trigger_id is None:
+            log.warning("ignoring a malformed show-arguments click")
+            return
+        runner.spawn(
+            _show_args(runner, parsed, parsed.trigger_id), what=f"arguments of {parsed.value}"
+        )
+
     async def decide_all(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
         await ack()
         parsed = Click.parse(body)
         if parsed is None:
             log.warning("ignoring a malformed %s-all click", choice)
             return
-        if parsed.thread_ts is None:
+        thread_ts = parsed.thread_ts
+        if thread_ts is None and isinstance(body.get("message"), dict) and _is_dm(parsed.channel):
+            thread_ts = MAIN_VIEW
+        if thread_ts is None:
             log.warning("ignoring a %s-all click outside a thread", choice)
             return
         runner.spawn(
@@ -150,7 +168,7 @@ def register(
                 choice=choice,
                 user=parsed.user,
                 channel=parsed.channel,
-                thread_ts=parsed.thread_ts,
+                thread_ts=thread_ts,
             ),
             what=f"{choice} all",
         )
@@ -197,7 +215,7 @@ def register(
         await ack()
         decide_later(approval_id, "edit", user, edited_args=args)
 
-    @app.view_closed(re.compile("deny_reason|edit_args"))
+    @app.view_closed(re.compile("deny_reason|edit_args|show_args"))
     async def modal_closed(ack: AsyncAck) -> None:
         await ack()
         log.debug("a decision modal was closed without a decision")
@@ -205,6 +223,10 @@ def register(
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
+
+
+def _is_dm(channel: str) -> bool:
+    return channel.startswith("D")
 
 
 async def _ask(runner: Runner, command: SlashCommand, respond: AsyncRespond) -> None:
@@ -225,8 +247,27 @@ async def _ask(runner: Runner, command: SlashCommand, respond: AsyncRespond) -> 
             response_type="ephemeral",
         )
         return
-    conv = Conversation(team, channel, str(root["ts"]))
+    # In a DM the answer stays in the main view, under the "asked" line, as a chat does.
+    conv = Conversation(team, channel, MAIN_VIEW if _is_dm(channel) else str(root["ts"]))
     await runner.on_message(conv, user, text)
+
+
+async def _show_args(runner: Runner, click: Click, trigger_id: str) -> None:
+    """Everything the card could not show; only to someone who sees the card it belongs to."""
+    approval = await runner.store.get(click.value)
+    if (
+        approval is None
+        or approval.channel != click.channel
+        or approval.message_ts != click.message_ts
+    ):
+        log.warning("refused to show the arguments of %r to %s", click.value[:100], click.user)
+        return
+    try:
+        await runner.client.views_open(trigger_id=trigger_id, view=blocks.args_modal(approval))
+    except SlackApiError as exc:
+        log.warning(
+            "could not show the arguments of %s: %s", click.value, exc.response.get("error")
+        )
 
 
 async def _open_modal(

@@ -362,6 +362,8 @@ class Runner:
         await self.outcomes.report(conv, outcome)
 
     async def _react(self, conv: Conversation, how: str) -> None:
+        if conv.reply_thread_ts is None:
+            return  # a DM's main view has no one message the run belongs to
         method = self.client.reactions_add if how == "add" else self.client.reactions_remove
         try:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)

@@ -60,11 +60,19 @@ INTAKE_CLOSE_TIMEOUT_S = 3.0
 
 
 def slack_client(
-    settings: Settings, token: str | None, metrics: Metrics, http: aiohttp.ClientSession
+    settings: Settings,
+    token: str | None,
+    metrics: Metrics,
+    http: aiohttp.ClientSession,
+    *,
+    retry_connection: bool = True,
 ) -> AsyncWebClient:
     """A Web API client at `SLACK_API_URL`; slack-sdk's retry handlers share one attempt
     counter, so the limits are raised well above its default of one retry. Without a shared
-    session slack-sdk opens a connection (and a TLS handshake) for every call."""
+    session slack-sdk opens a connection (and a TLS handshake) for every call.
+    `retry_connection=False` is for the start-up checks: a Slack that cannot be reached then
+    is a configuration or network problem to report at once, not ride out."""
+    connection = [AsyncConnectionErrorRetryHandler(max_retry_count=4)] if retry_connection else []
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
@@ -72,7 +80,7 @@ def slack_client(
         timeout=15,
         retry_handlers=[
             SlackErrorCounter(metrics),
-            AsyncConnectionErrorRetryHandler(max_retry_count=4),
+            *connection,
             AsyncRateLimitErrorRetryHandler(max_retry_count=6),
             AsyncServerErrorRetryHandler(max_retry_count=4),
         ],
@@ -109,7 +117,34 @@ async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]
     policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else default
     policy.check_tools(t.name for t in tools)
     policy.describe_tools({t.name: facts for t in tools if (facts := tool_facts(t))})
+    policy.check_editable({t.name: t.args for t in tools})
     return tools, policy
+
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+MODEL_PROBE_TIMEOUT_S = 5.0
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def _probe_model(base_url: str, http: aiohttp.ClientSession) -> None:
+    """Warn at start-up when the model endpoint cannot be reached at all. Any HTTP answer
+    (even 401 or 404) means it can; the bot still starts, since the model may come back."""
+    try:
+        async with http.get(
+            base_url.rstrip("/") + "/models",
+            timeout=aiohttp.ClientTimeout(total=MODEL_PROBE_TIMEOUT_S),
+        ):
+            return
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.warning(
+            "cannot reach the model at %s (%s): check the network or OPENAI_BASE_URL; "
+            "the agent will fail to answer until it is reachable",
+            base_url,
+            _reason(exc),
+        )
 
 
 async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
@@ -147,17 +182,23 @@ async def _running_bot(
     bot_token = settings.slack_bot_token.get_secret_value()
     metrics = Metrics()
     client = slack_client(settings, bot_token, metrics, http)
+    checks = slack_client(settings, bot_token, metrics, http, retry_connection=False)
     try:
-        auth = await client.auth_test()
+        auth = await checks.auth_test()
     except SlackApiError as exc:
         raise SettingsError(
             f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} "
             f"({exc.response.get('error')}): check the token"
         ) from None
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise SettingsError(
+            f"cannot reach Slack at {settings.slack_api_url} ({_reason(exc)}): "
+            "check the network or SLACK_API_URL"
+        ) from None
     if settings.slack_app_token is not None:
         # slack-sdk retries a refused app token for ever; ask once, and say what is wrong.
         try:
-            await client.apps_connections_open(
+            await checks.apps_connections_open(
                 app_token=settings.slack_app_token.get_secret_value()
             )
         except SlackApiError as exc:
@@ -174,6 +215,8 @@ async def _running_bot(
         settings.openai_base_url,
         settings.openai_model,
     )
+    if settings.openai_api_key is not None:
+        await _probe_model(settings.openai_base_url or OPENAI_BASE_URL, http)
 
     async with AsyncExitStack() as stack:
         # The stack unwinds in reverse, so storage, opened first, closes after every run ended.

@@ -278,7 +278,7 @@ async def test_agent_memory_spans_turns(tools: list[BaseTool]) -> None:
     config: RunnableConfig = {"configurable": {"thread_id": "slack:T1:C1:1.0"}}
     await agent.ainvoke({"messages": [HumanMessage("scale down cl-004 to 1")]}, config)
     state = await agent.ainvoke({"messages": [HumanMessage("describe cl-004")]}, config)
-    assert "running, 1 replicas" in state["messages"][-1].text
+    assert "running, 1 replica" in state["messages"][-1].text
     assert len(state["messages"]) == 8
 
 
