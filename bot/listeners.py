@@ -19,6 +19,7 @@ from bot import blocks
 from bot.conversation import Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
+from bot.home import HOME_APPROVE_ACTION, HOME_DENY_ACTION
 from bot.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,39 @@ def register(
         await ack()
         log.debug("a decision modal was closed without a decision")
 
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any]) -> None:
+        user = _id(event.get("user"))
+        if event.get("tab") != "home" or user is None:
+            log.debug("ignoring an app_home_opened event for another tab")
+            return
+        runner.spawn(runner.home.publish(user), what="home tab")
+
+    async def decide_from_home(approval_id: str, choice: Choice, user: str) -> None:
+        await decisions.decide(approval_id=approval_id, choice=choice, user=user)
+        await runner.home.publish(user)  # what is left for them, with this one gone
+
+    @app.action(HOME_APPROVE_ACTION)
+    async def home_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = _home_click_of(body)
+        if parsed is None:
+            log.warning("ignoring a malformed Home tab click")
+            return
+        approval_id, user, _ = parsed
+        runner.spawn(
+            decide_from_home(approval_id, "approve", user), what=f"approve {approval_id}"
+        )
+
+    @app.action(HOME_DENY_ACTION)
+    async def home_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = _home_click_of(body)
+        if parsed is None:
+            log.warning("ignoring a malformed Home tab click")
+            return
+        runner.spawn(_deny_from_home(runner, decisions, *parsed), what=f"deny {parsed[0]}")
+
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
@@ -224,6 +258,37 @@ def _ts(value: object) -> str | None:
 def _submitter(body: dict[str, Any]) -> str | None:
     user = body.get("user")
     return _id(user.get("id")) if isinstance(user, dict) else None
+
+
+def _home_click_of(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(approval id, user, trigger id) from a Home tab click, or None."""
+    try:
+        value, user = body["actions"][0]["value"], body["user"]["id"]
+        trigger_id, container = body["trigger_id"], body["container"]["type"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not (isinstance(value, str) and value and _id(user) and isinstance(trigger_id, str)):
+        return None
+    return (value, user, trigger_id) if container == "view" else None
+
+
+async def _deny_from_home(
+    runner: Runner, decisions: Decisions, approval_id: str, user: str, trigger_id: str
+) -> None:
+    """Deny asks for a reason, as on a card; what cannot be denied is refused by the decision
+    path, which says why."""
+    if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
+        log.warning("ignoring a replayed Home tab deny of %s by %s", approval_id, user)
+        return
+    approval = await runner.store.get(approval_id)
+    if approval is not None and approval.status == "pending":
+        try:
+            await runner.client.views_open(trigger_id=trigger_id, view=blocks.deny_modal(approval))
+            return
+        except SlackApiError as exc:
+            log.warning("could not open the deny modal: %s", exc.response.get("error"))
+    await decisions.decide(approval_id=approval_id, choice="reject", user=user)
+    await runner.home.publish(user)
 
 
 def _click_of(body: dict[str, Any]) -> tuple[str, str, str, str] | None:
@@ -295,8 +360,7 @@ async def _open_modal(
     approval = await runner.store.get(approval_id)
     if (
         approval is None
-        or approval.channel != channel
-        or approval.message_ts != message_ts
+        or not await runner.routing.belongs(approval, channel, message_ts)
         or approval.status != "pending"
     ):
         await decisions.decide(

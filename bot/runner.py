@@ -8,6 +8,7 @@ conversation's lock (invariant I6), reads what is pending from LangGraph itself
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -23,9 +24,11 @@ from agent.session import AgentSession, Event, OnEvent, PendingCall, Reply, Tool
 from bot import blocks
 from bot.conversation import Conversation
 from bot.directory import Directory
+from bot.home import Home
 from bot.lease import Leases
 from bot.logcontext import log_context
 from bot.metrics import Metrics
+from bot.routing import Routing
 from bot.store import ALL_STATUSES, DECIDED, Approval, Store
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ class Runner:
         self.directory = directory
         self.leases = leases
         self.metrics = metrics
+        self.routing = Routing(store, client, directory)
+        self.home = Home(store, client, self.routing)
         self._secrets = tuple(x for x in secrets if x)
         self._locks: dict[str, asyncio.Lock] = {}
         self._card_locks: dict[str, asyncio.Lock] = {}
@@ -372,6 +377,19 @@ class Runner:
             log.exception("could not post the card for %s", approval.id)
             return
         await self.store.set_message(approval.id, str(response["ts"]))
+        await self._route(conv, dataclasses.replace(approval, message_ts=str(response["ts"])))
+
+    async def _route(self, conv: Conversation, approval: Approval) -> None:
+        """Take the request to its approvers (bot/routing.py) and onto their Home tabs."""
+        try:
+            notice = await self.routing.send(conv, approval)
+        except Exception:
+            # The thread's card works either way; the copies are a convenience on top.
+            log.exception("could not route %s to its approvers", approval.id)
+            notice = None
+        if notice:
+            await self.say(conv, notice)
+        self.spawn(self.home.refresh_for(approval), what=f"home {approval.id}")
 
     async def _withdraw(self, conv: Conversation, user: str) -> bool:
         approvals = await self.store.for_conversation(conv.key)
@@ -437,10 +455,11 @@ class Runner:
                 return
             quorum = int(fresh.policy.get("approvals_needed", 1)) > 1
             votes = await self.store.votes(fresh.id) if quorum else []
-            card = (
+            card = await self.routing.card(
+                fresh,
                 blocks.approval_card(fresh, votes)
                 if fresh.status == "pending"
-                else blocks.decided_card(fresh, votes)
+                else blocks.decided_card(fresh, votes),
             )
             try:
                 await self.client.chat_update(
@@ -457,8 +476,11 @@ class Runner:
                 # Deleted, or in an archived channel: trying again every sweep would only
                 # repeat the error. The decision itself is on record either way.
                 log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
+            copies_drawn = await self.routing.redraw_copies(fresh, card)
             if fresh.status != "pending":
-                await self.store.set_card_status(fresh.id, fresh.status)
+                if copies_drawn:
+                    await self.store.set_card_status(fresh.id, fresh.status)
+                self.spawn(self.home.refresh_for(fresh), what=f"home {fresh.id}")
 
     async def say(
         self,

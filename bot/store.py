@@ -327,6 +327,13 @@ async def _audit(
     )
 
 
+async def audit_in(
+    where: Statements, event: str, *, approval: Approval, detail: str | None = None
+) -> None:
+    """An audit record of what the bot itself did, in the caller's transaction."""
+    await _audit(where, event, approval=approval, actor=None, reason=None, detail=detail)
+
+
 class SqlJournal:
     """The agent's execution journal (agent.journal.Journal) in the bot's database."""
 
