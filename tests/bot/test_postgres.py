@@ -338,3 +338,41 @@ async def test_two_bot_processes_share_one_database(backend: str, tmp_path: Path
         runs = [r for r in d.model.requests[before:] if "hello replicas" in str(r["messages"])]
         assert len(runs) == 1
         assert sum("hello replicas" in t for t in d.ui.texts(CHANNEL, root)) == 2
+
+
+REMINDING_POLICY = """\
+tools:
+  scale_down: {approvers: [S0SREONCALL], notify: [approvers], remind_after: 3s}
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_reminder_due_while_the_bots_were_down_is_sent_once_by_two_replicas(
+    backend: str, tmp_path: Path
+) -> None:
+    async with (
+        database_url(backend, tmp_path) as url,
+        deployment(tmp_path, url, 2, policy=REMINDING_POLICY) as d,
+    ):
+        thread = await d.ui.ask("scale down cl-001 to 2")
+        [card] = await d.ui.wait_cards(CHANNEL, thread)
+        await d.card_recorded(card.ts)
+        await d.wait(
+            "the copies on record",
+            lambda: d.db.fetchall("SELECT channel FROM approval_copies"),
+        )
+        copies = await d.db.fetchall("SELECT channel, message_ts FROM approval_copies")
+        for bot in d.bots:
+            await bot.kill()
+        route = await d.db.fetchone("SELECT remind_at FROM approval_routes")
+        assert route is not None and route["remind_at"] is not None, "reminded before the stop"
+        await d.wait("the reminder to fall due", lambda: time.time() > route["remind_at"])
+
+        await d.start()  # both replicas sweep once before they say they are ready
+        assert [r["event"] for r in await d.db.fetchall(
+            "SELECT event FROM audit WHERE event = 'reminded'"
+        )] == ["reminded"]
+        assert sum("Reminder:" in t for t in d.ui.texts(CHANNEL, thread)) == 1
+        for copy in copies:
+            replies = d.slack.thread(copy["channel"], copy["message_ts"])
+            assert sum("Reminder:" in m.text for m in replies) == 1

@@ -169,11 +169,11 @@ async def _value(result: object | Awaitable[object]) -> object:
 
 
 def _bot_env(
-    slack: SlackEmulator, model: FakeOpenAI, workdir: Path, database_url: str
+    slack: SlackEmulator, model: FakeOpenAI, workdir: Path, database_url: str, policy_text: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_BOT_SETTINGS)}
     policy = workdir / "durable-policy.yml"
-    policy.write_text(durable_tools.POLICY)
+    policy.write_text(policy_text)
     (workdir / "hold").mkdir(exist_ok=True)
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))),
@@ -194,13 +194,15 @@ def _bot_env(
 
 
 @asynccontextmanager
-async def deployment(workdir: Path, database_url: str, replicas: int) -> AsyncIterator[Deployment]:
+async def deployment(
+    workdir: Path, database_url: str, replicas: int, policy: str = durable_tools.POLICY
+) -> AsyncIterator[Deployment]:
     """Started and ready; every bot process is killed on the way out."""
     slack = SlackEmulator()
     await slack.start()
     model = await operator_model()
     db = await Database.open(database_url)
-    env = _bot_env(slack, model, workdir, database_url)
+    env = _bot_env(slack, model, workdir, database_url, policy)
     bots = [BotProcess(f"bot{i}", env, workdir) for i in range(replicas)]
     ui = Harness(slack, model, workdir)
     found = Deployment(slack, model, workdir, bots, ui, db)
