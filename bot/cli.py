@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -125,6 +126,9 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+SANDBOX_POLICY = Path(__file__).with_name("sandbox") / "policy.yml"
+
+
 class _sandbox:
     """The local Slack emulator, with the bot's settings pointed at it."""
 
@@ -153,6 +157,9 @@ class _sandbox:
                 "slack_api_url": emu.api_url,
                 # Any free port: a local demo must not clash with whatever holds 8080.
                 "health_port": 0,
+                # The demo tools get the sample users' policy; a team's own tools, their own.
+                "approvals_policy": self._settings.approvals_policy
+                or (None if self._settings.approvals_tools else str(SANDBOX_POLICY)),
             }
         )
         emu.sandbox_info = {"model": self._model}
