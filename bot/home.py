@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.routing import Routing
+from bot.routing import Route, Routing
 from bot.store import Approval, Store
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,28 @@ class Home:
         """Whose Home tab shows this request: the requester's and its deciders'."""
         return list(dict.fromkeys([approval.requester, *await self.routing.deciders(approval)]))
 
+    async def opened(self, user: str) -> None:
+        """`user` opened the Home tab: publish it, and keep it current from now on."""
+        await self.store.db.execute(
+            "INSERT INTO home_viewers (user_id, opened_at) VALUES (?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET opened_at = excluded.opened_at",
+            (user, time.time()),
+        )
+        await self.publish(user)
+
     async def refresh(self, users: Iterable[str]) -> None:
-        for user in users:
-            await self.publish(user)
+        """Republish the Home tab of those of `users` who ever opened it."""
+        wanted = list(dict.fromkeys(users))
+        if not wanted:
+            return
+        marks = ",".join("?" * len(wanted))
+        rows = await self.store.db.fetchall(
+            f"SELECT user_id FROM home_viewers WHERE user_id IN ({marks})", wanted
+        )
+        viewers = {r["user_id"] for r in rows}
+        for user in wanted:
+            if user in viewers:
+                await self.publish(user)
 
     async def refresh_for(self, approval: Approval) -> None:
         await self.refresh(await self.affected(approval))
@@ -66,7 +85,10 @@ class Home:
                 (PENDING_READ,),
             )
         ]
-        waiting = [a for a in pending if await self.routing.may_decide(a, user)][:WAITING_SHOWN]
+        routes = await self.routing.routes([a.id for a in pending])
+        waiting = [
+            a for a in pending if await self.routing.may_decide(a, user, routes.get(a.id))
+        ][:WAITING_SHOWN]
         mine = [
             Approval.from_row(r)
             for r in await self.store.db.fetchall(
@@ -78,8 +100,9 @@ class Home:
         body: list[blocks.Block] = [_header("Waiting on you")]
         if not waiting:
             body.append(_context("Nothing waits on you."))
+        routes.update(await self.routing.routes([a.id for a in mine if a.id not in routes]))
         for approval in waiting:
-            link = await self._link(approval)
+            link = _link(routes.get(approval.id))
             body.append(
                 _section(
                     f"*`{blocks.escape(approval.tool)}`* {_summary(approval)}\n"
@@ -105,14 +128,15 @@ class Home:
                 _section(
                     f"*`{blocks.escape(approval.tool)}`* {_summary(approval)}\n"
                     f"{blocks.outcome_line(approval)} · asked {ago(now - approval.created_at)} "
-                    f"ago{await self._link(approval)}"
+                    f"ago{_link(routes.get(approval.id))}"
                 )
             )
         return {"type": "home", "callback_id": "approvals_home", "blocks": body}
 
-    async def _link(self, approval: Approval) -> str:
-        route = await self.routing.route(approval.id)
-        return f" · <{route.permalink}|thread>" if route and route.permalink else ""
+
+
+def _link(route: Route | None) -> str:
+    return f" · <{route.permalink}|thread>" if route and route.permalink else ""
 
 
 def _summary(approval: Approval) -> str:

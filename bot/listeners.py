@@ -215,7 +215,7 @@ def register(
         if event.get("tab") != "home" or user is None:
             log.debug("ignoring an app_home_opened event for another tab")
             return
-        runner.spawn(runner.home.publish(user), what="home tab")
+        runner.spawn(runner.home.opened(user), what="home tab")
 
     async def decide_from_home(approval_id: str, choice: Choice, user: str) -> None:
         await decisions.decide(approval_id=approval_id, choice=choice, user=user)

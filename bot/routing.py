@@ -73,13 +73,14 @@ class Routing:
 
     # who may decide ----------------------------------------------------------------------
 
-    async def approvers_of(self, approval: Approval) -> list[str]:
-        """The approvers a request was made with, widened by its escalation if it had one.
-        An empty list means anyone, and escalation never narrows that."""
+    async def approvers_of(self, approval: Approval, route: Route | None = None) -> list[str]:
+        """The approvers a request was made with, widened by its escalation if it had one
+        (`route`, when the caller has read it already). An empty list means anyone, and
+        escalation never narrows that."""
         base = list(approval.policy.get("approvers") or [])
         if not base:
             return base
-        route = await self.route(approval.id)
+        route = route or await self.route(approval.id)
         extra = [p for p in route.escalated_to if p not in base] if route else []
         return [*base, *extra]
 
@@ -98,12 +99,12 @@ class Routing:
                 found[principal] = None
         return list(found)
 
-    async def may_decide(self, approval: Approval, user: str) -> bool:
+    async def may_decide(self, approval: Approval, user: str, route: Route | None) -> bool:
         """What the Home tab lists; a click still goes through the decision path's checks."""
         if not approval.policy.get("allow_self_approval", True) and user == approval.requester:
             return False
         try:
-            return await self.directory.is_allowed(user, await self.approvers_of(approval))
+            return await self.directory.is_allowed(user, await self.approvers_of(approval, route))
         except SlackApiError:
             return False
 
@@ -121,6 +122,15 @@ class Routing:
             "SELECT * FROM approval_routes WHERE approval_id = ?", (approval_id,)
         )
         return Route.from_row(row) if row else None
+
+    async def routes(self, approval_ids: list[str]) -> dict[str, Route]:
+        if not approval_ids:
+            return {}
+        marks = ",".join("?" * len(approval_ids))
+        rows = await self.db.fetchall(
+            f"SELECT * FROM approval_routes WHERE approval_id IN ({marks})", approval_ids
+        )
+        return {str(r["approval_id"]): Route.from_row(r) for r in rows}
 
     async def copies(self, approval_id: str) -> list[Copy]:
         rows = await self.db.fetchall(

@@ -122,6 +122,11 @@ ROUTING_TABLES: tuple[str, ...] = (
     kind TEXT NOT NULL,
     PRIMARY KEY (approval_id, channel)
 )""",
+    # People who have opened the app's Home tab: only theirs is republished on a change.
+    """CREATE TABLE IF NOT EXISTS home_viewers (
+    user_id TEXT PRIMARY KEY,
+    opened_at REAL NOT NULL
+)""",
 )
 
 TABLES += ROUTING_TABLES

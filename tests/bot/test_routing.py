@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 
 import pytest
 
+from agent.policy import PolicyError
 from bot.reminders import Reminders
 from bot.sandbox import payloads
 from bot.sandbox.emulator import Message
@@ -219,12 +221,18 @@ async def test_expiry_wins_over_a_reminder_due_with_it(harness: Harness) -> None
 async def test_the_home_tab_lists_what_waits_on_you_and_decides_it(harness: Harness) -> None:
     use_policy(harness)
     async with harness.bot():
+        await harness.slack.open_home("U0ALICE")
+        await harness.slack.open_home("U0BOB")
+        await harness.slack.wait_for(lambda: harness.slack.home("U0BOB"))
+        assert "Nothing waits on you" in json.dumps(harness.slack.home("U0BOB"))
         script(harness)
         thread = await harness.ask("scale down cl-001 to 2")
         [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.idle()
-        await harness.slack.open_home("U0BOB")
-        home = await harness.slack.wait_for(lambda: harness.slack.home("U0BOB"))
+        # Refreshed when the request is made, for those who opened it before.
+        home = await harness.slack.wait_for(
+            lambda: "cl-001" in json.dumps(harness.slack.home("U0BOB"))
+            and harness.slack.home("U0BOB")
+        )
         text = json.dumps(home["blocks"])
         assert "Waiting on you" in text and "cluster_id=cl-001, replicas=2" in text
         assert "Requested by <@U0ALICE>" in text and "|thread>" in text
@@ -273,3 +281,23 @@ async def test_a_home_tab_click_by_someone_not_allowed_is_refused(harness: Harne
         assert executions("scale_down") == []
         assert [r["actor"] for r in await events(bot, "refused")] == ["U0CAROL"]
         assert harness.cards("D0ALICE", asked)  # still waiting
+
+
+@pytest.mark.parametrize(
+    ("rule", "complaint"),
+    [
+        ("    notify: [bob]\n", "'bob' is not a place to notify"),
+        ("    remind_after: soon\n", "'soon' is not a duration"),
+        ("    escalate_after: 30m\n", "escalate_after is set but escalate_to is empty"),
+        ("    escalate_to: [carol]\n", "'carol' is not a Slack user id"),
+        ("    remind_after: 1m\n    remind_me: yes\n", "remind_me: unknown key"),
+    ],
+)
+async def test_a_routing_key_with_a_mistake_stops_the_bot_at_startup(
+    harness: Harness, rule: str, complaint: str
+) -> None:
+    use_policy(harness, rule)
+    with pytest.raises(PolicyError, match=re.escape(complaint)) as raised:
+        async with harness.bot():
+            pass
+    assert f"{harness.policy_file}:" in str(raised.value)
