@@ -67,7 +67,9 @@ class Home:
                 await self.publish(user)
 
     async def refresh_for(self, approval: Approval) -> None:
-        await self.refresh(await self.affected(approval))
+        # Who is affected takes group lookups: not worth them while nobody uses the tab.
+        if await self.store.db.fetchone("SELECT user_id FROM home_viewers LIMIT 1"):
+            await self.refresh(await self.affected(approval))
 
     async def publish(self, user: str) -> None:
         try:

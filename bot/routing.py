@@ -182,8 +182,14 @@ class Routing:
         approvers = list(rules.get("approvers") or [])
         if not approvers:
             return None  # anyone may decide: whoever reads the thread
-        people = await self.deciders(approval)
-        if not people:
+        # People named directly settle most questions without looking groups up.
+        direct = [
+            p
+            for p in approvers
+            if not p.startswith("S")
+            and (rules.get("allow_self_approval", True) or p != approval.requester)
+        ]
+        if not direct and not await self.deciders(approval):
             return (
                 f":warning: Nobody can approve this request: {who(approvers)} has no one "
                 "who may decide it. Nothing will happen until the policy's approvers are "
@@ -191,11 +197,12 @@ class Routing:
             )
         notify = list(rules.get("notify") or [])
         why = ""
-        if APPROVERS not in notify and not await self._any_member(conv.channel, people):
+        if APPROVERS not in notify and not await self._anyone_here(conv.channel, approval, direct):
             notify.append(APPROVERS)
             why = " (nobody here may approve it)"
         places: list[str] = []
         if APPROVERS in notify:
+            people = await self.deciders(approval)
             sent = await self.send_to_people(approval, people, permalink)
             if sent:
                 places.append("by DM")
@@ -261,19 +268,21 @@ class Routing:
             return None
         return str(response["permalink"])
 
-    async def _any_member(self, channel: str, people: list[str]) -> bool:
-        """Is anyone of `people` in the conversation? A DM (or a conversation whose members
-        cannot be listed) counts as no: the request then goes to them directly."""
+    async def _anyone_here(self, channel: str, approval: Approval, direct: list[str]) -> bool:
+        """Is anyone who may decide in the conversation? A DM (or a conversation whose
+        members cannot be listed) counts as no: the request then goes to them directly."""
         if channel.startswith("D"):
             return False
-        wanted = set(people)
+        members: set[str] = set()
         try:
             async for page in await self.client.conversations_members(channel=channel, limit=200):
-                if wanted.intersection(page.get("members") or ()):
-                    return True
+                members.update(page.get("members") or ())
         except SlackApiError as exc:
             log.warning("cannot list the members of %s: %s", channel, exc.response.get("error"))
-        return False
+            return False
+        if members.intersection(direct):
+            return True
+        return bool(members.intersection(await self.deciders(approval)))
 
     # drawing -----------------------------------------------------------------------------
 
