@@ -342,12 +342,17 @@ async def test_two_bot_processes_share_one_database(backend: str, tmp_path: Path
 
 REMINDING_POLICY = """\
 tools:
-  scale_down: {approvers: [S0SREONCALL], notify: [approvers], remind_after: 3s}
+  scale_down:
+    approvers: [S0SREONCALL]
+    notify: [approvers]
+    remind_after: 3s
+    escalate_after: 3s
+    escalate_to: [U0CAROL]
 """
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_a_reminder_due_while_the_bots_were_down_is_sent_once_by_two_replicas(
+async def test_a_reminder_and_an_escalation_due_while_the_bots_were_down_are_sent_once(
     backend: str, tmp_path: Path
 ) -> None:
     async with (
@@ -364,15 +369,21 @@ async def test_a_reminder_due_while_the_bots_were_down_is_sent_once_by_two_repli
         copies = await d.db.fetchall("SELECT channel, message_ts FROM approval_copies")
         for bot in d.bots:
             await bot.kill()
-        route = await d.db.fetchone("SELECT remind_at FROM approval_routes")
-        assert route is not None and route["remind_at"] is not None, "reminded before the stop"
-        await d.wait("the reminder to fall due", lambda: time.time() > route["remind_at"])
+        route = await d.db.fetchone("SELECT remind_at, escalate_at FROM approval_routes")
+        assert route is not None and None not in route.values(), "sent before the stop"
+        await d.wait("both to fall due", lambda: time.time() > max(route.values()))
 
         await d.start()  # both replicas sweep once before they say they are ready
-        assert [r["event"] for r in await d.db.fetchall(
-            "SELECT event FROM audit WHERE event = 'reminded'"
-        )] == ["reminded"]
-        assert sum("Reminder:" in t for t in d.ui.texts(CHANNEL, thread)) == 1
+        sent = await d.db.fetchall(
+            "SELECT event FROM audit WHERE event IN ('reminded', 'escalated') ORDER BY event"
+        )
+        assert [r["event"] for r in sent] == ["escalated", "reminded"]
+        texts = d.ui.texts(CHANNEL, thread)
+        assert sum("Reminder:" in t for t in texts) == 1
+        assert sum("escalated to <@U0CAROL>" in t for t in texts) == 1
         for copy in copies:
             replies = d.slack.thread(copy["channel"], copy["message_ts"])
             assert sum("Reminder:" in m.text for m in replies) == 1
+        # The new approver got the request once.
+        await d.wait("the escalation's copy", lambda: d.slack.messages("D0CAROL"))
+        assert len(d.slack.messages("D0CAROL")) == 1
