@@ -14,6 +14,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from agent.gate import CALL_KEY
+
 
 @dataclass(frozen=True)
 class PendingCall:
@@ -38,6 +40,8 @@ class ToolOutcome:
     """False when the approval gate answered instead of the tool (reject), or the journal
     refused to run it again with its outcome unknown. A result the journal replays (the call
     finished before a restart) did run."""
+    call_key: str | None = None
+    """The gated call's key (its approval's interrupt id); None for an ungated call."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ def _event_of(message: object) -> Event | None:
             status="error" if message.status == "error" else "success",
             ran=not answered_by_gate
             and message.additional_kwargs.get("journal") != "outcome_unknown",
+            call_key=message.additional_kwargs.get(CALL_KEY),
         )
     if isinstance(message, AIMessage):
         text = _text(message.content).strip()

@@ -20,7 +20,7 @@ from bot.conversation import Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
 from bot.home import HOME_APPROVE_ACTION, HOME_DENY_ACTION
-from bot.runner import Runner
+from bot.runner import Runner, is_cancel
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def register(
             return
         text = mention_token.sub("", raw_text).strip()
         conv = Conversation(team, channel, thread_ts)
+        if kind == "message" and not await runner.store.knows(conv.key):
+            return  # a `cancel` in some thread the bot never worked in
         if not text:
             await runner.say(conv, blocks.escape("Tell me what to do, e.g. `list clusters`."))
             return
@@ -91,11 +93,21 @@ def register(
 
     @app.event("message")
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-            # Edits, deletions, bots and channels: routine, hence only at debug level.
-            log.debug("ignoring a message event that is not a person's DM")
+        if event.get("subtype") or event.get("bot_id"):
+            # Edits, deletions and bots: routine, hence only at debug level.
+            log.debug("ignoring a message event that is not a person's")
             return
-        runner.spawn(incoming(event, context.get("team_id"), "message.im"), what="message.im")
+        if event.get("channel_type") == "im":
+            runner.spawn(incoming(event, context.get("team_id"), "message.im"), what="message.im")
+            return
+        text = event.get("text")
+        # In a channel only a plain `cancel` in a thread is ours: the requester withdrawing
+        # without an @mention. Mentions arrive as app_mention, everything else is people
+        # talking among themselves.
+        if event.get("thread_ts") and isinstance(text, str) and is_cancel(text):
+            runner.spawn(incoming(event, context.get("team_id"), "message"), what="cancel")
+        else:
+            log.debug("ignoring a channel message that is not a `cancel` in a thread")
 
     def decide_later(approval_id: str, choice: Choice, user: str, **details: Any) -> None:
         runner.spawn(
@@ -215,11 +227,11 @@ def register(
         if event.get("tab") != "home" or user is None:
             log.debug("ignoring an app_home_opened event for another tab")
             return
-        runner.spawn(runner.home.opened(user), what="home tab")
+        runner.spawn(runner.cards.home.opened(user), what="home tab")
 
     async def decide_from_home(approval_id: str, choice: Choice, user: str) -> None:
         await decisions.decide(approval_id=approval_id, choice=choice, user=user)
-        await runner.home.publish(user)  # what is left for them, with this one gone
+        await runner.cards.home.publish(user)  # what is left for them, with this one gone
 
     @app.action(HOME_APPROVE_ACTION)
     async def home_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -288,7 +300,7 @@ async def _deny_from_home(
         except SlackApiError as exc:
             log.warning("could not open the deny modal: %s", exc.response.get("error"))
     await decisions.decide(approval_id=approval_id, choice="reject", user=user)
-    await runner.home.publish(user)
+    await runner.cards.home.publish(user)
 
 
 def _click_of(body: dict[str, Any]) -> tuple[str, str, str, str] | None:
@@ -360,7 +372,7 @@ async def _open_modal(
     approval = await runner.store.get(approval_id)
     if (
         approval is None
-        or not await runner.routing.belongs(approval, channel, message_ts)
+        or not await runner.cards.routing.belongs(approval, channel, message_ts)
         or approval.status != "pending"
     ):
         await decisions.decide(

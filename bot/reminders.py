@@ -38,7 +38,7 @@ _STILL_OPEN = (
 class Reminders:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self.routing = runner.routing
+        self.routing = runner.cards.routing
         self.store = runner.store
         self.db = runner.store.db
         self.client = runner.client
@@ -97,7 +97,7 @@ class Reminders:
             now = time.time()
             async with self.db.transaction() as tx:
                 approval = await _approval(tx, route.approval_id)
-                added = list(approval.policy.get("escalate_to") or [])
+                added = list(approval.policy.escalate_to)
                 won = await tx.execute(
                     "UPDATE approval_routes SET escalate_at = NULL, escalated_at = ?,"
                     " escalated_to = ? WHERE approval_id = ? AND escalate_at IS NOT NULL"
@@ -113,20 +113,20 @@ class Reminders:
         return sent
 
     async def _escalate(self, approval: Approval, added: list[str], now: float) -> None:
-        before = await self.routing.people(approval.policy.get("approvers") or [])
+        before = await self.routing.people(approval.policy.approvers)
         newcomers = [p for p in await self.routing.deciders(approval) if p not in before]
         route = await self.routing.route(approval.id)
         await self.routing.send_to_people(
             approval, newcomers, route.permalink if route else None
         )
         # The thread's card and every copy now say it was escalated, and to whom.
-        self.runner.redraw(approval)
+        self.runner.cards.redraw(approval)
         await self.runner.say(
             Conversation.from_key(approval.conversation),
             f":arrow_double_up: Nobody decided within {ago(now - approval.created_at)}: "
             f"escalated to {who(added)}, who may now approve too.",
         )
-        self.runner.spawn(self.runner.home.refresh(newcomers), what=f"home {approval.id}")
+        self.runner.spawn(self.runner.cards.home.refresh(newcomers), what=f"home {approval.id}")
 
     async def _reply_everywhere(self, approval: Approval, text: str) -> None:
         """A reply under the thread's card and under each copy: a nudge, not a new message

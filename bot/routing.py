@@ -77,7 +77,7 @@ class Routing:
         """The approvers a request was made with, widened by its escalation if it had one
         (`route`, when the caller has read it already). An empty list means anyone, and
         escalation never narrows that."""
-        base = list(approval.policy.get("approvers") or [])
+        base = list(approval.policy.approvers)
         if not base:
             return base
         route = route or await self.route(approval.id)
@@ -101,17 +101,19 @@ class Routing:
 
     async def may_decide(self, approval: Approval, user: str, route: Route | None) -> bool:
         """What the Home tab lists; a click still goes through the decision path's checks."""
-        if not approval.policy.get("allow_self_approval", True) and user == approval.requester:
+        if not approval.policy.allow_self_approval and user == approval.requester:
             return False
         try:
-            return await self.directory.is_allowed(user, await self.approvers_of(approval, route))
+            return await self.directory.is_allowed(
+                user, await self.approvers_of(approval, route), fresh=False
+            )
         except SlackApiError:
             return False
 
     async def deciders(self, approval: Approval) -> list[str]:
         """The people a request is for (none listed when anyone may decide)."""
         people = await self.people(await self.approvers_of(approval))
-        if not approval.policy.get("allow_self_approval", True):
+        if not approval.policy.allow_self_approval:
             people = [p for p in people if p != approval.requester]
         return people
 
@@ -165,7 +167,7 @@ class Routing:
         assert approval.message_ts is not None
         rules = approval.policy
         now = time.time()
-        remind_s, escalate_s = rules.get("remind_after_s"), rules.get("escalate_after_s")
+        remind_s, escalate_s = rules.remind_after_s, rules.escalate_after_s
         permalink = await self._permalink(approval.channel, approval.message_ts)
         claimed = await self.db.execute(
             "INSERT INTO approval_routes (approval_id, permalink, remind_at, escalate_at)"
@@ -179,7 +181,7 @@ class Routing:
         )
         if not claimed:
             return None
-        approvers = list(rules.get("approvers") or [])
+        approvers = list(rules.approvers)
         if not approvers:
             return None  # anyone may decide: whoever reads the thread
         # People named directly settle most questions without looking groups up.
@@ -187,7 +189,7 @@ class Routing:
             p
             for p in approvers
             if not p.startswith("S")
-            and (rules.get("allow_self_approval", True) or p != approval.requester)
+            and (rules.allow_self_approval or p != approval.requester)
         ]
         if not direct and not await self.deciders(approval):
             return (
@@ -195,7 +197,7 @@ class Routing:
                 "who may decide it. Nothing will happen until the policy's approvers are "
                 f"fixed; the request {_expiry(approval, now)}."
             )
-        notify = list(rules.get("notify") or [])
+        notify = list(rules.notify)
         why = ""
         if APPROVERS not in notify and not await self._anyone_here(conv.channel, approval, direct):
             notify.append(APPROVERS)

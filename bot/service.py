@@ -33,17 +33,23 @@ from agent.model import describe_model, make_model
 from agent.policy import Policy, PolicyError
 from agent.session import AgentSession
 from agent.toolsets import load_tools
+from bot.cards import Cards
 from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.health import Health, serve
+from bot.home import Home
 from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
+from bot.outbox import ThreadMessages
+from bot.recovery import Recovery
 from bot.reminders import Reminders
+from bot.routing import Routing
 from bot.runner import Runner
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
+from bot.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -176,19 +182,26 @@ async def _running_bot(
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
-        graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
+        journal = SqlJournal(db)
+        graph = build_agent(model, tools, policy, checkpointer, journal, journal)
         directory = Directory(client)
+        background = Background()
+        messages = ThreadMessages(store, client)
+        routing = Routing(store, client, directory)
+        cards = Cards(store, messages, background, routing, Home(store, client, routing))
         runner = Runner(
             session=AgentSession(graph),
             store=store,
-            client=client,
+            messages=messages,
+            cards=cards,
+            background=background,
             policy=policy,
             directory=directory,
             leases=leases,
             metrics=metrics,
             secrets=settings.secret_values(),
         )
-        decisions = Decisions(runner)
+        decisions = Decisions(runner, policy)
 
         authorized = AuthorizeResult.from_auth_test_response(
             bot_token=bot_token, auth_test_response=auth
@@ -227,7 +240,7 @@ async def _running_bot(
         stack.push_async_callback(_drain, runner)
         # What happened while no bot ran: deadlines that passed, work a stopped process left.
         await decisions.expire_due()
-        await runner.recover()
+        await Recovery(runner).recover()
         reminders = Reminders(runner)
         await reminders.sweep()
         sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")

@@ -73,6 +73,7 @@ class WebApi:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "reactions.add": self._reactions_add,
@@ -82,7 +83,6 @@ class WebApi:
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
             "conversations.members": self._conversations_members,
-            "chat.getPermalink": self._chat_get_permalink,
             "views.publish": self._views_publish,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
