@@ -83,11 +83,15 @@ class Reminders:
                 continue  # another replica sent it, or the request was just decided
             sent += 1
             waiting = ago(now - approval.created_at)
-            await self._reply_everywhere(
-                approval,
+            text = (
                 f":alarm_clock: Reminder: `{blocks.escape(approval.tool)}` requested by "
                 f"{blocks.mention(approval.requester)} has waited {waiting} for "
-                f"{who(await self.routing.approvers_of(approval))}.",
+                f"{who(await self.routing.approvers_of(approval))}."
+            )
+            # In the background: a thread message waits for the conversation's run, and one
+            # busy conversation must not hold up every other reminder.
+            self.runner.spawn(
+                self._reply_everywhere(approval, text), what=f"remind {approval.id}"
             )
         return sent
 
@@ -109,7 +113,7 @@ class Reminders:
             if not won:
                 continue
             sent += 1
-            await self._escalate(approval, added, now)
+            self.runner.spawn(self._escalate(approval, added, now), what=f"escalate {approval.id}")
         return sent
 
     async def _escalate(self, approval: Approval, added: list[str], now: float) -> None:
