@@ -98,7 +98,9 @@ class ToolRule(_Strict):
     """A tool's entry; unset keys fall back to `defaults`."""
 
     approval: Literal["required", "never"] = "required"
-    decisions: list[DecisionName] = Field(default_factory=lambda: ["approve", "reject"])
+    decisions: list[DecisionName] = Field(
+        default_factory=lambda: list[DecisionName](["approve", "reject"])
+    )
     approvers: list[str] | None = None
     allow_self_approval: bool | None = None
     approvals_needed: int | None = Field(default=None, ge=1, le=10)
@@ -108,6 +110,8 @@ class ToolRule(_Strict):
     remind_after: timedelta | Literal["default"] | None = "default"
     escalate_after: timedelta | Literal["default"] | None = "default"
     escalate_to: list[str] | None = None
+    editable: list[str] | None = None
+    """The arguments an Edit may change; unset: all of them."""
 
     _principals = field_validator("approvers", "escalate_to")(
         lambda value: value if value is None else _check_principals(value)
@@ -115,6 +119,14 @@ class ToolRule(_Strict):
     _places = field_validator("notify")(
         lambda value: value if value is None else _check_places(value)
     )
+
+    @field_validator("decisions", mode="before")
+    @classmethod
+    def _deny_is_reject(cls, value: object) -> object:
+        # People say "deny" (the button's word); LangChain's decision is "reject".
+        if isinstance(value, list):
+            return ["reject" if v == "deny" else v for v in value]
+        return value
 
     @field_validator("decisions")
     @classmethod
@@ -151,6 +163,11 @@ class PolicySnapshot(BaseModel):
     remind_after_s: int | None = None
     escalate_after_s: int | None = None
     escalate_to: tuple[str, ...] = ()
+    tool: dict[str, Any] | None = None
+    """What the tool's source declared about it when the call was requested (an MCP server,
+    its title and hints), shown on the card."""
+    editable: tuple[str, ...] | None = None
+    """The arguments an Edit may change; None: all of them."""
 
     @property
     def needs_quorum(self) -> bool:
@@ -181,6 +198,9 @@ class ToolPolicy:
     remind_after: timedelta | None = None
     escalate_after: timedelta | None = None
     escalate_to: tuple[str, ...] = ()
+    facts: Mapping[str, Any] | None = None
+    """What the tool's source declares about it (an MCP server, its hints), for the card."""
+    editable: tuple[str, ...] | None = None
 
     def snapshot(self) -> PolicySnapshot:
         """What an approval records, so a later policy change cannot alter a pending one."""
@@ -195,6 +215,8 @@ class ToolPolicy:
             remind_after_s=_seconds(self.remind_after),
             escalate_after_s=_seconds(self.escalate_after),
             escalate_to=self.escalate_to,
+            tool=dict(self.facts) if self.facts else None,
+            editable=self.editable,
         )
 
 
@@ -214,6 +236,7 @@ class Policy:
         self._parsed = parsed
         self.source = source
         self._lines = dict(lines or {})
+        self._facts: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def default(cls, safe_tools: Iterable[str] = ()) -> Policy:
@@ -297,6 +320,21 @@ class Policy:
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"
             )
 
+    def describe_tools(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what tools' sources declare about them, to show beside the rules."""
+        self._facts = dict(facts)
+    def check_editable(self, arguments: Mapping[str, Iterable[str]]) -> None:
+        """`editable` may only name arguments the tool has: a typo would lock an edit out."""
+        for name, rule in self._parsed.tools.items():
+            known = set(arguments.get(name, ()))
+            unknown = [arg for arg in rule.editable or () if arg not in known]
+            if unknown:
+                raise PolicyError(
+                    f"{self.source}:{self.line_of(name)}: tools.{name}.editable names "
+                    f"arguments {name} does not have: {', '.join(unknown)}. Its arguments: "
+                    f"{', '.join(sorted(known)) or 'none'}"
+                )
+
     def group_ids(self) -> set[str]:
         """Every user-group id the policy mentions, for checking at startup."""
         d = self._parsed.defaults
@@ -331,6 +369,8 @@ class Policy:
                 d.escalate_after if rule.escalate_after == "default" else rule.escalate_after
             ),
             escalate_to=tuple(rule.escalate_to if rule.escalate_to is not None else d.escalate_to),
+            facts=self._facts.get(name),
+            editable=None if rule.editable is None else tuple(rule.editable),
         )
 
     def gated(self, tool_names: Iterable[str]) -> list[str]:

@@ -14,6 +14,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.batches import BatchCards
 from bot.conversation import Conversation
 from bot.home import Home
 from bot.outbox import UNREACHABLE, ThreadMessages
@@ -47,6 +48,7 @@ class Cards:
         self.routing = routing
         self.home = home
         self._locks: dict[str, asyncio.Lock] = {}
+        self.batches = BatchCards(store.db, self.client)
 
     async def post(self, conv: Conversation, approval: Approval) -> bool:
         """Post the card of a pending approval; False when Slack did not take it (the
@@ -54,7 +56,7 @@ class Cards:
         try:
             response = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
+                thread_ts=conv.reply_thread_ts,
                 text=blocks.card_text(approval),
                 blocks=blocks.approval_card(approval),
             )
@@ -80,14 +82,16 @@ class Cards:
 
     async def post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
         try:
-            await self.client.chat_postMessage(
+            posted = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
-                text=f"{len(approvals)} calls wait for a decision",
+                thread_ts=conv.reply_thread_ts,
+                text=blocks.batch_text(approvals),
                 blocks=blocks.batch_card(approvals),
             )
         except UNREACHABLE:
             log.exception("could not post the batch card in %s", conv.key)
+            return
+        await self.batches.record(conv.channel, str(posted["ts"]), approvals)
 
     async def post_unposted(self, conv: Conversation) -> int:
         """Post the cards of this conversation that Slack did not take before; returns how
@@ -162,4 +166,5 @@ class Cards:
             if fresh.status != "pending":
                 if copies_drawn:
                     await self.store.set_card_status(fresh.id, fresh.status)
+                await self.batches.redraw_for(fresh)
                 self.background.spawn(self.home.refresh_for(fresh), what=f"home {fresh.id}")

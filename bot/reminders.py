@@ -22,7 +22,7 @@ from bot.db import Statements
 from bot.home import ago
 from bot.routing import Route, who
 from bot.runner import Runner
-from bot.store import Approval, audit_in
+from bot.store import Approval, AuditEntry, audit_in
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Reminders:
                 )
                 if won:
                     approval = await _approval(tx, route.approval_id)
-                    await audit_in(tx, "reminded", approval=approval)
+                    await audit_in(tx, AuditEntry("reminded", approval=approval))
             if approval is None:
                 continue  # another replica sent it, or the request was just decided
             sent += 1
@@ -109,7 +109,9 @@ class Reminders:
                     (now, json.dumps(added), route.approval_id, now),
                 )
                 if won:
-                    await audit_in(tx, "escalated", approval=approval, detail=", ".join(added))
+                    await audit_in(
+                        tx, AuditEntry("escalated", approval=approval, detail=", ".join(added))
+                    )
             if not won:
                 continue
             sent += 1

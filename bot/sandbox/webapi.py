@@ -79,6 +79,7 @@ class WebApi:
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,
+            "users.list": self._users_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
@@ -335,7 +336,7 @@ class WebApi:
                 "[json-pointer:/view/title/text]"
             )
         try:
-            blocks = normalize_blocks(view.get("blocks"))
+            blocks = normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS)
         except ApiError as e:
             problems.extend(e.extra["response_metadata"]["messages"])
             blocks = []
@@ -399,6 +400,11 @@ class WebApi:
             raise ApiError("user_not_found")
         return {"user": self._ws.user_json(user)}
 
+    def _users_list(self, params: Params) -> dict[str, Any]:
+        # One page holds the whole (small) workspace: no next_cursor, as Slack ends a listing.
+        members = [self._ws.user_json(u) for u in [*self._ws.users, self._ws.bot_user_id]]
+        return {"members": members, "response_metadata": {"next_cursor": ""}}
+
     def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
         members = self._ws.usergroups.get(str(params.get("usergroup") or ""))
         if members is None:
@@ -454,7 +460,7 @@ class WebApi:
         previous = self._ws.homes.get(user)
         if params.get("hash") and previous is not None and params["hash"] != previous["hash"]:
             raise ApiError("hash_conflict")
-        published = {
+        published: dict[str, Any] = {
             "id": previous["id"] if previous else "V" + random_id(10),
             "team_id": self._ws.team_id,
             "type": "home",

@@ -356,9 +356,11 @@ tools:
 async def test_a_reminder_and_an_escalation_due_while_the_bots_were_down_are_sent_once(
     backend: str, tmp_path: Path
 ) -> None:
+    policy = tmp_path / "reminding-policy.yml"
+    policy.write_text(REMINDING_POLICY)
     async with (
         database_url(backend, tmp_path) as url,
-        deployment(tmp_path, url, 2, policy=REMINDING_POLICY) as d,
+        deployment(tmp_path, url, 2, env={"APPROVALS_POLICY": str(policy)}) as d,
     ):
         thread = await d.ui.ask("scale down cl-001 to 2")
         [card] = await d.ui.wait_cards(CHANNEL, thread)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,11 +169,11 @@ async def _value(result: object | Awaitable[object]) -> object:
 
 
 def _bot_env(
-    slack: SlackEmulator, model: FakeOpenAI, workdir: Path, database_url: str, policy_text: str
+    slack: SlackEmulator, model: FakeOpenAI, workdir: Path, database_url: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_BOT_SETTINGS)}
     policy = workdir / "durable-policy.yml"
-    policy.write_text(policy_text)
+    policy.write_text(durable_tools.POLICY)
     (workdir / "hold").mkdir(exist_ok=True)
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))),
@@ -195,14 +195,15 @@ def _bot_env(
 
 @asynccontextmanager
 async def deployment(
-    workdir: Path, database_url: str, replicas: int, policy: str = durable_tools.POLICY
+    workdir: Path, database_url: str, replicas: int, env: Mapping[str, str] | None = None
 ) -> AsyncIterator[Deployment]:
-    """Started and ready; every bot process is killed on the way out."""
+    """Started and ready; every bot process is killed on the way out. `env` adds to (or
+    replaces) the bots' settings."""
     slack = SlackEmulator()
     await slack.start()
     model = await operator_model()
     db = await Database.open(database_url)
-    env = _bot_env(slack, model, workdir, database_url, policy)
+    env = {**_bot_env(slack, model, workdir, database_url), **(env or {})}
     bots = [BotProcess(f"bot{i}", env, workdir) for i in range(replicas)]
     ui = Harness(slack, model, workdir)
     found = Deployment(slack, model, workdir, bots, ui, db)
