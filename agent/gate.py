@@ -21,18 +21,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langchain.agents.middleware import AgentMiddleware, HumanInTheLoopMiddleware
+from langchain.agents.middleware.human_in_the_loop import DecisionType, InterruptOnConfig
 from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.messages import ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, Interrupt
 
+from agent.idempotency import approval_id_var
 from agent.policy import PolicySnapshot
 
 # Every decision the bot can record. Which of them a person is offered is the policy's
 # business (as it stood when the call was requested); the graph must accept each it offered,
 # and a rejection always (expiry and withdrawal answer with one).
-ALL_DECISIONS = ["approve", "edit", "reject"]
-WITHOUT_EDIT = ["approve", "reject"]
+ALL_DECISIONS: tuple[DecisionType, ...] = ("approve", "edit", "reject")
+WITHOUT_EDIT: tuple[DecisionType, ...] = ("approve", "reject")
 # Where a gated call's key travels on its ToolMessage (never sent to the model).
 CALL_KEY = "approval_call_key"
 
@@ -126,9 +128,12 @@ class ApprovalGate(AgentMiddleware):
             else GatedCall(key, None, name in self._editable_now)
         )
         token = _current.set(call)
+        # The tool's idempotency key; only an approved call gets past the interrupt to read it.
+        key_token = approval_id_var.set(call.approval_id)
         try:
             result = await handler(request)
         finally:
+            approval_id_var.reset(key_token)
             _current.reset(token)
         if isinstance(result, ToolMessage):
             result.additional_kwargs[CALL_KEY] = key
@@ -149,17 +154,19 @@ def gated_hitl(
     tool's arguments, about 1.5 ms on every gated call; calls whose policy never offered Edit
     do not pay for it."""
 
-    def interrupt_on(decisions: list[str], edit: bool) -> dict[str, Any]:
+    def interrupt_on(
+        decisions: tuple[DecisionType, ...], edit: bool
+    ) -> dict[str, bool | InterruptOnConfig]:
         def when(_request: ToolCallRequest) -> bool:
             call = _current.get()
             return call is not None and call.edit == edit
 
         return {
-            name: {
-                "allowed_decisions": list(decisions),
-                "description": descriptions.get(name, name),
-                "when": when,
-            }
+            name: InterruptOnConfig(
+                allowed_decisions=list(decisions),
+                description=descriptions.get(name, name),
+                when=when,
+            )
             for name in tool_names
         }
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import UnknownInterruptError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -70,14 +71,14 @@ class AgentSession:
         self._graph = graph
 
     @staticmethod
-    def _config(thread_id: str, *, strict: bool = False) -> dict[str, Any]:
+    def _config(thread_id: str, *, strict: bool = False) -> RunnableConfig:
         configurable: dict[str, Any] = {"thread_id": thread_id}
         if strict:
             configurable[STRICT_RESUME] = True
         return {"configurable": configurable}
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
-        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        state = await self._graph.aget_state(self._config(thread_id))
         calls = []
         for item in state.interrupts:
             value = item.value
@@ -116,9 +117,10 @@ class AgentSession:
         answers = {key: dict(value) for key, value in decisions.items()}
         while answers:
             try:
+                command: Command[Any] = Command(resume=answers)
                 return await self._drive(
                     thread_id,
-                    Command(resume=answers),
+                    command,
                     on_event,
                     strict=True,
                     context=GateContext(records or {}),
@@ -134,7 +136,7 @@ class AgentSession:
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has
         steps left to run and no question waiting for an answer."""
-        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        state = await self._graph.aget_state(self._config(thread_id))
         return bool(state.next) and not state.interrupts
 
     async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
@@ -150,10 +152,9 @@ class AgentSession:
         strict: bool = False,
         context: GateContext | None = None,
     ) -> list[PendingCall]:
-        config = self._config(thread_id, strict=strict)
         async for chunk in self._graph.astream(
             payload,
-            config,  # type: ignore[arg-type]
+            self._config(thread_id, strict=strict),
             context=context,
             stream_mode="updates",
             durability="sync",

@@ -71,11 +71,11 @@ def message_events(ws: Workspace, message: Message) -> list[dict[str, Any]]:
             fields["parent_user_id"] = root.user or ws.bot_user_id
     events: list[dict[str, Any]] = []
     channel = ws.channel(message.channel)
-    if channel.is_im:
+    if channel.is_im and "message.im" in ws.bot_events:
         events.append({"type": "message", **fields, "channel_type": "im"})
-    else:
+    elif not channel.is_im and "message.channels" in ws.bot_events:
         events.append({"type": "message", **fields, "channel_type": "channel"})
-    if f"<@{ws.bot_user_id}>" in message.text:
+    if f"<@{ws.bot_user_id}>" in message.text and "app_mention" in ws.bot_events:
         events.append({"type": "app_mention", **fields})
     return [event_callback(ws, event) for event in events]
 
@@ -146,6 +146,53 @@ def block_actions(
         "message": ws.message_json(message),
         "state": {"values": {}},
         "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def app_home_opened(ws: Workspace, *, user: str, channel: str) -> dict[str, Any]:
+    """The event for a person opening the app's Home tab; `view` is there once one was
+    published for them, as in Slack."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": channel,
+        "tab": "home",
+        "event_ts": f"{time.time():.6f}",
+    }
+    if user in ws.homes:
+        event["view"] = copy.deepcopy(ws.homes[user])
+    return event_callback(ws, event)
+
+
+def home_block_actions(
+    ws: Workspace, *, user: str, button: Button, trigger_id: str
+) -> dict[str, Any]:
+    """A button clicked on the Home tab: the container is the view, and there is no channel,
+    message or response_url."""
+    view = ws.homes[user]
+    action: dict[str, Any] = {
+        "action_id": button.action_id,
+        "block_id": button.block_id,
+        "text": {"type": "plain_text", "text": button.text, "emoji": True},
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    if button.value is not None:
+        action["value"] = button.value
+    if button.style is not None:
+        action["style"] = button.style
+    return {
+        "type": "block_actions",
+        "user": _user(ws, user),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id,
+        "team": _team(ws),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": copy.deepcopy(view),
         "actions": [action],
     }
 

@@ -8,6 +8,7 @@ import json
 import secrets
 import string
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,12 +20,18 @@ TEAM_DOMAIN = "sandbox"
 
 DEFAULT_USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
 DEFAULT_USERGROUPS = {"S0SREONCALL": ["U0BOB", "U0DAVE"]}
-DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general"}
+DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general", "C0APPROVALS": "approvals"}
+# Channels only some people are in; everyone is in the others.
+DEFAULT_CHANNEL_MEMBERS = {"C0APPROVALS": ["U0BOB", "U0DAVE"]}
 
 # Slack's documented Block Kit limits; exceeding them is the kind of bug (a long argument dump
 # in a section) that only shows up in production if the emulator lets it through.
 MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
+MAX_SECTION_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_CONFIRM_TEXT = 300
 MAX_HEADER_TEXT = 150
 MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
@@ -149,6 +156,7 @@ class Channel:
     id: str
     name: str
     dm_user: str | None = None  # set for the bot's DM with that user
+    members: list[str] | None = None  # people in a channel; None: everyone
 
     @property
     def is_im(self) -> bool:
@@ -175,14 +183,20 @@ class Workspace:
         users: dict[str, str],
         usergroups: dict[str, list[str]],
         channels: dict[str, str],
+        bot_events: Iterable[str],
+        channel_members: dict[str, list[str]] | None = None,
     ) -> None:
         self.team_id = team_id
+        # The app's event subscriptions (its manifest's `bot_events`): what Slack sends it.
+        self.bot_events = frozenset(bot_events)
         self.bot_user_id = bot_user_id
         self.app_id = app_id
         self.users = dict(users)
         self.usergroups = {gid: list(members) for gid, members in usergroups.items()}
+        members = channel_members or {}
         self.channels: dict[str, Channel] = {
-            cid: Channel(cid, name) for cid, name in channels.items()
+            cid: Channel(cid, name, members=list(members[cid]) if cid in members else None)
+            for cid, name in channels.items()
         }
         for uid in self.users:
             dm = dm_channel_id(uid)
@@ -192,6 +206,7 @@ class Workspace:
         self._reactions: dict[tuple[str, str], list[str]] = {}
         self.ephemerals: list[Ephemeral] = []
         self.views: list[View] = []
+        self.homes: dict[str, dict[str, Any]] = {}  # user -> the Home tab views.publish set
         self.calls: list[ApiCall] = []
         self.deliveries: list[Delivery] = []
         self.triggers: dict[str, tuple[str, float]] = {}  # trigger_id -> (user, monotonic time)
@@ -226,7 +241,16 @@ class Workspace:
         return name
 
     def is_member(self, channel: Channel, user_id: str) -> bool:
-        return channel.dm_user is None or user_id in (channel.dm_user, self.bot_user_id)
+        if channel.dm_user is not None:
+            return user_id in (channel.dm_user, self.bot_user_id)
+        return channel.members is None or user_id in (*channel.members, self.bot_user_id)
+
+    def members(self, channel: Channel) -> list[str]:
+        """Who is in a channel, the bot included, as conversations.members lists them."""
+        if channel.dm_user is not None:
+            return [channel.dm_user, self.bot_user_id]
+        people = list(self.users) if channel.members is None else channel.members
+        return [*people, self.bot_user_id]
 
     def messages(self, channel_id: str) -> list[Message]:
         self.channel(channel_id)
@@ -402,8 +426,9 @@ def decode_json_param(value: Any) -> Any:
     return value
 
 
-def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
-    """Validate blocks like Slack does and fill in the block_ids Slack generates."""
+def normalize_blocks(raw: Any, limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """Validate blocks like Slack does and fill in the block_ids Slack generates; `limit` is
+    50 for a message, 100 for a view."""
     if raw is None or raw == "":
         return []
     raw = decode_json_param(raw)
@@ -412,8 +437,8 @@ def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
             "invalid_blocks", response_metadata={"messages": ["[ERROR] must be an array"]}
         )
     problems: list[str] = []
-    if len(raw) > MAX_BLOCKS:
-        problems.append(f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(raw) > limit:
+        problems.append(f"[ERROR] no more than {limit} items allowed [json-pointer:/blocks]")
     blocks: list[dict[str, Any]] = []
     block_ids: set[str] = set()
     for index, item in enumerate(raw):
@@ -447,6 +472,19 @@ def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
             f"[ERROR] must be less than {MAX_SECTION_TEXT + 1} characters "
             f"[json-pointer:{pointer}/text/text]"
         )
+    fields = block.get("fields") if kind == "section" else None
+    if isinstance(fields, list):
+        if len(fields) > MAX_SECTION_FIELDS:
+            problems.append(
+                f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed "
+                f"[json-pointer:{pointer}/fields]"
+            )
+        for i, field in enumerate(fields):
+            if len(_text_of(field)) > MAX_FIELD_TEXT:
+                problems.append(
+                    f"[ERROR] must be less than {MAX_FIELD_TEXT + 1} characters "
+                    f"[json-pointer:{pointer}/fields/{i}/text]"
+                )
     if kind == "header" and len(_text_of(block.get("text"))) > MAX_HEADER_TEXT:
         problems.append(
             f"[ERROR] must be less than {MAX_HEADER_TEXT + 1} characters "
@@ -454,6 +492,13 @@ def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
         )
     if kind == "actions" and not isinstance(block.get("elements"), list):
         problems.append(f"[ERROR] missing required field: elements [json-pointer:{pointer}]")
+    for element in _interactive_elements(block):
+        confirm = element.get("confirm")
+        if isinstance(confirm, dict) and len(_text_of(confirm.get("text"))) > MAX_CONFIRM_TEXT:
+            problems.append(
+                f"[ERROR] confirm text must be less than {MAX_CONFIRM_TEXT + 1} characters "
+                f"[json-pointer:{pointer}]"
+            )
     action_ids: set[str] = set()
     for button in find_buttons([block]):
         where = f"[json-pointer:{pointer}]"
