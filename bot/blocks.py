@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk.models.blocks import ConfirmObject, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.store import Approval
+from bot.store import Approval, Status
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
@@ -64,12 +64,13 @@ def clock(epoch: float) -> str:
 
 
 # How a decided approval's status is said to people: one word for each, everywhere.
-STATUS_WORDS = {
+STATUS_WORDS: dict[Status, str] = {
     "pending": "Waiting",
     "approved": "Approved",
     "rejected": "Denied",
     "withdrawn": "Withdrawn",
     "expired": "Expired",
+    "dropped": "No longer pending",
 }
 
 
@@ -147,6 +148,8 @@ def _card_top(approval: Approval, title: str) -> tuple[list[Block], bool]:
         section(f"*`{escape(approval.tool)}`* — {escape(approval.description)}"),
         *args,
     ]
+    if facts := approval.policy.tool:
+        blocks.insert(2, _context(_tool_facts(facts)))
     return blocks, complete
 
 
@@ -178,6 +181,20 @@ def confirm_dialog(title: str, first_line: str, rest: list[str], button: str) ->
         "deny": {"type": "plain_text", "text": "Cancel"},
         "style": "primary",
     }
+
+
+def _tool_facts(facts: dict[str, Any]) -> str:
+    """The MCP server and what it declares about the tool: hints, which the policy overrides."""
+    parts = [f"MCP server `{escape(str(facts.get('mcp_server')))}`"]
+    if facts.get("title"):
+        parts.append(f"“{escape(str(facts['title']))}”")
+    if facts.get("destructiveHint") is True:
+        parts.append(":warning: declared destructive")
+    elif facts.get("destructiveHint") is False:
+        parts.append("declared not destructive")
+    if facts.get("readOnlyHint") is True:
+        parts.append("declared read-only")
+    return " · ".join(parts)
 
 
 def _button(action_id: str, text: str, value: str, style: str | None = None) -> Block:

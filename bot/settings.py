@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     approvals_tools: str | None = Field(
         default=None, description="package.module:attr of your tools; unset: the demo tools"
     )
+    approvals_mcp: str | None = Field(
+        default=None, description="an mcpServers JSON file of MCP servers whose tools join"
+    )
     approvals_policy: str | None = Field(
         default=None, description="policy file (sandbox: examples/policy.yml)"
     )
