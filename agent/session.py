@@ -14,16 +14,10 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from agent.hitl import PendingCall, pending_calls, resume_payload
+from agent.journal import JOURNAL_CONFIG_KEY, Journal
 
-@dataclass(frozen=True)
-class PendingCall:
-    """One gated tool call waiting for a decision (one LangGraph interrupt)."""
-
-    interrupt_id: str
-    tool_call_id: str
-    name: str
-    args: dict[str, Any]
-    description: str
+__all__ = ["AgentSession", "Event", "OnEvent", "PendingCall", "Reply", "ToolOutcome"]
 
 
 @dataclass(frozen=True)
@@ -51,29 +45,32 @@ Decision = Mapping[str, Any]
 
 
 class AgentSession:
-    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
-        self._graph = graph
+    """The agent as a graph in this process: the built-in one, or a team's (`APPROVALS_GRAPH`).
 
-    @staticmethod
-    def _config(thread_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": thread_id}}
+    `graph_decides`: the graph's `allowed_decisions` set a card's buttons (False for the
+    built-in agent, whose allowed decisions are the policy's plus the bot's own reject)."""
+
+    def __init__(
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        *,
+        graph_decides: bool = False,
+        journal: Journal | None = None,
+    ) -> None:
+        self._graph = graph
+        self._graph_decides = graph_decides
+        self._journal = journal
+
+    def _config(self, thread_id: str) -> dict[str, Any]:
+        # The journal rides in the config for a team's `ExecutionJournalMiddleware()`.
+        return {"configurable": {"thread_id": thread_id, JOURNAL_CONFIG_KEY: self._journal}}
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
         state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
-        calls = []
-        for item in state.interrupts:
-            value = item.value
-            if isinstance(value, Mapping) and value.get("type") == "tool_approval":
-                calls.append(
-                    PendingCall(
-                        interrupt_id=item.id,
-                        tool_call_id=str(value["tool_call_id"]),
-                        name=str(value["name"]),
-                        args=dict(value["args"]),
-                        description=str(value.get("description", "")),
-                    )
-                )
-        return calls
+        values = state.values if isinstance(state.values, Mapping) else {}
+        return pending_calls(
+            state.interrupts, values.get("messages", ()), graph_decides=self._graph_decides
+        )
 
     async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
         """Feed a person's message. The caller must first check nothing is pending: new input
@@ -83,12 +80,16 @@ class AgentSession:
     async def resume(
         self, thread_id: str, decisions: Mapping[str, Decision], on_event: OnEvent
     ) -> list[PendingCall]:
-        """Answer pending interrupts by id; an un-keyed resume would answer whatever is
-        pending now, which is never what a click on an older card meant."""
+        """Answer pending calls by their key (`PendingCall.interrupt_id`); an un-keyed resume
+        would answer whatever is pending now, which is never what a click on an older card
+        meant. A batched request waits until all its calls are decided."""
         if not decisions:
             raise ValueError("resume needs at least one decision keyed by interrupt id")
-        command = Command(resume={key: dict(value) for key, value in decisions.items()})
-        return await self._drive(thread_id, command, on_event)
+        pending = await self.pending(thread_id)
+        answers = resume_payload(decisions, pending)
+        if not answers:
+            return pending
+        return await self._drive(thread_id, Command(resume=answers), on_event)
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has

@@ -17,9 +17,11 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.hitl import SUPPORTED_DECISIONS
 from agent.journal import OUTCOME_UNKNOWN
 from agent.policy import Policy
-from agent.session import AgentSession, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.session import Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.sources import Session
 from bot import blocks
 from bot.conversation import Conversation
 from bot.directory import Directory
@@ -45,7 +47,7 @@ class Runner:
     def __init__(
         self,
         *,
-        session: AgentSession,
+        session: Session,
         store: Store,
         client: AsyncWebClient,
         policy: Policy,
@@ -337,7 +339,7 @@ class Runner:
                 args=call.args,
                 description=call.description,
                 requester=requester,
-                policy=rules.snapshot(),
+                policy=_snapshot(rules.snapshot(), call),
                 expires_at=expires_at,
             )
             if created:
@@ -495,6 +497,14 @@ class Runner:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
         except SlackApiError as exc:
             log.debug("reaction %s failed: %s", how, exc.response.get("error"))
+
+
+def _snapshot(rules: dict[str, Any], call: PendingCall) -> dict[str, Any]:
+    """A team's graph says which decisions it accepts, and so which buttons the card has;
+    the policy still says who decides, how many, and by when."""
+    if call.allowed_decisions is not None:
+        rules["decisions"] = [d for d in call.allowed_decisions if d in SUPPORTED_DECISIONS]
+    return rules
 
 
 @asynccontextmanager

@@ -31,7 +31,9 @@ from agent.checkpointer import open_checkpointer
 from agent.demo_tools import DEMO_SAFE_TOOLS, DemoInventory, build_demo_tools
 from agent.model import describe_model, make_model
 from agent.policy import Policy, PolicyError
+from agent.server_session import ServerSession
 from agent.session import AgentSession
+from agent.sources import Session, load_graph
 from agent.toolsets import load_tools
 from bot.db import Database
 from bot.decisions import Decisions
@@ -41,6 +43,7 @@ from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
 from bot.runner import Runner
+from bot.server_threads import SqlThreadIds
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
 
@@ -89,6 +92,10 @@ class RunningBot:
 
 
 async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]:
+    if settings.approvals_graph or settings.langgraph_url:
+        # The team's graph has its own tools, and its interrupts say which calls are gated.
+        policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else None
+        return [], policy or Policy.default()
     if settings.approvals_tools:
         tools = await load_tools(settings.approvals_tools)
         default = Policy.default()
@@ -166,10 +173,31 @@ async def _running_bot(
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
-        graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
+        session: Session
+        if settings.langgraph_url:
+            assert settings.langgraph_assistant is not None
+            server = ServerSession(
+                settings.langgraph_url,
+                settings.langgraph_assistant,
+                SqlThreadIds(db),
+                api_key=(
+                    settings.langgraph_api_key.get_secret_value()
+                    if settings.langgraph_api_key
+                    else None
+                ),
+            )
+            stack.push_async_callback(server.close)
+            await server.check()
+            session = server
+        elif settings.approvals_graph:
+            graph = await load_graph(settings.approvals_graph, checkpointer)
+            session = AgentSession(graph, graph_decides=True, journal=SqlJournal(db))
+        else:
+            graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
+            session = AgentSession(graph)
         directory = Directory(client)
         runner = Runner(
-            session=AgentSession(graph),
+            session=session,
             store=store,
             client=client,
             policy=policy,
@@ -237,11 +265,12 @@ async def _running_bot(
         # First on the way out: /readyz says "not ready" before intake closes and runs drain.
         stack.callback(setattr, health, "draining", True)
 
+        agent = _describe_agent(settings, model)
         log.info(
-            "slack-approvals is up (%s mode, bot %s, model: %s)",
+            "slack-approvals is up (%s mode, bot %s, agent: %s)",
             settings.mode,
             auth["user_id"],
-            describe_model(model),
+            agent,
         )
         yield RunningBot(
             settings=settings,
@@ -251,11 +280,19 @@ async def _running_bot(
             store=store,
             bot_user_id=str(auth["user_id"]),
             team_id=str(auth["team_id"]),
-            model_description=describe_model(model),
+            model_description=agent,
             http_port=http_port,
             health_port=health_port,
             metrics=metrics,
         )
+
+
+def _describe_agent(settings: Settings, model: Any) -> str:
+    if settings.langgraph_url:
+        return f"{settings.langgraph_assistant} on LangGraph Server {settings.langgraph_url}"
+    if settings.approvals_graph:
+        return f"APPROVALS_GRAPH={settings.approvals_graph}"
+    return describe_model(model)
 
 
 EVENTS_PATH = "/slack/events"

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     approvals_tools: str | None = None
     approvals_policy: str | None = None
     demo_inventory: str = "demo-inventory.sqlite3"
+    # A team's own agent instead of the built-in one: a graph in this process, or on a server.
+    approvals_graph: str | None = None
+    langgraph_url: str | None = None
+    langgraph_assistant: str | None = None
+    langgraph_api_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -63,6 +68,21 @@ class Settings(BaseSettings):
                 "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
                 "SLACK_SIGNING_SECRET (HTTP mode) is: set one of them"
             )
+        if self.approvals_graph and self.langgraph_url:
+            raise ValueError(
+                "APPROVALS_GRAPH and LANGGRAPH_URL are both set: the agent runs either in "
+                "process (APPROVALS_GRAPH) or on LangGraph Server (LANGGRAPH_URL), not both"
+            )
+        if (self.approvals_graph or self.langgraph_url) and self.approvals_tools:
+            raise ValueError(
+                "APPROVALS_TOOLS is set together with APPROVALS_GRAPH or LANGGRAPH_URL: a "
+                "team's own agent brings its own tools; unset APPROVALS_TOOLS"
+            )
+        if self.langgraph_url and not self.langgraph_assistant:
+            raise ValueError(
+                "LANGGRAPH_URL is set but LANGGRAPH_ASSISTANT is not: set it to the assistant "
+                "id or graph name (from langgraph.json) the bot should run"
+            )
         if not self.slack_api_url.endswith("/"):
             self.slack_api_url += "/"
         return self
@@ -76,6 +96,7 @@ class Settings(BaseSettings):
                 self.slack_app_token,
                 self.slack_signing_secret,
                 self.openai_api_key,
+                self.langgraph_api_key,
             )
             if secret is not None
         ]

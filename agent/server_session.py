@@ -1,0 +1,180 @@
+"""An agent deployed on LangGraph Server, driven through `langgraph-sdk`.
+
+One server thread per Slack conversation, its id kept in the bot's database. Runs are
+streamed (`updates`), so answers and tool results reach Slack as they happen. A thread
+busy with a run refuses a second one (`multitask_strategy="reject"`) instead of racing it;
+a run keeps going if the bot goes away mid-stream (`on_disconnect="continue"`). What is
+pending is always read back from the server's thread state, so a restart of the bot or of
+the server loses no approval.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from langgraph_sdk import get_client
+from langgraph_sdk.errors import NotFoundError
+
+from agent.hitl import PendingCall, pending_calls, resume_payload
+from agent.session import Decision, Event, OnEvent, Reply, ToolOutcome, _text
+
+log = logging.getLogger(__name__)
+
+
+class ThreadIds(Protocol):
+    """Where the server thread of each conversation is kept (the bot's database)."""
+
+    async def get(self, conversation: str) -> str | None: ...
+
+    async def put(self, conversation: str, thread_id: str) -> str:
+        """Keep `thread_id` unless the conversation has one already; return the one kept."""
+        ...
+
+
+class ServerError(RuntimeError):
+    """The server ended a run with an error; the message is the server's."""
+
+
+class ServerSession:
+    def __init__(
+        self, url: str, assistant: str, threads: ThreadIds, *, api_key: str | None = None
+    ) -> None:
+        # api_key=None stops the SDK from picking a key out of the environment on its own.
+        self._client = get_client(url=url, api_key=api_key)
+        self._assistant = assistant
+        self._threads = threads
+
+    async def check(self) -> None:
+        """Fail at startup, clearly, when the server or the assistant is not there."""
+        try:
+            await self._client.assistants.get_graph(self._assistant)
+        except NotFoundError:
+            raise ServerError(
+                f"LANGGRAPH_ASSISTANT={self._assistant!r} is neither an assistant id nor a "
+                "graph name on the server"
+            ) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _thread(self, conversation: str, *, create: bool) -> str | None:
+        thread_id = await self._threads.get(conversation)
+        if thread_id is None and create:
+            made = await self._client.threads.create(metadata={"slack_conversation": conversation})
+            thread_id = await self._threads.put(conversation, str(made["thread_id"]))
+        return thread_id
+
+    async def _state(self, conversation: str) -> dict[str, Any] | None:
+        thread_id = await self._thread(conversation, create=False)
+        if thread_id is None:
+            return None
+        try:
+            return dict(await self._client.threads.get_state(thread_id))
+        except NotFoundError:
+            log.warning("the server has no thread %s for %s", thread_id, conversation)
+            return None
+
+    async def pending(self, thread_id: str) -> list[PendingCall]:
+        state = await self._state(thread_id)
+        if state is None:
+            return []
+        values = state.get("values") or {}
+        messages = values.get("messages", ()) if isinstance(values, Mapping) else ()
+        return pending_calls(state.get("interrupts") or (), messages)
+
+    async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
+        payload = {"input": {"messages": [{"role": "user", "content": text}]}}
+        return await self._drive(thread_id, payload, on_event)
+
+    async def resume(
+        self, thread_id: str, decisions: Mapping[str, Decision], on_event: OnEvent
+    ) -> list[PendingCall]:
+        if not decisions:
+            raise ValueError("resume needs at least one decision keyed by interrupt id")
+        pending = await self.pending(thread_id)
+        answers = resume_payload(decisions, pending)
+        if not answers:
+            return pending
+        return await self._drive(thread_id, {"command": {"resume": answers}}, on_event)
+
+    async def stopped_part_way(self, thread_id: str) -> bool:
+        state = await self._state(thread_id)
+        if state is None:
+            return False
+        return bool(state.get("next")) and not state.get("interrupts")
+
+    async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
+        """A run the bot stopped watching may still be going on the server: wait for it,
+        then go on from the last checkpoint if the graph still has steps left."""
+        server_thread = await self._thread(thread_id, create=False)
+        assert server_thread is not None
+        for run in await self._client.runs.list(server_thread, status="running"):
+            await self._client.runs.join(server_thread, run["run_id"])
+        if await self.stopped_part_way(thread_id):
+            return await self._drive(thread_id, {"input": None}, on_event)
+        return await self.pending(thread_id)
+
+    async def _drive(
+        self, conversation: str, payload: dict[str, Any], on_event: OnEvent
+    ) -> list[PendingCall]:
+        thread_id = await self._thread(conversation, create=True)
+        assert thread_id is not None
+        # Resuming one of several sibling calls re-emits the siblings' finished results.
+        reported = await self._answered_calls(conversation)
+        async for part in self._client.runs.stream(
+            thread_id,
+            self._assistant,
+            stream_mode="updates",
+            multitask_strategy="reject",
+            on_disconnect="continue",
+            durability="sync",
+            **payload,
+        ):
+            if part.event == "error":
+                raise ServerError(str(part.data))
+            if part.event != "updates" or not isinstance(part.data, Mapping):
+                continue
+            for node, update in part.data.items():
+                if node.startswith("__") or not isinstance(update, Mapping):
+                    continue
+                for message in update.get("messages", ()):
+                    event = _event_of(message)
+                    if isinstance(event, ToolOutcome):
+                        if event.tool_call_id in reported:
+                            continue
+                        reported.add(event.tool_call_id)
+                    if event is not None:
+                        await on_event(event)
+        return await self.pending(conversation)
+
+    async def _answered_calls(self, conversation: str) -> set[str]:
+        state = await self._state(conversation)
+        values = (state or {}).get("values") or {}
+        messages = values.get("messages", ()) if isinstance(values, Mapping) else ()
+        return {
+            str(m.get("tool_call_id"))
+            for m in messages
+            if isinstance(m, Mapping) and m.get("type") == "tool"
+        }
+
+
+def _event_of(message: object) -> Event | None:
+    """An event from a message as the server sends it (LangChain's JSON form)."""
+    if not isinstance(message, Mapping):
+        return None
+    kwargs = message.get("additional_kwargs") or {}
+    if message.get("type") == "tool":
+        return ToolOutcome(
+            tool_call_id=str(message.get("tool_call_id")),
+            name=str(message.get("name") or ""),
+            content=_text(message.get("content")),
+            status="error" if message.get("status") == "error" else "success",
+            ran=kwargs.get("lc_source") != "hitl_interrupt_decision"
+            and kwargs.get("journal") != "outcome_unknown",
+        )
+    if message.get("type") == "ai":
+        text = _text(message.get("content")).strip()
+        return Reply(text) if text else None
+    return None
