@@ -5,7 +5,7 @@ streamed (`updates`), so answers and tool results reach Slack as they happen. A 
 busy with a run refuses a second one (`multitask_strategy="reject"`) instead of racing it;
 a run keeps going if the bot goes away mid-stream (`on_disconnect="continue"`). What is
 pending is always read back from the server's thread state, so a restart of the bot or of
-the server loses no approval.
+the server loses no approval, and what a run did while no bot watched is told afterwards.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from agent.hitl import PendingCall, pending_calls, resume_payload
 from agent.session import Decision, Event, OnEvent, Reply, ToolOutcome, _text
 
 log = logging.getLogger(__name__)
+
+# Thread metadata: how many of the thread's messages have reached Slack, so what a run did
+# while no bot watched (the bot was restarted mid-run) is told at the next start.
+RELAYED = "slack_approvals_relayed"
 
 
 class ThreadIds(Protocol):
@@ -67,22 +71,26 @@ class ServerSession:
         return thread_id
 
     async def _state(self, conversation: str) -> dict[str, Any] | None:
+        """The thread's state once no run is going: a run the bot stopped watching (it was
+        restarted) goes on on the server, and what is pending is what that run leaves."""
         thread_id = await self._thread(conversation, create=False)
         if thread_id is None:
             return None
         try:
-            return dict(await self._client.threads.get_state(thread_id))
+            for run in await self._client.runs.list(thread_id, status="running"):
+                await self._client.runs.join(thread_id, run["run_id"])
+            state = dict(await self._client.threads.get_state(thread_id))
         except NotFoundError:
             log.warning("the server has no thread %s for %s", thread_id, conversation)
             return None
+        state["thread_id"] = thread_id
+        return state
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
         state = await self._state(thread_id)
         if state is None:
             return []
-        values = state.get("values") or {}
-        messages = values.get("messages", ()) if isinstance(values, Mapping) else ()
-        return pending_calls(state.get("interrupts") or (), messages)
+        return pending_calls(state.get("interrupts") or (), _messages(state))
 
     async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
         payload = {"input": {"messages": [{"role": "user", "content": text}]}}
@@ -103,18 +111,28 @@ class ServerSession:
         state = await self._state(thread_id)
         if state is None:
             return False
-        return bool(state.get("next")) and not state.get("interrupts")
+        halted = bool(state.get("next")) and not state.get("interrupts")
+        return halted or len(_messages(state)) > await self._relayed(state["thread_id"])
 
     async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
-        """A run the bot stopped watching may still be going on the server: wait for it,
-        then go on from the last checkpoint if the graph still has steps left."""
-        server_thread = await self._thread(thread_id, create=False)
-        assert server_thread is not None
-        for run in await self._client.runs.list(server_thread, status="running"):
-            await self._client.runs.join(server_thread, run["run_id"])
-        if await self.stopped_part_way(thread_id):
+        """Tell what a run did while no bot watched, and go on from the last checkpoint if
+        the graph still has steps left."""
+        state = await self._state(thread_id)
+        if state is None:
+            return []
+        if state.get("next") and not state.get("interrupts"):
             return await self._drive(thread_id, {"input": None}, on_event)
-        return await self.pending(thread_id)
+        messages = _messages(state)
+        for message in messages[await self._relayed(state["thread_id"]) :]:
+            event = _event_of(message)
+            if event is not None:
+                await on_event(event)
+        await self._client.threads.update(state["thread_id"], metadata={RELAYED: len(messages)})
+        return pending_calls(state.get("interrupts") or (), messages)
+
+    async def _relayed(self, thread_id: str) -> int:
+        thread = await self._client.threads.get(thread_id)
+        return int((thread.get("metadata") or {}).get(RELAYED, 0))
 
     async def _drive(
         self, conversation: str, payload: dict[str, Any], on_event: OnEvent
@@ -147,17 +165,25 @@ class ServerSession:
                         reported.add(event.tool_call_id)
                     if event is not None:
                         await on_event(event)
-        return await self.pending(conversation)
+        state = await self._state(conversation)
+        if state is None:
+            return []
+        messages = _messages(state)
+        await self._client.threads.update(thread_id, metadata={RELAYED: len(messages)})
+        return pending_calls(state.get("interrupts") or (), messages)
 
     async def _answered_calls(self, conversation: str) -> set[str]:
         state = await self._state(conversation)
-        values = (state or {}).get("values") or {}
-        messages = values.get("messages", ()) if isinstance(values, Mapping) else ()
         return {
             str(m.get("tool_call_id"))
-            for m in messages
+            for m in _messages(state or {})
             if isinstance(m, Mapping) and m.get("type") == "tool"
         }
+
+
+def _messages(state: Mapping[str, Any]) -> list[Any]:
+    values = state.get("values") or {}
+    return list(values.get("messages", ())) if isinstance(values, Mapping) else []
 
 
 def _event_of(message: object) -> Event | None:

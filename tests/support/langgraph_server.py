@@ -31,6 +31,7 @@ STOP_TIMEOUT_S = 15.0
 
 class LangGraphServer:
     def __init__(self, workdir: Path, model_url: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -121,7 +122,6 @@ class LangGraphServer:
 
 @asynccontextmanager
 async def langgraph_server(workdir: Path, model_url: str) -> AsyncIterator[LangGraphServer]:
-    workdir.mkdir(parents=True, exist_ok=True)
     server = LangGraphServer(workdir, model_url)
     try:
         await server.start()
