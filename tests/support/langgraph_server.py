@@ -36,6 +36,8 @@ class LangGraphServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tools_log = workdir / "tools.log"
+        self.hold_dir = workdir / "hold"
+        self.hold_dir.mkdir(exist_ok=True)
         self.log_path = workdir / "langgraph.log"
         self._model_url = model_url
         self._proc: asyncio.subprocess.Process | None = None
@@ -57,6 +59,7 @@ class LangGraphServer:
         }
         env.update(
             SERVER_TOOLS_LOG=str(self.tools_log),
+            SERVER_TOOLS_HOLD=str(self.hold_dir),
             SERVER_OPENAI_BASE_URL=self._model_url,
             LANGSMITH_TRACING="false",
         )
@@ -109,6 +112,12 @@ class LangGraphServer:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    def hold(self, cluster_id: str) -> None:
+        (self.hold_dir / cluster_id).touch()
+
+    def release(self, cluster_id: str) -> None:
+        (self.hold_dir / cluster_id).unlink(missing_ok=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -2,13 +2,15 @@
 and `batched_graph` (one review per model turn) from here, per `langgraph.json`.
 
 The tools run in the server's process, so each execution is appended to the file named by
-`SERVER_TOOLS_LOG` for the test to count.
+`SERVER_TOOLS_LOG` for the test to count. While `<SERVER_TOOLS_HOLD>/<cluster_id>` exists, a
+call waits inside the tool (to stop the bot while the server runs it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from langchain.agents import create_agent
@@ -21,6 +23,9 @@ from langchain_openai import ChatOpenAI
 def _record(name: str, args: dict[str, object]) -> None:
     with Path(os.environ["SERVER_TOOLS_LOG"]).open("a") as log:
         log.write(json.dumps([name, args]) + "\n")
+    hold = Path(os.environ.get("SERVER_TOOLS_HOLD", "/nonexistent")) / str(args.get("cluster_id"))
+    while hold.exists():  # a sync tool: the server runs it in a worker thread
+        time.sleep(0.02)
 
 
 @tool
