@@ -14,8 +14,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import httpx
 from langgraph_sdk import get_client
-from langgraph_sdk.errors import NotFoundError
+from langgraph_sdk.errors import APIStatusError, NotFoundError
 
 from agent.hitl import PendingCall, pending_calls, resume_payload
 from agent.session import Decision, Event, OnEvent, Reply, ToolOutcome, _text
@@ -41,12 +42,17 @@ class ServerError(RuntimeError):
     """The server ended a run with an error; the message is the server's."""
 
 
+class ServerUnusable(ValueError):
+    """At startup: the server cannot be reached, or has no such assistant."""
+
+
 class ServerSession:
     def __init__(
         self, url: str, assistant: str, threads: ThreadIds, *, api_key: str | None = None
     ) -> None:
         # api_key=None stops the SDK from picking a key out of the environment on its own.
         self._client = get_client(url=url, api_key=api_key)
+        self._url = url
         self._assistant = assistant
         self._threads = threads
 
@@ -55,9 +61,14 @@ class ServerSession:
         try:
             await self._client.assistants.get_graph(self._assistant)
         except NotFoundError:
-            raise ServerError(
+            raise ServerUnusable(
                 f"LANGGRAPH_ASSISTANT={self._assistant!r} is neither an assistant id nor a "
-                "graph name on the server"
+                f"graph name on the server at {self._url}"
+            ) from None
+        except (httpx.HTTPError, APIStatusError) as exc:
+            raise ServerUnusable(
+                f"LANGGRAPH_URL={self._url}: the server cannot be used ({exc}); check the URL "
+                "and LANGGRAPH_API_KEY"
             ) from None
 
     async def close(self) -> None:

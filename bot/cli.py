@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 from agent.policy import PolicyError, parse_duration
+from agent.server_session import ServerUnusable
+from agent.sources import GraphLoadError
 from agent.toolsets import ToolLoadError
 from bot import logcontext
 from bot.db import Database
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         return asyncio.run(_run(settings))
-    except (SettingsError, PolicyError, ToolLoadError) as exc:
+    except (SettingsError, PolicyError, ToolLoadError, GraphLoadError, ServerUnusable) as exc:
         print(f"slack-approvals: {exc}", file=sys.stderr)
         return 2
 
@@ -129,18 +131,20 @@ class _sandbox:
     """The local Slack emulator, with the bot's settings pointed at it."""
 
     def __init__(self, settings: Settings) -> None:
-        from agent.model import describe_model, make_model
+        from agent.model import make_model
         from bot.sandbox.emulator import SlackEmulator
+        from bot.service import describe_agent
 
         self._settings = settings
         self._emulator = SlackEmulator()
         key = settings.openai_api_key
-        self._model = describe_model(
+        self._model = describe_agent(
+            settings,
             make_model(
                 key.get_secret_value() if key else None,
                 settings.openai_base_url,
                 settings.openai_model,
-            )
+            ),
         )
 
     async def __aenter__(self) -> Settings:
@@ -165,7 +169,7 @@ class _sandbox:
 {rule}
 No SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator, and that page is its Slack:
 channels, threads, buttons and modals; switch between the sample users at the top right.
-Model: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
+Agent: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real model)"}
 
 Or with curl. Ask as alice in #ops (C0OPS):
   {say} '{{"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}}'

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -265,7 +266,7 @@ async def _running_bot(
         # First on the way out: /readyz says "not ready" before intake closes and runs drain.
         stack.callback(setattr, health, "draining", True)
 
-        agent = _describe_agent(settings, model)
+        agent = describe_agent(settings, model)
         log.info(
             "slack-approvals is up (%s mode, bot %s, agent: %s)",
             settings.mode,
@@ -287,7 +288,8 @@ async def _running_bot(
         )
 
 
-def _describe_agent(settings: Settings, model: Any) -> str:
+def describe_agent(settings: Settings, model: BaseChatModel) -> str:
+    """What answers in the threads, for the start-up line and the sandbox banner."""
     if settings.langgraph_url:
         return f"{settings.langgraph_assistant} on LangGraph Server {settings.langgraph_url}"
     if settings.approvals_graph:
