@@ -81,14 +81,15 @@ class ServerSession:
             thread_id = await self._threads.put(conversation, str(made["thread_id"]))
         return thread_id
 
-    async def _state(self, conversation: str) -> dict[str, Any] | None:
-        """The thread's state once no run is going: a run the bot stopped watching (it was
-        restarted) goes on on the server, and what is pending is what that run leaves."""
+    async def _state(self, conversation: str, *, settle: bool = True) -> dict[str, Any] | None:
+        """The thread's state, by default once no run is going: a run the bot stopped
+        watching (it was restarted) goes on on the server, and what is pending is what that
+        run leaves."""
         thread_id = await self._thread(conversation, create=False)
         if thread_id is None:
             return None
         try:
-            for run in await self._client.runs.list(thread_id, status="running"):
+            for run in await self._client.runs.list(thread_id, status="running") if settle else ():
                 await self._client.runs.join(thread_id, run["run_id"])
             state = dict(await self._client.threads.get_state(thread_id))
         except NotFoundError:
@@ -184,7 +185,8 @@ class ServerSession:
         return pending_calls(state.get("interrupts") or (), messages)
 
     async def _answered_calls(self, conversation: str) -> set[str]:
-        state = await self._state(conversation)
+        # Not waiting for a run that is going: the server refuses ours instead.
+        state = await self._state(conversation, settle=False)
         return {
             str(m.get("tool_call_id"))
             for m in _messages(state or {})

@@ -3,16 +3,20 @@ the team's graph; the real bot drives it through `langgraph-sdk`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from langgraph_sdk.errors import ConflictError
 
+from agent.session import Event, Reply
 from bot.conversation import Conversation
 from bot.service import RunningBot
 from tests.conftest import Harness
+from tests.fakes.openai_server import Reply as ModelReply
 from tests.fakes.openai_server import reply_text, reply_tool_calls
 from tests.support.langgraph_server import LangGraphServer, langgraph_server
 
@@ -214,3 +218,23 @@ async def test_a_restart_of_the_bot_or_the_server_loses_no_pending_approval(
         await harness.wait_text("C0OPS", thread, "cl-001 now runs 2 replicas.")
         await harness.idle()
     assert server.executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
+
+
+async def test_a_second_run_on_a_busy_thread_is_refused_by_the_server(
+    harness: Harness, server: LangGraphServer
+) -> None:
+    harness.model.script(ModelReply(content="Slow answer.", delay_s=3.0), reply_text("Never asked."))
+    async with bot_on(harness, server) as bot:
+        session = bot.runner.session
+        conv = Conversation(bot.team_id, "C0OPS", "1700000000.000100")
+        told: list[Event] = []
+
+        async def on_event(event: Event) -> None:
+            told.append(event)
+
+        first = asyncio.create_task(session.start_turn(conv.key, "take your time", on_event))
+        await harness.slack.wait_for(lambda: len(harness.model.requests) == 1)
+        with pytest.raises(ConflictError):
+            await session.start_turn(conv.key, "me too", on_event)
+        assert await first == [] and told == [Reply("Slow answer.")]
+        assert len(harness.model.requests) == 1
