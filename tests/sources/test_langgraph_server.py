@@ -223,7 +223,9 @@ async def test_a_restart_of_the_bot_or_the_server_loses_no_pending_approval(
 async def test_a_second_run_on_a_busy_thread_is_refused_by_the_server(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(ModelReply(content="Slow answer.", delay_s=3.0), reply_text("Never asked."))
+    harness.model.script(
+        ModelReply(content="Slow answer.", delay_s=3.0), reply_text("Never asked.")
+    )
     async with bot_on(harness, server) as bot:
         session = bot.runner.session
         conv = Conversation(bot.team_id, "C0OPS", "1700000000.000100")
