@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from langgraph_sdk.errors import ConflictError
 
+from agent.server_session import ServerUnusable
 from agent.session import Event, Reply
 from bot.conversation import Conversation
 from bot.service import RunningBot
@@ -240,3 +241,15 @@ async def test_a_second_run_on_a_busy_thread_is_refused_by_the_server(
             await session.start_turn(conv.key, "me too", on_event)
         assert await first == [] and told == [Reply("Slow answer.")]
         assert len(harness.model.requests) == 1
+
+
+async def test_the_api_key_is_sent_when_set(harness: Harness) -> None:
+    harness.model.script(reply_text("Hello from the server."))
+    workdir = harness.tmp / "keyed"
+    async with langgraph_server(workdir, harness.model.base_url, api_key="s3cret") as keyed:
+        with pytest.raises(ServerUnusable, match="LANGGRAPH_API_KEY"):
+            async with bot_on(harness, keyed):
+                pass
+        async with bot_on(harness, keyed, langgraph_api_key="s3cret"):
+            thread = await harness.ask("say hello")
+            await harness.wait_text("C0OPS", thread, "Hello from the server.")

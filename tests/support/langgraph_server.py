@@ -30,7 +30,7 @@ STOP_TIMEOUT_S = 15.0
 
 
 class LangGraphServer:
-    def __init__(self, workdir: Path, model_url: str) -> None:
+    def __init__(self, workdir: Path, model_url: str, api_key: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
@@ -41,17 +41,14 @@ class LangGraphServer:
         self.log_path = workdir / "langgraph.log"
         self._model_url = model_url
         self._proc: asyncio.subprocess.Process | None = None
-        (workdir / "langgraph.json").write_text(
-            json.dumps(
-                {
-                    "dependencies": [str(REPO)],
-                    "graphs": {
-                        "agent": f"{GRAPHS}:graph",
-                        "batched": f"{GRAPHS}:batched_graph",
-                    },
-                }
-            )
-        )
+        self._api_key = api_key
+        config: dict[str, object] = {
+            "dependencies": [str(REPO)],
+            "graphs": {"agent": f"{GRAPHS}:graph", "batched": f"{GRAPHS}:batched_graph"},
+        }
+        if api_key is not None:
+            config["auth"] = {"path": f"{GRAPHS}:auth"}
+        (workdir / "langgraph.json").write_text(json.dumps(config))
 
     async def start(self) -> None:
         env = {
@@ -62,6 +59,7 @@ class LangGraphServer:
             SERVER_TOOLS_HOLD=str(self.hold_dir),
             SERVER_OPENAI_BASE_URL=self._model_url,
             LANGSMITH_TRACING="false",
+            SERVER_API_KEY=self._api_key or "",
         )
         with self.log_path.open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
@@ -90,7 +88,7 @@ class LangGraphServer:
                     if self._proc.returncode is not None:
                         raise RuntimeError(f"langgraph dev exited:\n{self.log()[-3000:]}")
                     with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"{self.url}/ok") as response:
+                        async with http.get(f"{self.url}/info") as response:
                             if response.status == 200:
                                 return
                     await asyncio.sleep(0.2)
@@ -130,8 +128,10 @@ class LangGraphServer:
 
 
 @asynccontextmanager
-async def langgraph_server(workdir: Path, model_url: str) -> AsyncIterator[LangGraphServer]:
-    server = LangGraphServer(workdir, model_url)
+async def langgraph_server(
+    workdir: Path, model_url: str, api_key: str | None = None
+) -> AsyncIterator[LangGraphServer]:
+    server = LangGraphServer(workdir, model_url, api_key)
     try:
         await server.start()
         yield server

@@ -1,5 +1,6 @@
 """A team's agent as LangGraph Server runs it: `langgraph dev` loads `graph` (per-call review)
-and `batched_graph` (one review per model turn) from here, per `langgraph.json`.
+and `batched_graph` (one review per model turn) from here, per `langgraph.json`, and `auth`
+when the test asks for an API key.
 
 The tools run in the server's process, so each execution is appended to the file named by
 `SERVER_TOOLS_LOG` for the test to count. While `<SERVER_TOOLS_HOLD>/<cluster_id>` exists, a
@@ -18,6 +19,7 @@ from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain.agents.middleware.human_in_the_loop import InterruptMode
 from langchain_core.tools import BaseTool, tool
 from langchain_openai import ChatOpenAI
+from langgraph_sdk import Auth
 
 
 def _record(name: str, args: dict[str, object]) -> None:
@@ -71,3 +73,15 @@ def _agent(mode: InterruptMode):  # type: ignore[no-untyped-def]
 
 graph = _agent("per_call")
 batched_graph = _agent("batched")
+
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDict:
+    """With `SERVER_API_KEY` set, only requests carrying it in `x-api-key` get in."""
+    expected = os.environ.get("SERVER_API_KEY", "")
+    if headers.get(b"x-api-key", b"").decode() != expected:
+        raise Auth.exceptions.HTTPException(status_code=401, detail="missing or wrong API key")
+    return {"identity": "slack-approvals"}
