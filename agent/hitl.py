@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, convert_to_messages
+from langgraph.errors import UnknownInterruptError
 
 # What a card can offer; `respond` (a person answering for the tool) has no button.
 SUPPORTED_DECISIONS = ("approve", "reject", "edit")
@@ -112,7 +113,18 @@ def resume_payload(
     decisions: Mapping[str, Mapping[str, Any]], pending: Sequence[PendingCall]
 ) -> dict[str, Any]:
     """`Command(resume=...)` for the decided calls, keyed by interrupt id. A batched request
-    is answered only once every call in it is decided: its answer is one list, by position."""
+    is answered only once every call in it is decided: its answer is one list, by position.
+    A decision for a call that is not pending is refused, never passed on."""
+    if not all(isinstance(d, Mapping) for d in decisions.values()):
+        raise ValueError("each decision must be a mapping keyed by the call's interrupt id")
+    unknown = set(decisions) - {call.interrupt_id for call in pending}
+    if unknown:
+        raise UnknownInterruptError(
+            f"no pending call has the key(s) {sorted(unknown)}",
+            reason="not_pending",
+            interrupt_ids=sorted(unknown),
+            pending_ids=[call.interrupt_id for call in pending],
+        )
     by_interrupt: dict[str, list[PendingCall]] = {}
     for call in pending:
         by_interrupt.setdefault(call.interrupt, []).append(call)
