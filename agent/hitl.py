@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, convert_to_messages
 from langgraph.errors import UnknownInterruptError
 
-# What a card can offer; `respond` (a person answering for the tool) has no button.
-SUPPORTED_DECISIONS = ("approve", "reject", "edit")
+
+class CallKeys(Protocol):
+    """Where the bot finds the approval key of a tool call of a team's graph, whose results
+    do not carry it (only the bot's own approval gate puts it there)."""
+
+    async def call_key_for(self, thread_id: str, tool_call_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,12 @@ def resume_payload(
             ordered = sorted(calls, key=lambda c: c.position or 0)
             resume[interrupt_id] = {"decisions": [dict(decisions[c.interrupt_id]) for c in ordered]}
     return resume
+
+
+def call_keys(pending: Sequence[PendingCall]) -> dict[str, str]:
+    """Each pending call's key by its tool call id: how a result is matched to its approval
+    when the graph does not put the key on it (only the bot's own approval gate does)."""
+    return {call.tool_call_id: call.interrupt_id for call in pending}
 
 
 def _parts(item: Any) -> tuple[str, Any, Any]:

@@ -18,8 +18,16 @@ import httpx
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import APIStatusError, NotFoundError
 
-from agent.hitl import PendingCall, pending_calls, resume_payload
-from agent.session import Decision, Event, OnEvent, Reply, ToolOutcome, _text
+from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls, resume_payload
+from agent.session import (
+    Decision,
+    Event,
+    OnEvent,
+    Reply,
+    ToolOutcome,
+    _text,
+    with_call_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,20 @@ class ServerUnusable(ValueError):
 
 class ServerSession:
     def __init__(
-        self, url: str, assistant: str, threads: ThreadIds, *, api_key: str | None = None
+        self,
+        url: str,
+        assistant: str,
+        threads: ThreadIds,
+        call_keys: CallKeys,
+        *,
+        api_key: str | None = None,
     ) -> None:
         # api_key=None stops the SDK from picking a key out of the environment on its own.
         self._client = get_client(url=url, api_key=api_key)
         self._url = url
         self._assistant = assistant
         self._threads = threads
+        self._call_keys = call_keys
 
     async def check(self) -> None:
         """Fail at startup, clearly, when the server or the assistant is not there."""
@@ -117,7 +132,8 @@ class ServerSession:
         answers = resume_payload(decisions, pending)
         if not answers:
             return pending
-        return await self._drive(thread_id, {"command": {"resume": answers}}, on_event)
+        payload = {"command": {"resume": answers}}
+        return await self._drive(thread_id, payload, on_event, call_keys(pending))
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         state = await self._state(thread_id)
@@ -136,7 +152,7 @@ class ServerSession:
             return await self._drive(thread_id, {"input": None}, on_event)
         messages = _messages(state)
         for message in messages[await self._relayed(state["thread_id"]) :]:
-            event = _event_of(message)
+            event = await self._keyed(thread_id, _event_of(message), {})
             if event is not None:
                 await on_event(event)
         await self._client.threads.update(state["thread_id"], metadata={RELAYED: len(messages)})
@@ -147,7 +163,11 @@ class ServerSession:
         return int((thread.get("metadata") or {}).get(RELAYED, 0))
 
     async def _drive(
-        self, conversation: str, payload: dict[str, Any], on_event: OnEvent
+        self,
+        conversation: str,
+        payload: dict[str, Any],
+        on_event: OnEvent,
+        keys: Mapping[str, str] | None = None,
     ) -> list[PendingCall]:
         thread_id = await self._thread(conversation, create=True)
         assert thread_id is not None
@@ -170,7 +190,7 @@ class ServerSession:
                 if node.startswith("__") or not isinstance(update, Mapping):
                     continue
                 for message in update.get("messages", ()):
-                    event = _event_of(message)
+                    event = await self._keyed(conversation, _event_of(message), keys or {})
                     if isinstance(event, ToolOutcome):
                         if event.tool_call_id in reported:
                             continue
@@ -183,6 +203,16 @@ class ServerSession:
         messages = _messages(state)
         await self._client.threads.update(thread_id, metadata={RELAYED: len(messages)})
         return pending_calls(state.get("interrupts") or (), messages)
+
+    async def _keyed(
+        self, conversation: str, event: Event | None, keys: Mapping[str, str]
+    ) -> Event | None:
+        """The outcome with its approval key: the server's results do not carry it."""
+        event = with_call_key(event, keys)
+        if isinstance(event, ToolOutcome) and event.call_key is None:
+            key = await self._call_keys.call_key_for(conversation, event.tool_call_id)
+            event = with_call_key(event, {event.tool_call_id: key} if key else {})
+        return event
 
     async def _answered_calls(self, conversation: str) -> set[str]:
         # Not waiting for a run that is going: the server refuses ours instead.

@@ -7,15 +7,16 @@ so a paused or finished step is on disk before the bot acts on it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from agent.hitl import PendingCall, pending_calls, resume_payload
-from agent.journal import JOURNAL_CONFIG_KEY, Journal
+from agent.gate import CALL_KEY
+from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls, resume_payload
+from agent.journal import CALL_KEYS_CONFIG_KEY, JOURNAL_CONFIG_KEY, Journal
 
 __all__ = ["AgentSession", "Event", "OnEvent", "PendingCall", "Reply", "ToolOutcome"]
 
@@ -32,6 +33,8 @@ class ToolOutcome:
     """False when the approval gate answered instead of the tool (reject), or the journal
     refused to run it again with its outcome unknown. A result the journal replays (the call
     finished before a restart) did run."""
+    call_key: str | None = None
+    """The gated call's key (its approval's interrupt id); None for an ungated call."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,22 @@ class AgentSession:
         *,
         graph_decides: bool = False,
         journal: Journal | None = None,
+        call_keys: CallKeys | None = None,
     ) -> None:
         self._graph = graph
         self._graph_decides = graph_decides
         self._journal = journal
+        self._call_keys = call_keys
 
     def _config(self, thread_id: str) -> dict[str, Any]:
-        # The journal rides in the config for a team's `ExecutionJournalMiddleware()`.
-        return {"configurable": {"thread_id": thread_id, JOURNAL_CONFIG_KEY: self._journal}}
+        # What a team's `ExecutionJournalMiddleware()` needs rides in the config.
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                JOURNAL_CONFIG_KEY: self._journal,
+                CALL_KEYS_CONFIG_KEY: self._call_keys,
+            }
+        }
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
         state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
@@ -89,7 +100,7 @@ class AgentSession:
         answers = resume_payload(decisions, pending)
         if not answers:
             return pending
-        return await self._drive(thread_id, Command(resume=answers), on_event)
+        return await self._drive(thread_id, Command(resume=answers), on_event, call_keys(pending))
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has
@@ -101,7 +112,15 @@ class AgentSession:
         """Run what is left of a run that stopped part-way, from its last checkpoint."""
         return await self._drive(thread_id, None, on_event)
 
-    async def _drive(self, thread_id: str, payload: Any, on_event: OnEvent) -> list[PendingCall]:
+    async def _drive(
+        self,
+        thread_id: str,
+        payload: Any,
+        on_event: OnEvent,
+        keys: Mapping[str, str] | None = None,
+    ) -> list[PendingCall]:
+        """`keys`: the call key of each tool call id being answered, for a team's graph, whose
+        results do not carry the key the bot's own approval gate puts on them."""
         config = self._config(thread_id)
         async for chunk in self._graph.astream(
             payload,
@@ -116,10 +135,17 @@ class AgentSession:
                 if node.startswith("__") or not isinstance(update, Mapping):
                     continue
                 for message in update.get("messages", ()):
-                    event = _event_of(message)
+                    event = with_call_key(_event_of(message), keys or {})
                     if event is not None:
                         await on_event(event)
         return await self.pending(thread_id)
+
+
+def with_call_key(event: Event | None, keys: Mapping[str, str]) -> Event | None:
+    """The outcome with its call key from `keys` (see `agent.hitl.call_keys`) if it has none."""
+    if isinstance(event, ToolOutcome) and event.call_key is None and event.tool_call_id in keys:
+        return replace(event, call_key=keys[event.tool_call_id])
+    return event
 
 
 def _event_of(message: object) -> Event | None:
@@ -132,6 +158,7 @@ def _event_of(message: object) -> Event | None:
             status="error" if message.status == "error" else "success",
             ran=not answered_by_gate
             and message.additional_kwargs.get("journal") != "outcome_unknown",
+            call_key=message.additional_kwargs.get(CALL_KEY),
         )
     if isinstance(message, AIMessage):
         text = _text(message.content).strip()

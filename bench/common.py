@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.policy import PolicySnapshot
 from bot import blocks
 from bot.sandbox.emulator import Delivery, SlackEmulator
 from bot.store import Approval
@@ -468,14 +469,7 @@ def _fake_approval(approval_id: str, channel: str, cluster: str) -> Approval:
         description="Scale a cluster down to the given number of replicas.",
         requester=REQUESTER,
         status="pending",
-        policy={
-            "decisions": ["approve", "reject"],
-            "approvers": [],
-            "allow_self_approval": True,
-            "approvals_needed": 1,
-            "expires_after_s": 86400,
-            "confirm": False,
-        },
+        policy=PolicySnapshot(expires_after_s=86400),
         created_at=now,
         expires_at=now + 86400,
         decided_by=None,

@@ -23,7 +23,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
 from agent.checkpointer import is_postgres, open_pool, setup_lock, sqlite_path
-from bot.schema import ADDED_COLUMNS, ON_ADDED_COLUMNS, Dialect, render, statements
+from bot.schema import ADDED_COLUMNS, MOVES, ON_ADDED_COLUMNS, Dialect, render, statements
 
 Row = dict[str, Any]
 
@@ -101,6 +101,9 @@ class Database(Statements):
                     await tx.execute(backfill)
         for statement in ON_ADDED_COLUMNS:
             await self.execute(render(statement, self.dialect))
+        async with self.transaction() as tx:
+            for statement in MOVES:
+                await tx.execute(statement)
 
 
 class _SqliteStatements(Statements):

@@ -60,6 +60,20 @@ TABLES: tuple[str, ...] = (
     finished_at REAL,
     PRIMARY KEY (thread_id, tool_call_id)
 )""",
+    # The execution journal, keyed by the call's key (the interrupt id of its tool task): model
+    # tool-call ids repeat (`call_0` in every answer from some servers), keys never do.
+    """CREATE TABLE IF NOT EXISTS executions (
+    call_key TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    result_status TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL
+)""",
     """CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -85,7 +99,16 @@ TABLES: tuple[str, ...] = (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     conversation TEXT NOT NULL,
     text TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL
+)""",
+    # A run in progress, from its start until the approvals table agrees with the graph: what
+    # a stopped process leaves here is settled at the next start, on behalf of `requester`.
+    """CREATE TABLE IF NOT EXISTS runs (
+    conversation TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    started_at REAL NOT NULL
 )""",
     """CREATE TABLE IF NOT EXISTS votes (
     approval_id TEXT NOT NULL,
@@ -111,6 +134,21 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "TEXT",
         "UPDATE approvals SET card_status = status WHERE message_ts IS NOT NULL",
     ),
+    # Messages Slack refused are tried again with backoff while the bot runs.
+    ("outbox", "attempts", "INTEGER NOT NULL DEFAULT 0", "SELECT 1"),
+    ("outbox", "next_at", "REAL", "SELECT 1"),
+)
+
+# Data carried from an older layout, idempotent, run at every open after the columns above.
+MOVES: tuple[str, ...] = (
+    # The journal of older versions was keyed by the model's tool-call id; its entries move
+    # to `executions` under the key of the approval they ran for.
+    "INSERT INTO executions (call_key, thread_id, tool_call_id, tool, args, status, result,"
+    " result_status, started_at, finished_at) SELECT a.interrupt_id, j.thread_id,"
+    " j.tool_call_id, j.tool, j.args, j.status, j.result, j.result_status, j.started_at,"
+    " j.finished_at FROM journal j JOIN approvals a ON a.conversation = j.thread_id"
+    " AND a.tool_call_id = j.tool_call_id ON CONFLICT (call_key) DO NOTHING",
+    "DELETE FROM journal",
 )
 
 # Indexes on added columns, made once those exist, on new and old databases alike.

@@ -36,6 +36,7 @@ from agent.server_session import ServerSession
 from agent.session import AgentSession
 from agent.sources import Session, load_graph
 from agent.toolsets import load_tools
+from bot.cards import Cards
 from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
@@ -43,10 +44,13 @@ from bot.health import Health, serve
 from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
+from bot.outbox import ThreadMessages
+from bot.own_agent import SqlCallKeys, SqlThreadIds
+from bot.recovery import Recovery
 from bot.runner import Runner
-from bot.server_threads import SqlThreadIds
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
+from bot.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +178,7 @@ async def _running_bot(
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
+        journal = SqlJournal(db)
         session: Session
         if settings.langgraph_url:
             assert settings.langgraph_assistant is not None
@@ -181,6 +186,7 @@ async def _running_bot(
                 settings.langgraph_url,
                 settings.langgraph_assistant,
                 SqlThreadIds(db),
+                SqlCallKeys(db),
                 api_key=(
                     settings.langgraph_api_key.get_secret_value()
                     if settings.langgraph_api_key
@@ -192,22 +198,28 @@ async def _running_bot(
             session = server
         elif settings.approvals_graph:
             graph = await load_graph(settings.approvals_graph, checkpointer)
-            session = AgentSession(graph, graph_decides=True, journal=SqlJournal(db))
+            session = AgentSession(
+                graph, graph_decides=True, journal=journal, call_keys=SqlCallKeys(db)
+            )
         else:
-            graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
+            graph = build_agent(model, tools, policy, checkpointer, journal, journal)
             session = AgentSession(graph)
         directory = Directory(client)
+        background = Background()
+        cards = Cards(store, client, background)
         runner = Runner(
             session=session,
             store=store,
-            client=client,
+            messages=ThreadMessages(store, client),
+            cards=cards,
+            background=background,
             policy=policy,
             directory=directory,
             leases=leases,
             metrics=metrics,
             secrets=settings.secret_values(),
         )
-        decisions = Decisions(runner)
+        decisions = Decisions(runner, policy)
 
         authorized = AuthorizeResult.from_auth_test_response(
             bot_token=bot_token, auth_test_response=auth
@@ -246,7 +258,7 @@ async def _running_bot(
         stack.push_async_callback(_drain, runner)
         # What happened while no bot ran: deadlines that passed, work a stopped process left.
         await decisions.expire_due()
-        await runner.recover()
+        await Recovery(runner).recover()
         sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
         stack.push_async_callback(_cancel, sweeper)
 

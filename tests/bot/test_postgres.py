@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent.checkpointer import open_checkpointer
+from agent.policy import PolicySnapshot
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
 from bot.store import Approval, Store
@@ -130,7 +131,7 @@ async def _approval(store: Store, n: int, message_ts: str | None = None) -> Appr
         args={"cluster_id": f"cl-{n}"},
         description="",
         requester="U0ALICE",
-        policy={},
+        policy=PolicySnapshot(),
         expires_at=None,
     )
     if message_ts is not None:

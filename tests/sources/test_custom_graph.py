@@ -75,7 +75,7 @@ async def test_a_batched_turn_is_one_card_per_call_and_one_answer(harness: Harne
         told = tool_contents(harness.model.requests[-1])
         assert "not today" in told[0] and told[1].startswith("cl-001 scaled")
         # The journal middleware in the team's graph wrote to the bot's journal.
-        [entry] = await bot.store.db.fetchall("SELECT tool, status FROM journal")
+        [entry] = await bot.store.db.fetchall("SELECT tool, status FROM executions")
         assert dict(entry) == {"tool": "scale_down", "status": "finished"}
 
 
