@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import APIStatusError, NotFoundError
+from pydantic import ValidationError
 
 from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls, resume_payload
 from agent.session import (
@@ -183,7 +184,7 @@ class ServerSession:
             **payload,
         ):
             if part.event == "error":
-                raise ServerError(str(part.data))
+                raise _error_of(part.data)
             if part.event != "updates" or not isinstance(part.data, Mapping):
                 continue
             for node, update in part.data.items():
@@ -222,6 +223,25 @@ class ServerSession:
             for m in _messages(state or {})
             if isinstance(m, Mapping) and m.get("type") == "tool"
         }
+
+
+def _error_of(data: Any) -> Exception:
+    """The server's report of a failed run as an exception. An answer the graph's schema
+    refused (nothing was saved) stays a `ValidationError`, as it is in process, so the bot can
+    turn a refused edit into a denial instead of leaving the call waiting."""
+    if isinstance(data, Mapping) and data.get("error") == "ValidationError":
+        return ValidationError.from_exception_data(
+            "decision",
+            [
+                {
+                    "type": "value_error",
+                    "loc": (),
+                    "input": None,
+                    "ctx": {"error": data.get("message")},
+                }
+            ],
+        )
+    return ServerError(str(data))
 
 
 def _messages(state: Mapping[str, Any]) -> list[Any]:

@@ -253,3 +253,26 @@ async def test_the_api_key_is_sent_when_set(harness: Harness) -> None:
         async with bot_on(harness, keyed, langgraph_api_key="s3cret"):
             thread = await harness.ask("say hello")
             await harness.wait_text("C0OPS", thread, "Hello from the server.")
+
+
+async def test_an_edit_the_servers_schema_refuses_becomes_a_denial(
+    harness: Harness, server: LangGraphServer
+) -> None:
+    harness.model.script(
+        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
+        reply_text("All done here."),
+    )
+    async with bot_on(harness, server):
+        thread = await harness.ask("scale down cl-001 to 2")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_edit")
+        view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
+        [block] = view.view["blocks"]
+        edited = json.dumps({"cluster_id": "cl-001", "replicas": "three"})
+        value = {"type": "plain_text_input", "value": edited}
+        await harness.slack.submit_view("U0BOB", view.id, {block["block_id"]: {"value": value}})
+        # The thread is not left waiting: the refused edit is told, and the call is not run.
+        await harness.wait_text("C0OPS", thread, "edited arguments do not fit")
+        await harness.wait_text("C0OPS", thread, "All done here.")
+        await harness.idle()
+    assert server.executions("scale_down") == []
