@@ -40,7 +40,8 @@ class Session(Protocol):
         ...
 
     async def stopped_part_way(self, thread_id: str) -> bool:
-        """True when a run stopped (or is still going) with work left and no question."""
+        """True when a run stopped with steps left and no question waiting, or did work that
+        the thread has not been told of (a server's run the bot stopped watching)."""
         ...
 
     async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
