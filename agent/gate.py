@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langchain.agents.middleware import AgentMiddleware, HumanInTheLoopMiddleware
+from langchain.agents.middleware.human_in_the_loop import DecisionType, InterruptOnConfig
 from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.messages import ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, Interrupt
 
+from agent.idempotency import approval_id_var
+
 # Every decision the bot can record. Which of them a person is offered is the policy's
 # business (as it stood when the call was requested); the graph must accept each.
-ALL_DECISIONS = ["approve", "edit", "reject"]
+ALL_DECISIONS: tuple[DecisionType, ...] = ("approve", "edit", "reject")
 # Where a gated call's key travels on its ToolMessage (never sent to the model).
 CALL_KEY = "approval_call_key"
 
@@ -83,9 +86,12 @@ class ApprovalGate(AgentMiddleware):
         if approval_id is None and request.tool_call["name"] not in self._gated_now:
             return await handler(request)
         token = _current.set(GatedCall(key, approval_id))
+        # The tool's idempotency key; only an approved call gets past the interrupt to read it.
+        key_token = approval_id_var.set(approval_id)
         try:
             result = await handler(request)
         finally:
+            approval_id_var.reset(key_token)
             _current.reset(token)
         if isinstance(result, ToolMessage):
             result.additional_kwargs[CALL_KEY] = key
@@ -100,15 +106,13 @@ def gated_hitl(
     def when(_request: ToolCallRequest) -> bool:
         return _current.get() is not None
 
-    return HumanInTheLoopMiddleware(
-        interrupt_on={
-            name: {
-                "allowed_decisions": list(ALL_DECISIONS),  # type: ignore[typeddict-item]
-                "description": descriptions.get(name, name),
-                "when": when,
-            }
-            for name in tool_names
-        },
-        interrupt_mode="per_call",
-    )
+    interrupt_on: dict[str, bool | InterruptOnConfig] = {
+        name: InterruptOnConfig(
+            allowed_decisions=list(ALL_DECISIONS),
+            description=descriptions.get(name, name),
+            when=when,
+        )
+        for name in tool_names
+    }
+    return HumanInTheLoopMiddleware(interrupt_on=interrupt_on, interrupt_mode="per_call")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from langchain_core.messages import AIMessage, AnyMessage, convert_to_messages
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from langgraph.errors import UnknownInterruptError
 
 
@@ -175,7 +175,7 @@ def _schema_decisions(schema: Any) -> tuple[str, ...] | None:
 def _last_tool_calls(messages: Sequence[Any]) -> list[dict[str, Any]]:
     if not messages:
         return []
-    parsed: list[AnyMessage] = convert_to_messages(list(messages))
+    parsed: list[BaseMessage] = convert_to_messages(list(messages))
     for message in reversed(parsed):
         if isinstance(message, AIMessage) and message.tool_calls:
             return [dict(c) for c in message.tool_calls]

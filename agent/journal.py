@@ -74,7 +74,7 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
     call that reaches it, or only the `gated` tools when some are named.
     """
 
-    state_schema = _JournalState  # type: ignore[assignment]
+    state_schema = _JournalState
 
     def __init__(self, journal: Journal | None = None, gated: Collection[str] = ()) -> None:
         super().__init__()
@@ -138,7 +138,8 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
         message = result if isinstance(result, ToolMessage) else None
         await journal.finish(
             key,
-            str(message.content) if message else "(returned a state update)",
+            # The text, not the repr of content blocks (MCP tools return a list of them).
+            message.text if message else "(returned a state update)",
             message.status if message else "success",
         )
         return result

@@ -73,16 +73,28 @@ class ToolRule(_Strict):
     """A tool's entry; unset keys fall back to `defaults`."""
 
     approval: Literal["required", "never"] = "required"
-    decisions: list[DecisionName] = Field(default_factory=lambda: ["approve", "reject"])
+    decisions: list[DecisionName] = Field(
+        default_factory=lambda: list[DecisionName](["approve", "reject"])
+    )
     approvers: list[str] | None = None
     allow_self_approval: bool | None = None
     approvals_needed: int | None = Field(default=None, ge=1, le=10)
     expires_after: timedelta | Literal["default"] | None = "default"
     confirm: bool = False
+    editable: list[str] | None = None
+    """The arguments an Edit may change; unset: all of them."""
 
     _principals = field_validator("approvers")(
         lambda value: value if value is None else _check_principals(value)
     )
+
+    @field_validator("decisions", mode="before")
+    @classmethod
+    def _deny_is_reject(cls, value: object) -> object:
+        # People say "deny" (the button's word); LangChain's decision is "reject".
+        if isinstance(value, list):
+            return ["reject" if v == "deny" else v for v in value]
+        return value
 
     @field_validator("decisions")
     @classmethod
@@ -115,6 +127,11 @@ class PolicySnapshot(BaseModel):
     approvals_needed: int = 1
     expires_after_s: int | None = None
     confirm: bool = False
+    tool: dict[str, Any] | None = None
+    """What the tool's source declared about it when the call was requested (an MCP server,
+    its title and hints), shown on the card."""
+    editable: tuple[str, ...] | None = None
+    """The arguments an Edit may change; None: all of them."""
 
     @property
     def needs_quorum(self) -> bool:
@@ -141,6 +158,9 @@ class ToolPolicy:
     approvals_needed: int
     expires_after: timedelta | None
     confirm: bool
+    facts: Mapping[str, Any] | None = None
+    """What the tool's source declares about it (an MCP server, its hints), for the card."""
+    editable: tuple[str, ...] | None = None
 
     def snapshot(self) -> PolicySnapshot:
         """What an approval records, so a later policy change cannot alter a pending one."""
@@ -153,6 +173,8 @@ class ToolPolicy:
                 None if self.expires_after is None else int(self.expires_after.total_seconds())
             ),
             confirm=self.confirm,
+            tool=dict(self.facts) if self.facts else None,
+            editable=self.editable,
         )
 
 
@@ -168,6 +190,7 @@ class Policy:
         self._parsed = parsed
         self.source = source
         self._lines = dict(lines or {})
+        self._facts: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def default(cls, safe_tools: Iterable[str] = ()) -> Policy:
@@ -226,6 +249,21 @@ class Policy:
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"
             )
 
+    def describe_tools(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what tools' sources declare about them, to show beside the rules."""
+        self._facts = dict(facts)
+    def check_editable(self, arguments: Mapping[str, Iterable[str]]) -> None:
+        """`editable` may only name arguments the tool has: a typo would lock an edit out."""
+        for name, rule in self._parsed.tools.items():
+            known = set(arguments.get(name, ()))
+            unknown = [arg for arg in rule.editable or () if arg not in known]
+            if unknown:
+                raise PolicyError(
+                    f"{self.source}:{self.line_of(name)}: tools.{name}.editable names "
+                    f"arguments {name} does not have: {', '.join(unknown)}. Its arguments: "
+                    f"{', '.join(sorted(known)) or 'none'}"
+                )
+
     def group_ids(self) -> set[str]:
         """Every user-group id the policy mentions, for checking at startup."""
         ids = {p for p in self._parsed.defaults.approvers if p.startswith("S")}
@@ -251,6 +289,8 @@ class Policy:
                 d.expires_after if rule.expires_after == "default" else rule.expires_after
             ),
             confirm=rule.confirm,
+            facts=self._facts.get(name),
+            editable=None if rule.editable is None else tuple(rule.editable),
         )
 
     def gated(self, tool_names: Iterable[str]) -> list[str]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.graph.state import CompiledStateGraph
+from langchain_core.runnables import RunnableConfig
+from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from agent.gate import CALL_KEY
@@ -55,7 +56,7 @@ class AgentSession:
 
     def __init__(
         self,
-        graph: CompiledStateGraph[Any, Any, Any, Any],
+        graph: Pregel[Any, Any, Any, Any],
         *,
         graph_decides: bool = False,
         journal: Journal | None = None,
@@ -66,7 +67,7 @@ class AgentSession:
         self._journal = journal
         self._call_keys = call_keys
 
-    def _config(self, thread_id: str) -> dict[str, Any]:
+    def _config(self, thread_id: str) -> RunnableConfig:
         # What a team's `ExecutionJournalMiddleware()` needs rides in the config.
         return {
             "configurable": {
@@ -77,7 +78,7 @@ class AgentSession:
         }
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
-        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        state = await self._graph.aget_state(self._config(thread_id))
         values = state.values if isinstance(state.values, Mapping) else {}
         return pending_calls(
             state.interrupts, values.get("messages", ()), graph_decides=self._graph_decides
@@ -105,7 +106,7 @@ class AgentSession:
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has
         steps left to run and no question waiting for an answer."""
-        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        state = await self._graph.aget_state(self._config(thread_id))
         return bool(state.next) and not state.interrupts
 
     async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
@@ -121,12 +122,8 @@ class AgentSession:
     ) -> list[PendingCall]:
         """`keys`: the call key of each tool call id being answered, for a team's graph, whose
         results do not carry the key the bot's own approval gate puts on them."""
-        config = self._config(thread_id)
         async for chunk in self._graph.astream(
-            payload,
-            config,  # type: ignore[arg-type]
-            stream_mode="updates",
-            durability="sync",
+            payload, self._config(thread_id), stream_mode="updates", durability="sync"
         ):
             # Resuming one of several sibling calls re-emits the siblings' finished results.
             if chunk.get("__metadata__", {}).get("cached"):

@@ -76,20 +76,21 @@ async def load_graph(spec: str, checkpointer: BaseCheckpointSaver[Any]) -> Prege
         target = target(checkpointer)
         if inspect.isawaitable(target):
             target = await target
-    if not isinstance(target, Pregel):
+    graph: Pregel[Any, Any, Any, Any] | None = target if isinstance(target, Pregel) else None
+    if graph is None:
         raise GraphLoadError(
             f"APPROVALS_GRAPH={spec!r} must be a compiled LangGraph graph (or a callable taking "
             f"the checkpointer and returning one), got {type(target).__name__}"
         )
-    if target.checkpointer is None:
-        target = target.copy(update={"checkpointer": checkpointer})
-    elif target.checkpointer is not checkpointer:
+    if graph.checkpointer is None:
+        graph = graph.copy(update={"checkpointer": checkpointer})
+    elif graph.checkpointer is not checkpointer:
         log.warning(
             "APPROVALS_GRAPH=%s keeps its own checkpointer: pending approvals live there, so "
             "every replica of the bot must reach the same one",
             spec,
         )
-    if not has_journal(target):
+    if not has_journal(graph):
         log.warning(
             "APPROVALS_GRAPH=%s has no ExecutionJournalMiddleware: if the bot stops while an "
             "approved tool runs, a crash inside the tool cannot be told from a call that never "
@@ -97,10 +98,10 @@ async def load_graph(spec: str, checkpointer: BaseCheckpointSaver[Any]) -> Prege
             "HumanInTheLoopMiddleware in create_agent (see the README).",
             spec,
         )
-    return target
+    return graph
 
 
 def has_journal(graph: Pregel[Any, Any]) -> bool:
     """True when the graph, or a graph inside it, has the execution journal middleware."""
     graphs = [graph, *(g for _, g in graph.get_subgraphs(recurse=True))]
-    return any(JOURNAL_MARK in g.channels for g in graphs)
+    return any(isinstance(g, Pregel) and JOURNAL_MARK in g.channels for g in graphs)

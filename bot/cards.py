@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from bot.batches import BatchCards
 from bot.conversation import Conversation
 from bot.outbox import UNREACHABLE
 from bot.store import Approval, Store
@@ -33,6 +34,7 @@ class Cards:
         self.client = client
         self.background = background
         self._locks: dict[str, asyncio.Lock] = {}
+        self.batches = BatchCards(store.db, client)
 
     async def post(self, conv: Conversation, approval: Approval) -> bool:
         """Post the card of a pending approval; False when Slack did not take it (the
@@ -40,7 +42,7 @@ class Cards:
         try:
             response = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
+                thread_ts=conv.reply_thread_ts,
                 text=blocks.card_text(approval),
                 blocks=blocks.approval_card(approval),
             )
@@ -52,14 +54,16 @@ class Cards:
 
     async def post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
         try:
-            await self.client.chat_postMessage(
+            posted = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
-                text=f"{len(approvals)} calls wait for a decision",
+                thread_ts=conv.reply_thread_ts,
+                text=blocks.batch_text(approvals),
                 blocks=blocks.batch_card(approvals),
             )
         except UNREACHABLE:
             log.exception("could not post the batch card in %s", conv.key)
+            return
+        await self.batches.record(conv.channel, str(posted["ts"]), approvals)
 
     async def post_unposted(self, conv: Conversation) -> int:
         """Post the cards of this conversation that Slack did not take before; returns how
@@ -131,3 +135,4 @@ class Cards:
                 log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
             if fresh.status != "pending":
                 await self.store.set_card_status(fresh.id, fresh.status)
+                await self.batches.redraw_for(fresh)

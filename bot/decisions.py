@@ -18,9 +18,9 @@ from slack_sdk.errors import SlackApiError
 
 from agent.policy import Policy
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import Conversation, reply_thread_ts
 from bot.runner import Runner
-from bot.store import Approval
+from bot.store import Approval, Status
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ SEEN_KEPT_S = 86_400
 class Decisions:
     def __init__(self, runner: Runner, policy: Policy) -> None:
         self.runner = runner
+        self.clock = runner.clock
         self.cards = runner.cards
         self.store = runner.store
         self.client = runner.client
@@ -87,9 +88,9 @@ class Decisions:
         pending = [a for a in approvals if a.status == "pending"]
         if not pending:
             log.info("%s all by %s: none of %d ids is pending here", choice, user, len(found))
-            await self._tell(channel, user, "Nothing left to decide here.")
+            await self._tell(channel, user, "Nothing left to decide here.", thread_ts)
             return
-        refusals = [(a, await self.refusal(a, user)) for a in pending]
+        refusals = [(a, await self.refusal(a, user) or _not_offered(a, choice)) for a in pending]
         refused = [(a, why) for a, why in refusals if why is not None]
         if refused:
             for approval, why in refused:
@@ -112,8 +113,8 @@ class Decisions:
             await self._tell_decided(approval, user)
             return False
         refusal = await self.refusal(approval, user)
-        if refusal is None and not approval.policy.offers(choice):
-            refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
+        if refusal is None:
+            refusal = _not_offered(approval, choice)
         if refusal is not None:
             await self._refused(approval, user, refusal)
             await self._tell(approval.channel, user, refusal, approval.thread_ts)
@@ -129,7 +130,7 @@ class Decisions:
         edited_args: dict[str, Any] | None,
     ) -> bool:
         """Record the decision; True when it settled the approval (so a resume is due)."""
-        if approval.expires_at is not None and approval.expires_at <= time.time():
+        if approval.expires_at is not None and approval.expires_at <= self.clock.now():
             await self._expire_now(approval, user)
             return False
         needed = self._needed(approval)
@@ -155,16 +156,16 @@ class Decisions:
                 "type": "edit",
                 "edited_action": {"name": approval.tool, "args": edited_args or {}},
             }
-        status = "rejected" if choice == "reject" else "approved"
+        status: Status = "rejected" if choice == "reject" else "approved"
         decided = await self.store.claim(
             approval.id,
             status,
             by=user,
             reason=reason,
             decision=decision,
-            event="edited" if choice == "edit" else status,
+            event={"edit": "edited", "reject": "denied"}.get(choice, status),
             detail=json.dumps(edited_args) if edited_args is not None else None,
-            before=time.time(),
+            before=self.clock.now(),
         )
         if decided is None:
             fresh = await self._reload(approval)
@@ -228,7 +229,7 @@ class Decisions:
     async def expire_due(self) -> int:
         """Reject as expired every pending approval past its deadline; returns how many."""
         expired = 0
-        for approval in await self.store.due_to_expire(time.time()):
+        for approval in await self.store.due_to_expire(self.clock.now()):
             decided = await self.store.claim(approval.id, "expired", by=None)
             if decided is None:
                 continue
@@ -264,7 +265,7 @@ class Decisions:
         """Redraw cards that fell behind their approval (a Slack outage outlasting the
         retries, a replica that stopped mid-update), and forget dedupe keys too old for
         Slack to deliver again."""
-        now = time.time()
+        now = self.clock.now()
         await self.cards.redraw_behind(decided_before=now - CARD_CATCH_UP_S)
         forgotten = await self.store.forget_seen(before=now - SEEN_KEPT_S)
         if forgotten:
@@ -287,8 +288,19 @@ class Decisions:
     async def _tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
             await self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts
+                channel=channel,
+                user=user,
+                text=text,
+                thread_ts=reply_thread_ts(thread_ts) if thread_ts else None,
             )
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
+
+_WORDS = {"approve": "approve", "reject": "deny", "edit": "edit"}
+
+
+def _not_offered(approval: Approval, choice: Choice) -> str | None:
+    if approval.policy.offers(choice):
+        return None
+    return f"The policy does not allow '{_WORDS[choice]}' for `{approval.tool}`."

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -21,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.conversation import Conversation
-from bot.store import Approval, Store
+from bot.store import AuditEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ UNREACHABLE = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError
 
 
 def retry_delay(attempts: int) -> float:
-    return min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** max(0, attempts - 1))
+    return min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** max(0, attempts - 1))
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -57,29 +56,11 @@ class ThreadMessages:
         self.store = store
         self.client = client
 
-    async def say(
-        self,
-        conv: Conversation,
-        text: str,
-        *,
-        audit_event: str | None = None,
-        approval: Approval | None = None,
-        detail: str | None = None,
-        tool: str | None = None,
-        args: dict[str, Any] | None = None,
-    ) -> None:
+    async def say(self, conv: Conversation, text: str, audit: AuditEntry | None = None) -> None:
         """Post in the thread, through the outbox (call under the conversation's lock): a
         stop or an outage before Slack confirms the post leaves it to be posted later. With
-        `audit_event`, the audit record of what the message reports is kept with it."""
-        await self.store.outbox_put(
-            conv.key,
-            text,
-            audit_event=audit_event,
-            approval=approval,
-            detail=detail,
-            tool=tool,
-            args=args,
-        )
+        `audit`, the audit record of what the message reports is kept with it."""
+        await self.store.outbox_put(conv.key, text, audit)
         await self.flush(conv)
 
     async def flush(self, conv: Conversation, *, due_only: bool = False) -> bool:
@@ -91,7 +72,7 @@ class ThreadMessages:
             try:
                 await self.client.chat_postMessage(
                     channel=conv.channel,
-                    thread_ts=conv.thread_ts,
+                    thread_ts=conv.reply_thread_ts,
                     text=blocks.cut(message["text"], 3000),
                     blocks=blocks.notice(message["text"]),
                 )

@@ -16,7 +16,8 @@ from agent.session import ToolOutcome
 from bot import blocks
 from bot.conversation import Conversation
 from bot.outbox import ThreadMessages
-from bot.store import Approval, Store
+from bot.redaction import Redactor
+from bot.store import Approval, AuditEntry, Store
 
 SHOWN_RESULT_LIMIT = 2000
 
@@ -25,13 +26,8 @@ class Outcomes:
     def __init__(self, store: Store, messages: ThreadMessages, secrets: Sequence[str]) -> None:
         self.store = store
         self.messages = messages
-        self._secrets = tuple(x for x in secrets if x)
-
-    def redact(self, text: str) -> str:
-        """Upstream errors can quote a key (OpenAI does): the channel must not see it."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        # Upstream errors can quote a key (OpenAI does): the channel must not see it.
+        self.redact = Redactor(secrets).scrub
 
     def error_text(self, exc: BaseException) -> str:
         detail = self.redact(str(exc))
@@ -50,9 +46,7 @@ class Outcomes:
                 await self.messages.say(
                     conv,
                     f":x: {name} failed: {blocks.escape(content)[:SHOWN_RESULT_LIMIT]}",
-                    audit_event="failed",
-                    tool=outcome.name,
-                    detail=content[:2000],
+                    AuditEntry("failed", detail=content[:2000], tool=outcome.name),
                 )
             return
         await self.report_gated(conv, approval, outcome)
@@ -86,12 +80,7 @@ class Outcomes:
         # The notice and its audit record are kept together: recovery reports a finished call
         # with no audit record, and posts a notice that was on its way.
         await self.messages.say(
-            conv,
-            text,
-            audit_event=event,
-            approval=approval,
-            detail=result[:2000],
-            args=ran_args,
+            conv, text, AuditEntry(event, approval, detail=result[:2000], args=ran_args)
         )
 
 

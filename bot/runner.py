@@ -23,6 +23,7 @@ from agent.session import Decision, Event, OnEvent, PendingCall, Reply, ToolOutc
 from agent.sources import Session
 from bot import blocks
 from bot.cards import Cards
+from bot.clock import Clock
 from bot.conversation import Conversation
 from bot.directory import Directory
 from bot.lease import Leases
@@ -30,7 +31,7 @@ from bot.logcontext import log_context
 from bot.metrics import Metrics
 from bot.outbox import ThreadMessages
 from bot.outcomes import Outcomes
-from bot.store import Approval, Store
+from bot.store import Approval, AuditEntry, Store
 from bot.tasks import Background, local_lock
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class Runner:
         directory: Directory,
         leases: Leases,
         metrics: Metrics,
+        clock: Clock,
         secrets: Sequence[str] = (),
     ) -> None:
+        self.clock = clock
         self.session = session
         self.store = store
         self.messages = messages
@@ -161,7 +164,7 @@ class Runner:
 
     async def retry_waiting(self) -> None:
         """Post what Slack did not take before (messages, cards), once it is due again."""
-        for key in await self.store.waiting_for_slack(due_before=time.time() - RETRY_AFTER_S):
+        for key in await self.store.waiting_for_slack(due_before=self.clock.now() - RETRY_AFTER_S):
             if key not in self._locks:  # a run there posts them itself
                 self.spawn(self._retry(Conversation.from_key(key)), what=f"retry {key}")
 
@@ -197,9 +200,9 @@ class Runner:
                     conv,
                     f":x: `{blocks.escape(approval.tool)}` was not run: the edited arguments "
                     f"do not fit the tool ({exc.error_count()} problem(s)).",
-                    audit_event="failed",
-                    approval=approval,
-                    detail="edited arguments refused by the tool's schema",
+                    AuditEntry(
+                        "failed", approval, detail="edited arguments refused by the tool's schema"
+                    ),
                 )
             return await self.session.resume(conv.key, decisions, on_event)
 
@@ -257,7 +260,7 @@ class Runner:
         for call in pending:
             rules = self.policy.for_tool(call.name)
             expires_at = (
-                time.time() + rules.expires_after.total_seconds()
+                self.clock.now() + rules.expires_after.total_seconds()
                 if rules.expires_after is not None
                 else None
             )
@@ -361,6 +364,8 @@ class Runner:
         await self.outcomes.report(conv, outcome)
 
     async def _react(self, conv: Conversation, how: str) -> None:
+        if conv.reply_thread_ts is None:
+            return  # a DM's main view has no one message the run belongs to
         method = self.client.reactions_add if how == "add" else self.client.reactions_remove
         try:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)

@@ -110,6 +110,13 @@ TABLES: tuple[str, ...] = (
     requester TEXT NOT NULL,
     started_at REAL NOT NULL
 )""",
+    # Where each call's "Approve all / Deny all" card is, to redraw it as its calls are decided.
+    """CREATE TABLE IF NOT EXISTS batch_cards (
+    approval_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    message_ts TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS batch_cards_by_message ON batch_cards (channel, message_ts)",
     """CREATE TABLE IF NOT EXISTS votes (
     approval_id TEXT NOT NULL,
     user_id TEXT NOT NULL,

@@ -21,28 +21,64 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    slack_bot_token: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_api_url: str = SLACK_API_URL
-    port: int = Field(default=3000, ge=0, le=65535)
-    host: str = "0.0.0.0"
-    # /healthz, /readyz and /metrics in Socket Mode (HTTP mode serves them on PORT); 0 = any.
-    health_port: int = Field(default=8080, ge=0, le=65535)
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="bot token (xoxb-…); unset: the local sandbox"
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="app-level token (xapp-…, connections:write): Socket Mode"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="instead of SLACK_APP_TOKEN: HTTP mode on PORT"
+    )
+    slack_api_url: str = Field(default=SLACK_API_URL, description="Slack Web API base")
+    port: int = Field(
+        default=3000, ge=0, le=65535, description="HTTP mode's /slack/events; the sandbox page"
+    )
+    host: str = Field(default="0.0.0.0", description="address the HTTP servers listen on")
+    health_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Socket Mode: /healthz, /readyz, /metrics (0 = any free port)",
+    )
 
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    openai_model: str = "gpt-4o-mini"
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="key of an OpenAI-compatible endpoint; unset: offline model"
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="that endpoint's base URL (unset: OpenAI's)"
+    )
+    openai_model: str = Field(default="gpt-4o-mini", description="the model to ask")
 
-    database_url: str = "sqlite:///slack-approvals.sqlite3"
-    approvals_tools: str | None = None
-    approvals_policy: str | None = None
-    demo_inventory: str = "demo-inventory.sqlite3"
+    database_url: str = Field(
+        default="sqlite:///slack-approvals.sqlite3",
+        description="sqlite:///FILE or postgresql://user@host/db",
+    )
+    approvals_tools: str | None = Field(
+        default=None, description="package.module:attr of your tools; unset: the demo tools"
+    )
+    approvals_mcp: str | None = Field(
+        default=None, description="an mcpServers JSON file of MCP servers whose tools join"
+    )
+    approvals_policy: str | None = Field(
+        default=None, description="policy file (sandbox: examples/policy.yml)"
+    )
+    demo_inventory: str = Field(
+        default="demo-inventory.sqlite3", description="the demo tools' SQLite file"
+    )
     # A team's own agent instead of the built-in one: a graph in this process, or on a server.
-    approvals_graph: str | None = None
-    langgraph_url: str | None = None
-    langgraph_assistant: str | None = None
-    langgraph_api_key: SecretStr | None = None
+    approvals_graph: str | None = Field(
+        default=None, description="package.module:attr of your own compiled LangGraph graph"
+    )
+    langgraph_url: str | None = Field(
+        default=None, description="URL of LangGraph Server running your agent"
+    )
+    langgraph_assistant: str | None = Field(
+        default=None, description="the assistant id or graph name to run there"
+    )
+    langgraph_api_key: SecretStr | None = Field(
+        default=None, description="API key for LangGraph Server (x-api-key header)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -73,10 +109,12 @@ class Settings(BaseSettings):
                 "APPROVALS_GRAPH and LANGGRAPH_URL are both set: the agent runs either in "
                 "process (APPROVALS_GRAPH) or on LangGraph Server (LANGGRAPH_URL), not both"
             )
-        if (self.approvals_graph or self.langgraph_url) and self.approvals_tools:
+        if (self.approvals_graph or self.langgraph_url) and (
+            self.approvals_tools or self.approvals_mcp
+        ):
             raise ValueError(
-                "APPROVALS_TOOLS is set together with APPROVALS_GRAPH or LANGGRAPH_URL: a "
-                "team's own agent brings its own tools; unset APPROVALS_TOOLS"
+                "APPROVALS_TOOLS or APPROVALS_MCP is set together with APPROVALS_GRAPH or "
+                "LANGGRAPH_URL: a team's own agent brings its own tools; unset them"
             )
         if self.langgraph_url and not self.langgraph_assistant:
             raise ValueError(
@@ -106,6 +144,15 @@ class Settings(BaseSettings):
         if self.slack_bot_token is None:
             return "sandbox"
         return "socket" if self.slack_app_token is not None else "http"
+
+
+def environment_help() -> str:
+    """Every variable the bot reads, with its default, for `run --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else repr(field.default)
+        lines.append(f"  {name.upper():22} {field.description} (default: {default})")
+    return "\n".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -60,6 +60,21 @@ class Approval:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit trail. `args` are the arguments that ran, where they differ
+    from the approval's."""
+
+    event: str
+    approval: Approval | None = None
+    actor: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    conversation: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -210,9 +225,7 @@ class Store:
             if not rows:
                 return None
             decided = Approval.from_row(rows[0])
-            await _audit(
-                tx, event or status, approval=decided, actor=by, reason=reason, detail=detail
-            )
+            await _audit(tx, AuditEntry(event or status, decided, by, reason, detail))
         return decided
 
     async def due_to_expire(self, now: float) -> list[Approval]:
@@ -329,39 +342,20 @@ class Store:
     # outbox ------------------------------------------------------------------------------
 
     async def outbox_put(
-        self,
-        conversation: str,
-        text: str,
-        *,
-        audit_event: str | None = None,
-        approval: Approval | None = None,
-        detail: str | None = None,
-        tool: str | None = None,
-        args: dict[str, Any] | None = None,
+        self, conversation: str, text: str, audit: AuditEntry | None = None
     ) -> int:
-        """Keep a thread message until it is posted; with `audit_event`, the audit record of
-        what the message reports is committed with it (`args`: the arguments that ran, where
-        they differ from the approval's)."""
+        """Keep a thread message until it is posted; with `audit`, the audit record of what
+        the message reports is committed with it."""
         insert = (
             "INSERT INTO outbox (conversation, text, created_at) VALUES (?, ?, ?) RETURNING seq"
         )
         params = (conversation, text, time.time())
-        if audit_event is None:
+        if audit is None:
             [row] = await self.db.fetchall(insert, params)
             return int(row["seq"])
         async with self.db.transaction() as tx:
             [row] = await tx.fetchall(insert, params)
-            await _audit(
-                tx,
-                audit_event,
-                approval=approval,
-                actor=None,
-                reason=None,
-                detail=detail,
-                conversation=conversation,
-                tool=tool,
-                args=args,
-            )
+            await _audit(tx, audit)
         return int(row["seq"])
 
     async def outbox_done(self, seq: int) -> None:
@@ -404,14 +398,7 @@ class Store:
         tool: str | None = None,
     ) -> None:
         await _audit(
-            self.db,
-            event,
-            approval=approval,
-            actor=actor,
-            reason=reason,
-            detail=detail,
-            conversation=conversation,
-            tool=tool,
+            self.db, AuditEntry(event, approval, actor, reason, detail, conversation, tool)
         )
 
     async def audit_log(
@@ -434,33 +421,22 @@ _UNREPORTED = (
 )
 
 
-async def _audit(
-    where: Statements,
-    event: str,
-    *,
-    approval: Approval | None,
-    actor: str | None,
-    reason: str | None,
-    detail: str | None,
-    conversation: str | None = None,
-    tool: str | None = None,
-    args: dict[str, Any] | None = None,
-) -> None:
-    if args is None and approval is not None:
-        args = approval.args
+async def _audit(where: Statements, entry: AuditEntry) -> None:
+    approval = entry.approval
+    args = entry.args if entry.args is not None else approval.args if approval else None
     await where.execute(
         "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
         " detail) VALUES (?,?,?,?,?,?,?,?,?)",
         (
             time.time(),
-            event,
+            entry.event,
             approval.id if approval else None,
-            approval.conversation if approval else conversation,
-            approval.tool if approval else tool,
+            approval.conversation if approval else entry.conversation,
+            approval.tool if approval else entry.tool,
             json.dumps(args, default=str) if args is not None else None,
-            actor,
-            reason,
-            detail,
+            entry.actor,
+            entry.reason,
+            entry.detail,
         ),
     )
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiohttp import web
@@ -67,7 +67,9 @@ class SlackEmulator:
         users: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
         channels: dict[str, str] | None = None,
+        bot_events: Sequence[str] = ("app_mention", "message.channels", "message.im"),
         ack_timeout: float = 3.0,
+        commands: Iterable[str] = ("/ask",),
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -75,6 +77,9 @@ class SlackEmulator:
         self.bot_user_id = bot_user_id
         self.app_id = app_id
         self.ack_timeout = ack_timeout  # Slack's deadline for acks; a late ack counts as none
+        # The app's slash commands, as its manifest registers them: Slack sends the app only
+        # these, and answers any other itself.
+        self.commands = frozenset(commands)
         self._ws = Workspace(
             team_id=team_id,
             bot_user_id=bot_user_id,
@@ -82,6 +87,7 @@ class SlackEmulator:
             users=DEFAULT_USERS if users is None else users,
             usergroups=DEFAULT_USERGROUPS if usergroups is None else usergroups,
             channels=DEFAULT_CHANNELS if channels is None else channels,
+            bot_events=bot_events,
         )
         self._socket = SocketModeServer(
             app_id=app_id, ws_url=lambda: self._url("ws") + "socket-mode"
@@ -304,6 +310,17 @@ class SlackEmulator:
         if not command.startswith("/"):
             raise ValueError(f"a slash command starts with '/', got {command!r}")
         target = ResponseTarget(channel, user, None, None)
+        if command not in self.commands:
+            self._api.apply_response(target, {"text": not_a_command(command)})
+            return Delivery(
+                kind="slash_commands",
+                payload={"command": command, "text": text},
+                retry_num=0,
+                retry_reason="",
+                transport="http" if self._use_http else "socket_mode",
+                at=time.time(),
+                error=f"{command} is not a command the app registered",
+            )
         payload = payloads.slash_command(
             self._ws,
             user=user,
@@ -469,6 +486,14 @@ class SlackEmulator:
             "edited": message.edited,
             "reactions": self.reactions(message.channel, message.ts),
         }
+
+
+def not_a_command(command: str) -> str:
+    """What Slack's client says to a slash command no app in the workspace registered."""
+    return (
+        f'{command} is not a valid command. In Slack, all messages that start with the "/" '
+        "character are interpreted as commands."
+    )
 
 
 def _ack_body(delivery: Delivery) -> dict[str, Any] | None:

@@ -71,11 +71,11 @@ def message_events(ws: Workspace, message: Message) -> list[dict[str, Any]]:
             fields["parent_user_id"] = root.user or ws.bot_user_id
     events: list[dict[str, Any]] = []
     channel = ws.channel(message.channel)
-    if channel.is_im:
+    if channel.is_im and "message.im" in ws.bot_events:
         events.append({"type": "message", **fields, "channel_type": "im"})
-    else:
+    elif not channel.is_im and "message.channels" in ws.bot_events:
         events.append({"type": "message", **fields, "channel_type": "channel"})
-    if f"<@{ws.bot_user_id}>" in message.text:
+    if f"<@{ws.bot_user_id}>" in message.text and "app_mention" in ws.bot_events:
         events.append({"type": "app_mention", **fields})
     return [event_callback(ws, event) for event in events]
 

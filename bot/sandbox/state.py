@@ -8,6 +8,7 @@ import json
 import secrets
 import string
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,7 +25,11 @@ DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general"}
 # Slack's documented Block Kit limits; exceeding them is the kind of bug (a long argument dump
 # in a section) that only shows up in production if the emulator lets it through.
 MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
+MAX_SECTION_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_CONFIRM_TEXT = 300
 MAX_HEADER_TEXT = 150
 MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
@@ -175,8 +180,11 @@ class Workspace:
         users: dict[str, str],
         usergroups: dict[str, list[str]],
         channels: dict[str, str],
+        bot_events: Iterable[str],
     ) -> None:
         self.team_id = team_id
+        # The app's event subscriptions (its manifest's `bot_events`): what Slack sends it.
+        self.bot_events = frozenset(bot_events)
         self.bot_user_id = bot_user_id
         self.app_id = app_id
         self.users = dict(users)
@@ -402,8 +410,9 @@ def decode_json_param(value: Any) -> Any:
     return value
 
 
-def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
-    """Validate blocks like Slack does and fill in the block_ids Slack generates."""
+def normalize_blocks(raw: Any, limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """Validate blocks like Slack does and fill in the block_ids Slack generates; `limit` is
+    50 for a message, 100 for a view."""
     if raw is None or raw == "":
         return []
     raw = decode_json_param(raw)
@@ -412,8 +421,8 @@ def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
             "invalid_blocks", response_metadata={"messages": ["[ERROR] must be an array"]}
         )
     problems: list[str] = []
-    if len(raw) > MAX_BLOCKS:
-        problems.append(f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(raw) > limit:
+        problems.append(f"[ERROR] no more than {limit} items allowed [json-pointer:/blocks]")
     blocks: list[dict[str, Any]] = []
     block_ids: set[str] = set()
     for index, item in enumerate(raw):
@@ -447,6 +456,19 @@ def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
             f"[ERROR] must be less than {MAX_SECTION_TEXT + 1} characters "
             f"[json-pointer:{pointer}/text/text]"
         )
+    fields = block.get("fields") if kind == "section" else None
+    if isinstance(fields, list):
+        if len(fields) > MAX_SECTION_FIELDS:
+            problems.append(
+                f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed "
+                f"[json-pointer:{pointer}/fields]"
+            )
+        for i, field in enumerate(fields):
+            if len(_text_of(field)) > MAX_FIELD_TEXT:
+                problems.append(
+                    f"[ERROR] must be less than {MAX_FIELD_TEXT + 1} characters "
+                    f"[json-pointer:{pointer}/fields/{i}/text]"
+                )
     if kind == "header" and len(_text_of(block.get("text"))) > MAX_HEADER_TEXT:
         problems.append(
             f"[ERROR] must be less than {MAX_HEADER_TEXT + 1} characters "
@@ -454,6 +476,13 @@ def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
         )
     if kind == "actions" and not isinstance(block.get("elements"), list):
         problems.append(f"[ERROR] missing required field: elements [json-pointer:{pointer}]")
+    for element in _interactive_elements(block):
+        confirm = element.get("confirm")
+        if isinstance(confirm, dict) and len(_text_of(confirm.get("text"))) > MAX_CONFIRM_TEXT:
+            problems.append(
+                f"[ERROR] confirm text must be less than {MAX_CONFIRM_TEXT + 1} characters "
+                f"[json-pointer:{pointer}]"
+            )
     action_ids: set[str] = set()
     for button in find_buttons([block]):
         where = f"[json-pointer:{pointer}]"

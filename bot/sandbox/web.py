@@ -31,12 +31,14 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
 
-# What the sample users are for in the demo; users of a customised emulator get no label.
+# What the sample users can do under the sample policy (bot/sandbox/policy.yml, which the
+# sandbox runs): the on-call group decides gated calls. Users of a customised emulator get
+# no label.
 SAMPLE_ROLES = {
-    "U0ALICE": "requester",
-    "U0BOB": "on call",
-    "U0DAVE": "on call",
-    "U0CAROL": "outsider",
+    "U0ALICE": "asks; not on call",
+    "U0BOB": "on call: approves",
+    "U0DAVE": "on call: approves",
+    "U0CAROL": "not on call: refused",
 }
 
 _MENTION = re.compile(r"(?<![\w<@])@([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)")
@@ -191,6 +193,8 @@ class SandboxPage:
             if text.startswith("/"):
                 command, *rest = text.split(maxsplit=1)
                 delivery = await self._emu.slash_command(user, channel, command, "".join(rest))
+                if command not in self._emu.commands:
+                    return {}  # Slack answered it: nothing went to the app, so nothing failed
                 return {"delivery": _delivery_json(delivery)}
             ts = await self._emu.post_user_message(user, channel, self.slack_text(text), thread_ts)
             return {"ts": ts}

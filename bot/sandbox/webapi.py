@@ -16,6 +16,7 @@ from aiohttp import web
 from bot.sandbox.state import (
     BOT_ID,
     BOT_NAME,
+    MAX_VIEW_BLOCKS,
     TEAM_DOMAIN,
     ApiCall,
     ApiError,
@@ -76,6 +77,7 @@ class WebApi:
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,
+            "users.list": self._users_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
@@ -340,7 +342,7 @@ class WebApi:
                 "[json-pointer:/view/title/text]"
             )
         try:
-            blocks = normalize_blocks(view.get("blocks"))
+            blocks = normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS)
         except ApiError as e:
             problems.extend(e.extra["response_metadata"]["messages"])
             blocks = []
@@ -403,6 +405,11 @@ class WebApi:
         if user not in self._ws.users and user != self._ws.bot_user_id:
             raise ApiError("user_not_found")
         return {"user": self._ws.user_json(user)}
+
+    def _users_list(self, params: Params) -> dict[str, Any]:
+        # One page holds the whole (small) workspace: no next_cursor, as Slack ends a listing.
+        members = [self._ws.user_json(u) for u in [*self._ws.users, self._ws.bot_user_id]]
+        return {"members": members, "response_metadata": {"next_cursor": ""}}
 
     def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
         members = self._ws.usergroups.get(str(params.get("usergroup") or ""))

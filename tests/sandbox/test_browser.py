@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cli import SAMPLE_POLICY
 from bot.sandbox.emulator import SlackEmulator
 from tests.conftest import Harness
 from tests.sandbox.test_web import FORM_MESSAGE, form_app, option, socket_mode
@@ -94,7 +95,10 @@ async def ask_and_open_thread(page: Page, request: str) -> Locator:
 
 def demo_bot(harness: Harness) -> Any:
     harness.slack.sandbox_info = {"model": "the offline rule-based model"}
-    return harness.bot(openai_api_key=None, approvals_tools=None, approvals_policy=None)
+    # As `slack-approvals run` starts the sandbox: the demo tools under the sample policy.
+    return harness.bot(
+        openai_api_key=None, approvals_tools=None, approvals_policy=str(SAMPLE_POLICY)
+    )
 
 
 async def test_ask_and_approve_in_the_browser(harness: Harness, browser: Browser) -> None:

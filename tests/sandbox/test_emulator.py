@@ -54,7 +54,8 @@ APPROVAL_BLOCKS: list[dict[str, Any]] = [
 
 @pytest.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator()
+    # An app subscribed to mentions and DMs only: channel chatter is not its business.
+    emulator = SlackEmulator(bot_events=("app_mention", "message.im"))
     await emulator.start()
     yield emulator
     await emulator.stop()

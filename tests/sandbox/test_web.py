@@ -159,7 +159,8 @@ async def socket_mode(emu: SlackEmulator, app: AsyncApp) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator()
+    # An app subscribed to mentions and DMs only: channel chatter is not its business.
+    emulator = SlackEmulator(bot_events=("app_mention", "message.im"))
     await emulator.start()
     yield emulator
     await emulator.stop()
@@ -243,10 +244,10 @@ async def test_a_snapshot_is_what_one_user_sees(
         ("D0ALICE", "approvals", True),
     ]
     assert {u["name"]: u["role"] for u in alice["users"]} == {
-        "alice": "requester",
-        "bob": "on call, @sreoncall",
-        "carol": "outsider",
-        "dave": "on call, @sreoncall",
+        "alice": "asks; not on call",
+        "bob": "on call: approves, @sreoncall",
+        "carol": "not on call: refused",
+        "dave": "on call: approves, @sreoncall",
     }
     assert alice["usergroups"] == {
         "S0SREONCALL": {"handle": "sreoncall", "members": ["U0BOB", "U0DAVE"]}

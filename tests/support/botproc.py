@@ -207,12 +207,13 @@ async def deployment(
     workdir: Path,
     database_url: str,
     replicas: int,
+    env: Mapping[str, str | None] | None = None,
     *,
     model: FakeOpenAI | None = None,
-    env: Mapping[str, str | None] | None = None,
 ) -> AsyncIterator[Deployment]:
-    """Started and ready; every bot process is killed on the way out. `model` (stopped on the
-    way out) replaces the operator model; `env` adds settings, or removes them (None)."""
+    """Started and ready; every bot process is killed on the way out. `env` adds to (or
+    replaces) the bots' settings, or removes one (None); `model` (stopped on the way out)
+    replaces the operator model."""
     slack = SlackEmulator()
     await slack.start()
     model = model or await operator_model()

@@ -62,6 +62,23 @@ function channelName(id) {
   return channel ? channel.name : null;
 }
 
+// `<!date^EPOCH^FORMAT>`, formatted as Slack's clients do: in the reader's own time zone.
+function slackDate(target) {
+  const m = /^!date\^(\d+)\^([^^]*)/.exec(target);
+  if (!m) return null;
+  const when = new Date(Number(m[1]) * 1000);
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const offset = Math.round((day(when) - day(new Date())) / 86400000);
+  const pretty = { "-1": "yesterday", 0: "today", 1: "tomorrow" }[offset];
+  const short = when.toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric" });
+  const tokens = {
+    date_short_pretty: pretty || short,
+    date_short: short,
+    time: when.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" }),
+  };
+  return decodeSlack(m[2]).replace(/\{(\w+)\}/g, (all, name) => tokens[name] || all);
+}
+
 // `<…>` control sequences: mentions, channel links, user groups, special mentions, links.
 function controlSequence(inner) {
   const bar = inner.indexOf("|");
@@ -85,7 +102,7 @@ function controlSequence(inner) {
   if (/^!(here|channel|everyone)$/.test(target)) {
     return `<span class="mention special">@${target.slice(1)}</span>`;
   }
-  if (/^!date\^/.test(target)) return escapeHtml(decodeSlack(label || target));
+  if (/^!date\^/.test(target)) return escapeHtml(slackDate(target) || decodeSlack(label || target));
   if (/^(https?:\/\/|mailto:)/i.test(target)) {
     const href = escapeHtml(decodeSlack(target));
     return `<a href="${href}" target="_blank" rel="noopener noreferrer">${escapeHtml(decodeSlack(label || target))}</a>`;
