@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk.models.blocks import ConfirmObject, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.store import Approval
+from bot.store import Approval, Status
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
@@ -64,12 +64,13 @@ def clock(epoch: float) -> str:
 
 
 # How a decided approval's status is said to people: one word for each, everywhere.
-STATUS_WORDS = {
+STATUS_WORDS: dict[Status, str] = {
     "pending": "Waiting",
     "approved": "Approved",
     "rejected": "Denied",
     "withdrawn": "Withdrawn",
     "expired": "Expired",
+    "dropped": "No longer pending",
 }
 
 

@@ -226,7 +226,9 @@ See the channel, with the approval card's ts and buttons:
 Approve as bob (put the card's ts in):
   curl -s {emu.base_url}sandbox/click -H 'content-type: application/json' -d \\
     '{{"user": "U0BOB", "channel": "C0OPS", "ts": "CARD_TS", "action_id": "approval_approve"}}'
-(action_id approval_deny denies.) Ctrl-C stops.
+(action_id approval_deny denies.) The sample policy also sends each request to bob and
+dave by DM (D0BOB, D0DAVE), to #approvals (C0APPROVALS) and to their Home tab on the page.
+Ctrl-C stops.
 """,
             flush=True,
         )

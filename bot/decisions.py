@@ -60,15 +60,15 @@ class Decisions:
             if channel:
                 await self._tell(channel, user, "This approval request does not exist (any more).")
             return
-        if channel is not None and (
-            approval.channel != channel
-            or (message_ts is not None and approval.message_ts != message_ts)
+        # The card in the thread or any copy of it (bot/routing.py): a button value copied
+        # into another message must not decide anything.
+        if channel is not None and not await self.cards.routing.belongs(
+            approval, channel, message_ts
         ):
-            # A button value copied into another message must not decide anything.
             await self._refused(approval, user, "button from another message")
             await self._tell(channel, user, "That button does not belong to this request.")
             return
-        if await self._check(approval, user, choice) and await self._apply(
+        if await self._check(approval, user, choice, channel) and await self._apply(
             approval, choice, user, reason, edited_args
         ):
             await self.runner.resume_decided(Conversation.from_key(approval.conversation))
@@ -107,8 +107,11 @@ class Decisions:
         for key in sorted({a.conversation for a in decided}):
             await self.runner.resume_decided(Conversation.from_key(key))
 
-    async def _check(self, approval: Approval, user: str, choice: Choice) -> bool:
-        """Still pending, and `user` may decide it this way; otherwise tell them why not."""
+    async def _check(
+        self, approval: Approval, user: str, choice: Choice, channel: str | None = None
+    ) -> bool:
+        """Still pending, and `user` may decide it this way; otherwise tell them why not
+        (where they clicked: a copy's channel is not the thread's)."""
         if approval.status != "pending":
             await self._tell_decided(approval, user)
             return False
@@ -117,7 +120,10 @@ class Decisions:
             refusal = _not_offered(approval, choice)
         if refusal is not None:
             await self._refused(approval, user, refusal)
-            await self._tell(approval.channel, user, refusal, approval.thread_ts)
+            if channel is not None and channel != approval.channel:
+                await self._tell(channel, user, refusal)
+            else:
+                await self._tell(approval.channel, user, refusal, approval.thread_ts)
             return False
         return True
 
@@ -200,7 +206,14 @@ class Decisions:
         self_approval = approval.policy.allow_self_approval and now.allow_self_approval
         if not self_approval and user == approval.requester:
             return "You asked for this call, so someone else has to decide it."
-        for approvers in (list(approval.policy.approvers), list(now.approvers)):
+        # An escalation (bot/reminders.py) widens both lists: the request's by whom it was
+        # escalated to, the current policy's by its own escalate_to.
+        route = await self.cards.routing.route(approval.id)
+        then = await self.cards.routing.approvers_of(approval, route)
+        current = list(now.approvers)
+        if route is not None and route.escalated_to and current:
+            current += [p for p in now.escalate_to if p not in current]
+        for approvers in (then, current):
             try:
                 allowed = await self.directory.is_allowed(user, approvers, fresh=True)
             except SlackApiError as exc:
@@ -294,7 +307,16 @@ class Decisions:
                 thread_ts=reply_thread_ts(thread_ts) if thread_ts else None,
             )
         except SlackApiError as exc:
-            log.warning("could not tell %s: %s", user, exc.response.get("error"))
+            error = exc.response.get("error")
+            if error not in ("user_not_in_channel", "channel_not_found"):
+                log.warning("could not tell %s: %s", user, error)
+                return
+            # Decided from a place outside the request's conversation (the Home tab, a DM
+            # copy): the bot's DM with them is where they can read it.
+            try:
+                await self.client.chat_postMessage(channel=user, text=text)
+            except SlackApiError as again:
+                log.warning("could not tell %s: %s", user, again.response.get("error"))
 
 
 _WORDS = {"approve": "approve", "reject": "deny", "edit": "edit"}

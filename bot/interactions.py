@@ -115,6 +115,26 @@ class Click:
 
 
 @dataclass(frozen=True)
+class HomeClick:
+    """A button click on the app's Home tab: no channel or message, only the view."""
+
+    value: str
+    user: str
+    trigger_id: str
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> HomeClick | None:
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else None
+        value = _text(_get(first, "value"))
+        user = slack_id(_get(body, "user", "id"))
+        trigger_id = _text(body.get("trigger_id"))
+        if not (value and user and trigger_id) or _get(body, "container", "type") != "view":
+            return None
+        return cls(value, user, trigger_id)
+
+
+@dataclass(frozen=True)
 class Submission:
     """A modal submitted (view_submission): who, for which approval, and its inputs."""
 

@@ -21,7 +21,8 @@ from bot.conversation import MAIN_VIEW, Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
 from bot.help import ask_help, wants_help
-from bot.interactions import Click, SlashCommand, Submission, UserMessage
+from bot.home import HOME_APPROVE_ACTION, HOME_DENY_ACTION
+from bot.interactions import Click, HomeClick, SlashCommand, Submission, UserMessage, slack_id
 from bot.runner import Runner, is_cancel
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,38 @@ def register(
         await ack()
         log.debug("a decision modal was closed without a decision")
 
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any]) -> None:
+        user = slack_id(event.get("user"))
+        if event.get("tab") != "home" or user is None:
+            log.debug("ignoring an app_home_opened event for another tab")
+            return
+        runner.spawn(runner.cards.home.opened(user), what="home tab")
+
+    async def decide_from_home(approval_id: str, choice: Choice, user: str) -> None:
+        await decisions.decide(approval_id=approval_id, choice=choice, user=user)
+        await runner.cards.home.publish(user)  # what is left for them, with this one gone
+
+    @app.action(HOME_APPROVE_ACTION)
+    async def home_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = HomeClick.parse(body)
+        if parsed is None:
+            log.warning("ignoring a malformed Home tab click")
+            return
+        runner.spawn(
+            decide_from_home(parsed.value, "approve", parsed.user), what=f"approve {parsed.value}"
+        )
+
+    @app.action(HOME_DENY_ACTION)
+    async def home_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = HomeClick.parse(body)
+        if parsed is None:
+            log.warning("ignoring a malformed Home tab click")
+            return
+        runner.spawn(_deny_from_home(runner, decisions, parsed), what=f"deny {parsed.value}")
+
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
@@ -252,13 +285,31 @@ async def _ask(runner: Runner, command: SlashCommand, respond: AsyncRespond) -> 
     await runner.on_message(conv, user, text)
 
 
-async def _show_args(runner: Runner, click: Click, trigger_id: str) -> None:
-    """Everything the card could not show; only to someone who sees the card it belongs to."""
+async def _deny_from_home(runner: Runner, decisions: Decisions, click: HomeClick) -> None:
+    """Deny asks for a reason, as on a card; what cannot be denied is refused by the decision
+    path, which says why."""
+    if not await runner.store.first_sighting(f"trigger:{click.trigger_id}"):
+        log.warning("ignoring a replayed Home tab deny of %s by %s", click.value, click.user)
+        return
     approval = await runner.store.get(click.value)
-    if (
-        approval is None
-        or approval.channel != click.channel
-        or approval.message_ts != click.message_ts
+    if approval is not None and approval.status == "pending":
+        try:
+            await runner.client.views_open(
+                trigger_id=click.trigger_id, view=blocks.deny_modal(approval)
+            )
+            return
+        except SlackApiError as exc:
+            log.warning("could not open the deny modal: %s", exc.response.get("error"))
+    await decisions.decide(approval_id=click.value, choice="reject", user=click.user)
+    await runner.cards.home.publish(click.user)
+
+
+async def _show_args(runner: Runner, click: Click, trigger_id: str) -> None:
+    """Everything the card could not show; only to someone who sees the card it belongs to
+    (in its thread, or a copy of it)."""
+    approval = await runner.store.get(click.value)
+    if approval is None or not await runner.cards.routing.belongs(
+        approval, click.channel, click.message_ts
     ):
         log.warning("refused to show the arguments of %r to %s", click.value[:100], click.user)
         return
@@ -293,8 +344,7 @@ async def _open_modal(
     approval = await runner.store.get(approval_id)
     if (
         approval is None
-        or approval.channel != channel
-        or approval.message_ts != message_ts
+        or not await runner.cards.routing.belongs(approval, channel, message_ts)
         or approval.status != "pending"
     ):
         await decisions.decide(

@@ -131,6 +131,42 @@ TABLES: tuple[str, ...] = (
 )""",
 )
 
+# Routing (bot/routing.py, bot/reminders.py): where each request went and what is due. Kept in
+# tables of their own, so this change is new tables only, with nothing to alter or backfill.
+ROUTING_TABLES: tuple[str, ...] = (
+    # One row per routed approval: the link back to its thread, the reminder and escalation
+    # due times (NULL once sent: the sweeps claim them with a conditional UPDATE) and who the
+    # approvers were widened to.
+    """CREATE TABLE IF NOT EXISTS approval_routes (
+    approval_id TEXT PRIMARY KEY,
+    permalink TEXT,
+    remind_at REAL,
+    escalate_at REAL,
+    escalated_to TEXT,
+    reminded_at REAL,
+    escalated_at REAL
+)""",
+    "CREATE INDEX IF NOT EXISTS approval_routes_remind ON approval_routes (remind_at)"
+    " WHERE remind_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS approval_routes_escalate ON approval_routes (escalate_at)"
+    " WHERE escalate_at IS NOT NULL",
+    # The cards posted besides the thread's own (approvals.message_ts): one per DM or channel.
+    """CREATE TABLE IF NOT EXISTS approval_copies (
+    approval_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    message_ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (approval_id, channel)
+)""",
+    # People who have opened the app's Home tab: only theirs is republished on a change.
+    """CREATE TABLE IF NOT EXISTS home_viewers (
+    user_id TEXT PRIMARY KEY,
+    opened_at REAL NOT NULL
+)""",
+)
+
+TABLES += ROUTING_TABLES
+
 # Columns added after a table was first released: (table, column, type, backfill). A database
 # made before gets each one once, with its backfill, when the bot opens it.
 ADDED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (

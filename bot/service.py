@@ -43,12 +43,15 @@ from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.health import Health, serve
+from bot.home import Home
 from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
 from bot.outbox import ThreadMessages
 from bot.own_agent import SqlCallKeys, SqlThreadIds
 from bot.recovery import Recovery
+from bot.reminders import Reminders
+from bot.routing import Routing
 from bot.runner import Runner
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
@@ -158,12 +161,21 @@ async def _probe_model(base_url: str, http: aiohttp.ClientSession) -> None:
 async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
     for group in sorted(policy.group_ids()):
         try:
-            await client.usergroups_users_list(usergroup=group)
+            listed = await client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
             raise PolicyError(
                 f"{policy.source}:{policy.line_of(group)}: user group {group} is not usable "
                 f"({exc.response.get('error')}); check the id and the usergroups:read scope"
             ) from None
+        if not listed.get("users"):
+            # Not fatal: people may join before anyone asks; each request says so meanwhile.
+            log.warning(
+                "%s:%s: user group %s has no members: requests it must approve can reach "
+                "nobody until someone joins it",
+                policy.source,
+                policy.line_of(group),
+                group,
+            )
 
 
 @asynccontextmanager
@@ -262,11 +274,13 @@ async def _running_bot(
             session = AgentSession(graph)
         directory = Directory(client)
         background = Background()
-        cards = Cards(store, client, background)
+        messages = ThreadMessages(store, client)
+        routing = Routing(store, client, directory)
+        cards = Cards(store, messages, background, routing, Home(store, client, routing))
         runner = Runner(
             session=session,
             store=store,
-            messages=ThreadMessages(store, client),
+            messages=messages,
             cards=cards,
             background=background,
             policy=policy,
@@ -316,8 +330,12 @@ async def _running_bot(
         # What happened while no bot ran: deadlines that passed, work a stopped process left.
         await decisions.expire_due()
         await Recovery(runner).recover()
+        reminders = Reminders(runner)
+        await reminders.sweep()
         sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
         stack.push_async_callback(_cancel, sweeper)
+        reminder = asyncio.create_task(reminders.sweep_forever(), name="reminder sweeper")
+        stack.push_async_callback(_cancel, reminder)
 
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # slack-bolt

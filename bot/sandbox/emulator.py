@@ -16,6 +16,7 @@ from bot.sandbox import payloads
 from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
 from bot.sandbox.state import (
     BOT_NAME,
+    DEFAULT_CHANNEL_MEMBERS,
     DEFAULT_CHANNELS,
     DEFAULT_USERGROUPS,
     DEFAULT_USERS,
@@ -31,6 +32,7 @@ from bot.sandbox.state import (
     View,
     Workspace,
     dm_channel_id,
+    find_buttons,
     random_id,
 )
 from bot.sandbox.webapi import Fault, FaultKind, WebApi
@@ -67,7 +69,13 @@ class SlackEmulator:
         users: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
         channels: dict[str, str] | None = None,
-        bot_events: Sequence[str] = ("app_mention", "message.channels", "message.im"),
+        channel_members: dict[str, list[str]] | None = None,
+        bot_events: Sequence[str] = (
+            "app_home_opened",
+            "app_mention",
+            "message.channels",
+            "message.im",
+        ),
         ack_timeout: float = 3.0,
         commands: Iterable[str] = ("/ask",),
     ) -> None:
@@ -88,6 +96,7 @@ class SlackEmulator:
             usergroups=DEFAULT_USERGROUPS if usergroups is None else usergroups,
             channels=DEFAULT_CHANNELS if channels is None else channels,
             bot_events=bot_events,
+            channel_members=DEFAULT_CHANNEL_MEMBERS if channel_members is None else channel_members,
         )
         self._socket = SocketModeServer(
             app_id=app_id, ws_url=lambda: self._url("ws") + "socket-mode"
@@ -97,6 +106,7 @@ class SlackEmulator:
             bot_token=bot_token,
             app_token=app_token,
             issue_socket_url=self._socket.issue_url,
+            page_url=lambda: self.base_url,
         )
         self._http = HttpDelivery()
         self._use_http = False
@@ -363,6 +373,49 @@ class SlackEmulator:
             button=matching[0],
             response_url=self._response_url(target),
             trigger_id=self._ws.new_trigger(user),
+        )
+        return await self.deliver("interactive", payload)
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Who is in a channel (the bot always is); people outside it cannot post there."""
+        for user in users:
+            self._ws.user_name(user)
+        found = self._ws.channel(channel)
+        if found.is_im:
+            raise ValueError(f"{channel} is a DM: its members are fixed")
+        found.members = list(users)
+        self._ws.touch()
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The Home tab the app last published for `user`."""
+        self._ws.user_name(user)
+        return self._ws.homes.get(user)
+
+    async def open_home(self, user: str) -> Delivery:
+        """The person opens the app's Home tab."""
+        self._ws.user_name(user)
+        if "app_home_opened" not in self._ws.bot_events:
+            raise ValueError("the app is not subscribed to app_home_opened: nothing is sent")
+        return await self.deliver(
+            "events_api",
+            payloads.app_home_opened(self._ws, user=user, channel=dm_channel_id(user)),
+        )
+
+    async def click_home(self, user: str, action_id: str, value: str | None = None) -> Delivery:
+        """Click a button on the Home tab the app published for `user`."""
+        view = self.home(user)
+        if view is None:
+            raise LookupError(f"no Home tab was published for {user}")
+        buttons = [
+            b
+            for b in find_buttons(view["blocks"])
+            if b.action_id == action_id and (value is None or b.value == value)
+        ]
+        if not buttons:
+            present = [(b.action_id, b.value) for b in find_buttons(view["blocks"])]
+            raise LookupError(f"{user}'s Home tab has no button {action_id}; buttons: {present}")
+        payload = payloads.home_block_actions(
+            self._ws, user=user, button=buttons[0], trigger_id=self._ws.new_trigger(user)
         )
         return await self.deliver("interactive", payload)
 

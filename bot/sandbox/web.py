@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -65,6 +66,10 @@ class SandboxPage:
         app.router.add_post("/sandbox/ui/submit", self._submit)
         app.router.add_post("/sandbox/ui/close", self._close)
         app.router.add_post("/sandbox/ui/react", self._react)
+        app.router.add_post("/sandbox/ui/home", self._home)
+        app.router.add_post("/sandbox/ui/home_click", self._home_click)
+        # Where chat.getPermalink's links point: the page, opened on that message's thread.
+        app.router.add_get("/archives/{channel}/{p}", self._permalink)
 
     def close(self) -> None:
         """End the event streams, so the server can stop without waiting on open pages."""
@@ -75,7 +80,7 @@ class SandboxPage:
 
     def snapshot(self, user: str) -> dict[str, Any]:
         ws = self._ws
-        channels = [c for c in ws.channels.values() if c.dm_user in (None, user)]
+        channels = [c for c in ws.channels.values() if ws.is_member(c, user)]
         return {
             "me": user,
             "info": dict(self._emu.sandbox_info),
@@ -91,6 +96,8 @@ class SandboxPage:
                 {"id": c.id, "name": BOT_NAME if c.is_im else c.name, "is_im": c.is_im}
                 for c in channels
             ],
+            # Public channels show their name in a link even to people outside them.
+            "channel_names": {c.id: c.name for c in ws.channels.values() if not c.is_im},
             "messages": {
                 c.id: [self._message(m, user) for m in ws.messages(c.id)] for c in channels
             },
@@ -106,6 +113,7 @@ class SandboxPage:
                 if e.user == user
             ],
             "view": _top_view(ws.views, user),
+            "home": ws.homes[user]["blocks"] if user in ws.homes else None,
         }
 
     def _role(self, user: str) -> str:
@@ -265,6 +273,30 @@ class SandboxPage:
             return {"delivery": _delivery_json(await self._emu.close_view(user, view_id))}
 
         return await _sandbox_call(request, act)
+
+    async def _home(self, request: web.Request) -> web.Response:
+        """The person opened the app's Home tab."""
+
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            return {"delivery": _delivery_json(await self._emu.open_home(_field(data, "user")))}
+
+        return await _sandbox_call(request, act)
+
+    async def _home_click(self, request: web.Request) -> web.Response:
+        async def act(data: dict[str, Any]) -> dict[str, Any]:
+            delivery = await self._emu.click_home(
+                _field(data, "user"), _field(data, "action_id"), _optional_field(data, "value")
+            )
+            return {"delivery": _delivery_json(delivery)}
+
+        return await _sandbox_call(request, act)
+
+    async def _permalink(self, request: web.Request) -> web.Response:
+        channel = request.match_info["channel"]
+        digits = request.match_info["p"].removeprefix("p")
+        ts = f"{digits[:-6]}.{digits[-6:]}"
+        thread = request.query.get("thread_ts") or ts
+        raise web.HTTPFound(f"/?{urlencode({'channel': channel, 'thread': thread})}")
 
     async def _react(self, request: web.Request) -> web.Response:
         """Toggle the user's reaction, as clicking a reaction (or picking one) does in Slack."""

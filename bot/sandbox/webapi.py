@@ -58,8 +58,10 @@ class WebApi:
         bot_token: str,
         app_token: str,
         issue_socket_url: Callable[[], str],
+        page_url: Callable[[], str],
     ) -> None:
         self._ws = workspace
+        self._page_url = page_url
         self._bot_token = bot_token
         self._app_token = app_token
         self._issue_socket_url = issue_socket_url
@@ -80,6 +82,9 @@ class WebApi:
             "users.list": self._users_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
+            "conversations.members": self._conversations_members,
+            "views.publish": self._views_publish,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
 
@@ -256,17 +261,6 @@ class WebApi:
         )
         return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
 
-    def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
-        channel = self._channel(params)
-        ts = str(params.get("message_ts") or "")
-        message = self._ws.find_message(channel.id, ts)
-        if message is None:
-            raise ApiError("message_not_found")
-        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
-        if message.thread_ts and message.thread_ts != ts:
-            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
-        return {"channel": channel.id, "permalink": link}
-
     def _chat_update(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
         message = self._ws.find_message(channel.id, str(params.get("ts") or ""))
@@ -419,6 +413,69 @@ class WebApi:
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         return {"channel": self._ws.channel_json(self._channel(params))}
+
+    def _conversations_open(self, params: Params) -> dict[str, Any]:
+        users = [u for u in str(params.get("users") or "").split(",") if u]
+        if not users:
+            raise ApiError("users_list_not_supplied")
+        if len(users) > 1:
+            raise ApiError("not_supported", detail="the emulator opens one-person DMs only")
+        if users[0] not in self._ws.users:
+            raise ApiError("user_not_found")
+        return {"channel": {"id": dm_channel_id(users[0])}}
+
+    def _conversations_members(self, params: Params) -> dict[str, Any]:
+        members = self._ws.members(self._channel(params))
+        # Paged like Slack: `limit` per page, the next page's offset as the cursor.
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        page = members[start : start + limit]
+        after = start + limit
+        return {
+            "members": page,
+            "response_metadata": {"next_cursor": str(after) if after < len(members) else ""},
+        }
+
+    def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params)
+        message = self._ws.find_message(channel.id, str(params.get("message_ts") or ""))
+        if message is None:
+            raise ApiError("message_not_found")
+        # Pointing at the sandbox page, so a link in a card opens the thread there.
+        link = f"{self._page_url()}archives/{channel.id}/p{message.ts.replace('.', '')}"
+        if message.thread_ts is not None:
+            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
+
+    def _views_publish(self, params: Params) -> dict[str, Any]:
+        user = str(params.get("user_id") or "")
+        if user not in self._ws.users:
+            raise ApiError("user_not_found")
+        view = decode_json_param(params.get("view"))
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise ApiError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] view.type must be home"]},
+            )
+        previous = self._ws.homes.get(user)
+        if params.get("hash") and previous is not None and params["hash"] != previous["hash"]:
+            raise ApiError("hash_conflict")
+        published: dict[str, Any] = {
+            "id": previous["id"] if previous else "V" + random_id(10),
+            "team_id": self._ws.team_id,
+            "type": "home",
+            "blocks": normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS),
+            "private_metadata": str(view.get("private_metadata") or ""),
+            "callback_id": str(view.get("callback_id") or ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "external_id": str(view.get("external_id") or ""),
+            "app_id": self._ws.app_id,
+            "bot_id": BOT_ID,
+        }
+        self._ws.homes[user] = published
+        self._ws.touch()
+        return {"view": published}
 
     def _assistant_threads_set_status(self, params: Params) -> dict[str, Any]:
         self._channel(params, "channel_id")

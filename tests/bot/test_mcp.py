@@ -181,7 +181,7 @@ async def test_http_deny_with_reason_then_edit(harness: Harness, mcp: Mcp, http_
         [deleted] = calls(mcp.log, "end")
         assert deleted["args"] == {"name": "docs"} and deleted["key"] == key
         audited = {r["event"] for r in await bot.store.audit_log(tool="infra.delete_repo")}
-        assert {"rejected", "edited", "executed"} <= audited
+        assert {"denied", "edited", "executed"} <= audited
 
 
 async def test_http_request_expires_unrun(harness: Harness, mcp: Mcp, http_url: str) -> None:

@@ -77,14 +77,14 @@ async def test_a_denied_call_never_runs_after_a_restart_that_ungates_its_tool(
     use_policy(harness, gated())
     async with harness.bot():
         thread, _ = await scale_down_card(harness)
-    await _claim_stopped(harness, "rejected", reason="not today")
+    await _claim_stopped(harness, "rejected", reason="not today", event="denied")
     use_policy(harness, UNGATED)
     async with harness.bot():
         await harness.wait_text(CHANNEL, thread, "All done here.")  # the model's next answer
         await harness.idle()
         assert executions("scale_down") == []
         events = await audit_events(harness)
-        assert "rejected" in events and "executed" not in events
+        assert "denied" in events and "executed" not in events
         assert "not today" in tool_messages(harness.model.requests[-1])[-1]["content"]
 
 
