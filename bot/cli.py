@@ -165,6 +165,8 @@ class _sandbox:
 
         self._settings = settings
         self._emulator = SlackEmulator()
+        # Checked before the bot creates them: a demo that goes on from an earlier run says so.
+        self._resumed = Path(settings.demo_inventory).exists()
         key = settings.openai_api_key
         self._model = describe_agent(
             settings,
@@ -217,7 +219,7 @@ channels, threads, buttons and modals; switch between the sample users at the to
 Agent: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
 Policy: {settings.approvals_policy or "every tool gated, anyone approves"}
 Sandbox state (approvals, audit, demo clusters): {self._state_files()};
-`slack-approvals run --reset` starts afresh.
+{self._state_note()}
 
 Or with curl. Ask as alice in #ops (C0OPS):
   {say} '{{"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}}'
@@ -232,6 +234,14 @@ Ctrl-C stops.
 """,
             flush=True,
         )
+
+    def _state_note(self) -> str:
+        if self._resumed:
+            return (
+                "it goes on from the last run (what the demo changed stays changed): "
+                "`slack-approvals run --reset` starts afresh."
+            )
+        return "kept across restarts; `slack-approvals run --reset` starts afresh."
 
     def _state_files(self) -> str:
         settings = self._settings
