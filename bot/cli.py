@@ -53,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start(settings: Settings) -> int:
-    from agent.toolsets import ToolLoadError  # imports LangChain: only when the bot runs
+    # These import LangChain: only when the bot runs.
+    from agent.server_session import ServerUnusable
+    from agent.sources import GraphLoadError
+    from agent.toolsets import ToolLoadError
 
     try:
         return asyncio.run(_run(settings))
-    except ToolLoadError as exc:
+    except (ToolLoadError, GraphLoadError, ServerUnusable) as exc:
         raise SettingsError(str(exc)) from None
 
 
@@ -156,20 +159,22 @@ class _sandbox:
     """The local Slack emulator, with the bot's settings pointed at it."""
 
     def __init__(self, settings: Settings) -> None:
-        from agent.model import describe_model, make_model
+        from agent.model import make_model
         from bot.sandbox.emulator import SlackEmulator
+        from bot.service import describe_agent
 
         self._settings = settings
         self._emulator = SlackEmulator()
         # Checked before the bot creates them: a demo that goes on from an earlier run says so.
         self._resumed = Path(settings.demo_inventory).exists()
         key = settings.openai_api_key
-        self._model = describe_model(
+        self._model = describe_agent(
+            settings,
             make_model(
                 key.get_secret_value() if key else None,
                 settings.openai_base_url,
                 settings.openai_model,
-            )
+            ),
         )
 
     async def __aenter__(self) -> Settings:
@@ -182,7 +187,9 @@ class _sandbox:
                 f"({exc.strerror}): set PORT to a free port"
             ) from None
         # The demo tools come with the sample policy the README walks through.
-        demo = self._settings.approvals_tools is None and self._settings.approvals_policy is None
+        own = self._settings.approvals_graph or self._settings.langgraph_url
+        demo = not own and self._settings.approvals_tools is None
+        demo = demo and self._settings.approvals_policy is None
         settings = self._settings.model_copy(
             update={
                 **({"approvals_policy": str(SAMPLE_POLICY)} if demo else {}),
@@ -209,7 +216,7 @@ class _sandbox:
 {rule}
 No SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator, and that page is its Slack:
 channels, threads, buttons and modals; switch between the sample users at the top right.
-Model: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
+Agent: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
 Policy: {settings.approvals_policy or "every tool gated, anyone approves"}
 Sandbox state (approvals, audit, demo clusters): {self._state_files()};
 {self._state_note()}

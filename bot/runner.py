@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import asynccontextmanager
 from typing import Any
 
+from langgraph.errors import UnknownInterruptError
 from pydantic import ValidationError
 
-from agent.gate import Recorded
-from agent.policy import Policy
-from agent.session import AgentSession, Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.gate import ALL_DECISIONS, Recorded
+from agent.policy import Policy, PolicySnapshot
+from agent.session import Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.sources import Session
 from bot import blocks
 from bot.cards import Cards
 from bot.clock import Clock
@@ -52,7 +54,7 @@ class Runner:
     def __init__(
         self,
         *,
-        session: AgentSession,
+        session: Session,
         store: Store,
         messages: ThreadMessages,
         cards: Cards,
@@ -141,9 +143,7 @@ class Runner:
                     self.cards.release(approval.interrupt_id)
 
     async def _resume_decided(self, conv: Conversation, decided: list[Approval]) -> None:
-        """(Under the lock.) A decision whose call is no longer pending (answered by a run
-        that stopped before marking it) is dropped by the session, never re-applied nor
-        landed on another call, and marked handed over when the run reconciles."""
+        """(Under the lock.) Decisions whose calls are no longer pending: see `_answer`."""
         if not decided:
             return
         decisions = {a.interrupt_id: await self._decision(a) for a in decided}
@@ -184,7 +184,7 @@ class Runner:
         # Just read under the lease: the gate need not read them again.
         records = {a.interrupt_id: Recorded.under(a.id, a.policy) for a in live}
         try:
-            return await self.session.resume(conv.key, decisions, on_event, records)
+            return await self._answer(conv, decisions, on_event, records)
         except ValidationError as exc:
             # The graph refused an answer (nothing was saved): an edit the tool's schema does
             # not take. It must not strand the thread, so it becomes a denial that says why.
@@ -205,7 +205,29 @@ class Runner:
                         "failed", approval, detail="edited arguments refused by the tool's schema"
                     ),
                 )
-            return await self.session.resume(conv.key, decisions, on_event, records)
+            return await self._answer(conv, decisions, on_event, records)
+
+    async def _answer(
+        self,
+        conv: Conversation,
+        decisions: dict[str, Decision],
+        on_event: OnEvent,
+        records: dict[str, Recorded],
+    ) -> list[PendingCall]:
+        """Hand the decisions over. One whose call is no longer pending (answered by a run
+        that stopped before marking it) is refused by the session before anything is
+        answered: it is dropped, never re-applied nor landed on another call, and marked
+        handed over when the run reconciles."""
+        while decisions:
+            try:
+                return await self.session.resume(conv.key, decisions, on_event, records)
+            except UnknownInterruptError as exc:
+                if exc.reason != "not_pending":
+                    raise
+                log.warning("decisions for calls no longer pending: %s", exc.interrupt_ids)
+                for key in exc.interrupt_ids:
+                    decisions.pop(key, None)
+        return await self.session.pending(conv.key)
 
     async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
         # The "working" sign is for people waiting on a run that takes a while (a model call);
@@ -276,7 +298,7 @@ class Runner:
                 args=call.args,
                 description=call.description,
                 requester=requester,
-                policy=rules.snapshot(),
+                policy=_snapshot(rules.snapshot(), call),
                 expires_at=expires_at,
             )
             if created:
@@ -372,3 +394,13 @@ class Runner:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
         except Exception as exc:  # a reaction is decoration: never worth failing a run for
             log.debug("reaction %s failed: %s", how, exc)
+
+
+def _snapshot(rules: PolicySnapshot, call: PendingCall) -> PolicySnapshot:
+    """A team's graph says which decisions it accepts, and so which buttons the card has;
+    the policy still says who decides, how many, and by when."""
+    if call.allowed_decisions is None:
+        return rules
+    # What the bot can record; `respond` (a person answering for the tool) has no button.
+    accepted = tuple(d for d in call.allowed_decisions if d in ALL_DECISIONS)
+    return rules.model_copy(update={"decisions": accepted})

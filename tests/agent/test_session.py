@@ -53,7 +53,7 @@ async def test_langgraph_still_refuses_a_strict_resume_of_an_interrupt_not_pendi
     assert list(refused.value.pending_ids) == [live]
 
 
-async def test_a_decision_for_a_call_no_longer_pending_is_dropped_and_the_rest_applied(
+async def test_a_decision_for_a_call_no_longer_pending_is_refused_before_anything_runs(
     tmp_path: Path,
 ) -> None:
     session = AgentSession(paused_graph(tmp_path))
@@ -63,16 +63,15 @@ async def test_a_decision_for_a_call_no_longer_pending_is_dropped_and_the_rest_a
     async def on_event(event: Event) -> None:
         events.append(event)
 
-    # Only the stale answer: nothing runs, the call stays pending.
-    assert [
-        p.interrupt_id
-        for p in await session.resume("t", {NOT_PENDING: {"type": "approve"}}, on_event)
-    ] == [live]
+    # With a live answer beside it: refused as a whole, so the caller can drop the stale one.
+    with pytest.raises(UnknownInterruptError) as refused:
+        await session.resume(
+            "t", {NOT_PENDING: {"type": "approve"}, live: {"type": "approve"}}, on_event
+        )
+    assert list(refused.value.interrupt_ids) == [NOT_PENDING]
+    assert [p.interrupt_id for p in await session.pending("t")] == [live]
     assert [e for e in events if getattr(e, "ran", False)] == []
-    # Stale and live together: the live one runs, once.
-    left = await session.resume(
-        "t", {NOT_PENDING: {"type": "approve"}, live: {"type": "approve"}}, on_event
-    )
-    assert left == []
+    # The live one alone runs, once.
+    assert await session.resume("t", {live: {"type": "approve"}}, on_event) == []
     ran = [e for e in events if getattr(e, "ran", False)]
     assert [(e.name, e.status) for e in ran] == [("scale_down", "success")]
