@@ -112,29 +112,22 @@ class AgentSession:
         if not decisions:
             raise ValueError("resume needs at least one decision keyed by interrupt id")
         if self._call_keys is None:
-            return await self._resume_built_in(thread_id, decisions, on_event, records)
-        pending = await self.pending(thread_id)
-        answers = resume_payload(decisions, pending)
-        if not answers:
-            return pending
-        return await self._drive(thread_id, Command(resume=answers), on_event, call_keys(pending))
-
-    async def _resume_built_in(
-        self,
-        thread_id: str,
-        decisions: Mapping[str, Decision],
-        on_event: OnEvent,
-        records: Mapping[str, Recorded] | None,
-    ) -> list[PendingCall]:
-        """The built-in agent asks per call, keyed by interrupt id, and its gate puts each
-        call's key on its result, so the state need not be read first: LangGraph checks the
-        answers as it loads the thread (strict resume) and raises `UnknownInterruptError`
-        before saving anything if one is not pending."""
-        command: Command[Any] = Command(
-            resume={key: dict(value) for key, value in decisions.items()}
-        )
+            # The built-in agent asks per call, keyed by interrupt id, and its gate puts each
+            # call's key on its result, so its state need not be read first: LangGraph checks
+            # the answers as it loads the thread (strict resume).
+            answers: dict[str, Any] = {key: dict(value) for key, value in decisions.items()}
+            keys = None
+            context = GateContext(records or {})
+        else:
+            pending = await self.pending(thread_id)
+            answers = resume_payload(decisions, pending)
+            if not answers:
+                return pending
+            keys = call_keys(pending)
+            context = None
+        command: Command[Any] = Command(resume=answers)
         return await self._drive(
-            thread_id, command, on_event, strict=True, context=GateContext(records or {})
+            thread_id, command, on_event, keys, strict=context is not None, context=context
         )
 
     async def stopped_part_way(self, thread_id: str) -> bool:
