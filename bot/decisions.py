@@ -2,8 +2,9 @@
 
 The order (docs/design.md, "From a click to the tool"): load → check it belongs to this
 message → check the clicker may decide, under the request's policy and the current one →
-claim atomically, before the deadline, with its audit record → update the card → resume in
-the background. Only the caller whose claim lands goes further; everyone else is told why.
+claim atomically, before the deadline, with its audit record → resume in the background,
+the card updated once an approved call's tool has started (`Cards.redraw_after_start`). Only
+the caller whose claim lands goes further; everyone else is told why.
 """
 
 from __future__ import annotations
