@@ -100,7 +100,11 @@ class Routing:
         return list(found)
 
     async def may_decide(self, approval: Approval, user: str, route: Route | None) -> bool:
-        """What the Home tab lists; a click still goes through the decision path's checks."""
+        """What the Home tab lists; a click still goes through the decision path's checks.
+        A request anyone may decide is not listed: "anyone" means anyone who can see its
+        card, and the Home tab would show it to people outside its conversation."""
+        if not approval.policy.approvers:
+            return False
         if not approval.policy.allow_self_approval and user == approval.requester:
             return False
         try:
