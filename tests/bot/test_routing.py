@@ -335,3 +335,29 @@ async def test_a_request_anyone_may_decide_stays_off_the_home_tab(harness: Harne
         assert executions("scale_down") == []
         assert [r["actor"] for r in await events(bot, "refused")] == ["U0CAROL"]
         assert harness.slack.message("D0ALICE", card.ts).buttons()
+
+
+async def test_votes_and_a_deny_on_copies_redraw_every_copy(harness: Harness) -> None:
+    use_policy(harness, "    notify: [approvers, C0APPROVALS]\n    approvals_needed: 2\n")
+    async with harness.bot():
+        harness.model.script(
+            reply_tool_calls(("scale_down", ARGS)), reply_text("Not run, as denied.")
+        )
+        thread = await harness.ask("scale down cl-001 to 2")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        bob, dave = await copy_in(harness, "D0BOB"), await copy_in(harness, "D0DAVE")
+        channel = await copy_in(harness, "C0APPROVALS")
+        await harness.idle()
+        await harness.slack.click("U0BOB", "D0BOB", bob.ts, "approval_approve")
+        await harness.idle()
+        places = (("C0OPS", card.ts), ("C0APPROVALS", channel.ts), ("D0DAVE", dave.ts))
+        for where, ts in places:
+            assert "1 of 2" in shown(harness, where, ts), where
+        # The Deny modal opens from a copy too, and its decision lands everywhere.
+        await harness.deny("U0DAVE", "D0DAVE", dave.ts, "not today")
+        await harness.wait_text("C0OPS", thread, "Not run, as denied.")
+        await harness.idle()
+        assert executions("scale_down") == []
+        for where, ts in (*places, ("D0BOB", bob.ts)):
+            assert "Denied by <@U0DAVE>" in shown(harness, where, ts), where
+            assert harness.slack.message(where, ts).buttons() == []
