@@ -1,5 +1,5 @@
 """The bot's tables: approvals, votes, event dedupe, the execution journal, the audit trail, the
-conversation leases and the outbox of thread messages.
+conversation leases, the outbox of thread messages and the LangGraph Server threads.
 
 Each statement is written once, in SQLite's words, and `statements()` renders it for the
 backend: on PostgreSQL `REAL` becomes `DOUBLE PRECISION` (a 4-byte float cannot hold epoch
@@ -122,6 +122,12 @@ TABLES: tuple[str, ...] = (
     user_id TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (approval_id, user_id)
+)""",
+    # The LangGraph Server thread of each conversation, when the agent runs there.
+    """CREATE TABLE IF NOT EXISTS server_threads (
+    conversation TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    created_at REAL NOT NULL
 )""",
 )
 
