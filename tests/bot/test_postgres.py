@@ -166,35 +166,6 @@ async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_a_database_made_before_card_status_gains_it_on_open(
-    backend: str, tmp_path: Path
-) -> None:
-    async with database_url(backend, tmp_path) as url:
-        async with opened(url) as db:
-            store = Store(db)
-            shown = await _approval(store, 1, message_ts="2.0")
-            await store.claim(shown.id, "approved", by="U0BOB")
-            unposted = await _approval(store, 2)
-            # As it was before the column and its index.
-            await db.execute("DROP INDEX approvals_cards_behind")
-            await db.execute("ALTER TABLE approvals DROP COLUMN card_status")
-        async with opened(url) as db:
-            store = Store(db)
-            # A card posted before is taken to show its status; no redraw storm follows.
-            assert (await store.get(shown.id)).card_status == "approved"  # type: ignore[union-attr]
-            assert (await store.get(unposted.id)).card_status is None  # type: ignore[union-attr]
-            assert await store.cards_behind(time.time() + 1) == []
-            indexes = (
-                "SELECT name FROM sqlite_master WHERE type = 'index'"
-                if backend == "sqlite"
-                else "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()"
-            )
-            assert {"name": "approvals_cards_behind"} in await db.fetchall(indexes)
-        reopened = await Database.open(url)  # a second open adds nothing
-        await reopened.close()
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_lease_is_exclusive_and_goes_with_a_killed_holder(
     backend: str, tmp_path: Path
 ) -> None:

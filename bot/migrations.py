@@ -1,0 +1,211 @@
+"""The bot's tables and every change made to them since, as one ordered list of migrations.
+
+`MIGRATIONS[n - 1]` takes a database from schema version `n - 1` to `n`; the table
+`schema_version` records each version applied, as langgraph-checkpoint-postgres's
+`checkpoint_migrations` does. To change the schema, append a `Migration` at the end (never
+edit or reorder a released one): its steps are SQL in SQLite's words, rendered for PostgreSQL
+by `render()`, or a coroutine for what SQL alone cannot say (look at the columns first, copy
+rows with a transformation). `ALTER TABLE … RENAME COLUMN`, `DROP COLUMN`, `RENAME TO` and
+`INSERT … SELECT` read the same on both backends.
+
+`migrate()` runs the missing ones in one transaction with the version rows, so a process that
+dies part-way leaves the database as it was. Processes that start together take turns: on
+PostgreSQL under the app's set-up lock (`bot.connections.setup_lock`, taken by
+`Database.open`), on SQLite under the write lock the transaction takes first
+(`BEGIN IMMEDIATE`); the second reads the version the first wrote and has nothing to do.
+
+Version 1 is the schema as first released without a version table: its statements are all
+`IF NOT EXISTS`, so that a database made by that code is adopted as it stands, gaining only
+`approvals.card_status` (and its index) when it was made before that column.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from bot.db import Database, Statements
+
+Dialect = Literal["sqlite", "postgresql"]
+Step = str | Callable[["Statements", Dialect], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Migration:
+    description: str
+    steps: tuple[Step, ...]
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
+
+
+async def table_columns(tx: Statements, dialect: Dialect, table: str) -> set[str]:
+    if dialect == "sqlite":
+        return {row["name"] for row in await tx.fetchall(f"PRAGMA table_info({table})")}
+    rows = await tx.fetchall(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ?",
+        (table,),
+    )
+    return {row["column_name"] for row in rows}
+
+
+async def _card_status(tx: Statements, dialect: Dialect) -> None:
+    """Added after the first release: cards drawn before it are taken to show their
+    approval's status, so no redraw storm follows the upgrade."""
+    if "card_status" in await table_columns(tx, dialect, "approvals"):
+        return
+    await tx.execute("ALTER TABLE approvals ADD COLUMN card_status TEXT")
+    await tx.execute("UPDATE approvals SET card_status = status WHERE message_ts IS NOT NULL")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "the tables of the first release, and approvals.card_status",
+        (
+            """CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    interrupt_id TEXT NOT NULL UNIQUE,
+    conversation TEXT NOT NULL,
+    team_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    thread_ts TEXT NOT NULL,
+    message_ts TEXT,
+    tool_call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    description TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    status TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    decided_by TEXT,
+    decided_at REAL,
+    reason TEXT,
+    decision TEXT,
+    resumed_at REAL,
+    card_status TEXT
+)""",
+            "CREATE INDEX IF NOT EXISTS approvals_by_conversation"
+            " ON approvals (conversation, status)",
+            # The expiry sweep every 2 s reads only pending approvals, never the history.
+            "CREATE INDEX IF NOT EXISTS approvals_expiring ON approvals (expires_at)"
+            " WHERE status = 'pending'",
+            """CREATE TABLE IF NOT EXISTS seen_events (
+    key TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+)""",
+            "CREATE INDEX IF NOT EXISTS seen_events_by_time ON seen_events (seen_at)",
+            """CREATE TABLE IF NOT EXISTS journal (
+    thread_id TEXT NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    result_status TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (thread_id, tool_call_id)
+)""",
+            """CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    approval_id TEXT,
+    conversation TEXT,
+    tool TEXT,
+    args TEXT,
+    actor TEXT,
+    reason TEXT,
+    detail TEXT
+)""",
+            # Recovery asks "was this call's outcome ever reported?" per approval.
+            "CREATE INDEX IF NOT EXISTS audit_by_approval ON audit (approval_id, event)",
+            """CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+)""",
+            # Thread messages on their way to Slack: a row lives from just before the post to
+            # just after it, so what a stopped process was posting is posted at the next start.
+            """CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL
+)""",
+            """CREATE TABLE IF NOT EXISTS votes (
+    approval_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (approval_id, user_id)
+)""",
+            _card_status,
+            # The sweeper asks every 30 s which cards lag their approval: only those rows.
+            "CREATE INDEX IF NOT EXISTS approvals_cards_behind ON approvals (decided_at)"
+            " WHERE card_status IS NULL OR card_status <> status",
+        ),
+    ),
+)
+
+VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)"""
+
+_POSTGRESQL = (
+    (
+        re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    ),
+    # A 4-byte float cannot hold epoch seconds.
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+)
+
+
+def render(statement: str, dialect: Dialect) -> str:
+    if dialect == "postgresql":
+        for pattern, replacement in _POSTGRESQL:
+            statement = pattern.sub(replacement, statement)
+    return statement
+
+
+async def schema_version(tx: Statements) -> int:
+    row = await tx.fetchone("SELECT MAX(version) AS version FROM schema_version")
+    return int(row["version"]) if row is not None and row["version"] is not None else 0
+
+
+async def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Bring the database to the last version; return the versions this call applied. The
+    caller holds the set-up lock on PostgreSQL; SQLite's transaction is its own."""
+    dialect = db.dialect
+    await db.execute(render(VERSION_TABLE, dialect))
+    async with db.transaction() as tx:
+        current = await schema_version(tx)
+        if current > len(migrations):
+            raise SchemaTooNew(
+                f"the database is at schema version {current}, but this release knows "
+                f"versions up to {len(migrations)}: run the newer release, or point "
+                "DATABASE_URL at another database"
+            )
+        applied = []
+        for version, migration in enumerate(migrations[current:], start=current + 1):
+            for step in migration.steps:
+                if isinstance(step, str):
+                    await tx.execute(render(step, dialect))
+                else:
+                    await step(tx, dialect)
+            await tx.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                (version, migration.description, time.time()),
+            )
+            applied.append(version)
+    return applied
