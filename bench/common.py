@@ -353,10 +353,6 @@ def workdir() -> Iterator[Path]:
         yield Path(path)
 
 
-def is_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql://", "postgres://"))
-
-
 def sqlite_url(directory: Path, name: str = "bot.sqlite3") -> str:
     return f"sqlite:///{directory / name}"
 

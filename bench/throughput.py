@@ -38,11 +38,11 @@ from bench.common import (
     enter_all,
     failures_row,
     graph_process,
-    is_postgres,
     sqlite_url,
     under_test,
     workdir,
 )
+from bot.connections import is_postgres
 from bot.sandbox.emulator import SlackEmulator
 
 POSTGRES_SAVER = "AsyncPostgresSaver"

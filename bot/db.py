@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
-from agent.checkpointer import is_postgres, open_pool, setup_lock, sqlite_path
+from bot.connections import is_postgres, open_pool, setup_lock, sqlite_path
 from bot.migrations import Dialect, migrate
 
 Row = dict[str, Any]
@@ -81,6 +81,10 @@ class Database(Statements):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """A round trip to the database (readiness)."""
+        return await self.fetchone("SELECT 1 AS ok") is not None
 
     @abstractmethod
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Statements]:

@@ -23,7 +23,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from agent.checkpointer import open_pool, take_advisory_lock
+from bot.connections import open_pool, take_advisory_lock
 from bot.db import Database, PostgresDatabase
 
 log = logging.getLogger(__name__)

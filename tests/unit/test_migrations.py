@@ -15,7 +15,7 @@ import aiosqlite
 import psycopg
 import pytest
 
-from agent.checkpointer import is_postgres, sqlite_path
+from bot.connections import is_postgres, sqlite_path
 from bot.db import Database, Statements, to_psycopg
 from bot.migrations import MIGRATIONS, Dialect, Migration, SchemaTooNew, migrate, render
 from tests.support.pg import BACKENDS, database_url

@@ -1,0 +1,13 @@
+"""Read-only questions about the approvals as a whole, asked from outside any conversation:
+the `/metrics` gauges and the benchmarks' counts. The approval store (`store.py`) owns every
+write."""
+
+from __future__ import annotations
+
+from bot.db import Statements
+
+
+async def approvals_by_status(db: Statements) -> dict[str, int]:
+    """How many approvals are in each status; statuses with none are absent."""
+    rows = await db.fetchall("SELECT status, COUNT(*) AS n FROM approvals GROUP BY status")
+    return {str(row["status"]): int(row["n"]) for row in rows}
