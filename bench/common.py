@@ -179,14 +179,10 @@ def fsync_latency(directory: Path, count: int = 100) -> str:
 # the emulator and the processes under test ------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def emulator() -> AsyncIterator[SlackEmulator]:
-    emu = SlackEmulator(channels=CHANNELS)
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
+def emulator() -> SlackEmulator:
+    """The benchmarks' Slack, with channels enough to spread conversations over; started and
+    stopped by `async with`."""
+    return SlackEmulator(channels=CHANNELS)
 
 
 class StartError(RuntimeError):

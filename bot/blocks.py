@@ -10,6 +10,8 @@ import json
 import time
 from typing import Any
 
+from slack_sdk.models.blocks import HeaderBlock, SectionBlock
+
 from bot.store import Approval
 
 APPROVE_ACTION = "approval_approve"
@@ -18,10 +20,10 @@ EDIT_ACTION = "approval_edit"
 APPROVE_ALL_ACTION = "approval_approve_all"
 DENY_ALL_ACTION = "approval_deny_all"
 
-SECTION_TEXT_LIMIT = 3000
-FIELD_LIMIT = 2000
-HEADER_LIMIT = 150
-FIELDS_PER_SECTION = 10
+SECTION_TEXT_LIMIT = SectionBlock.text_max_length
+FIELD_LIMIT = 2000  # a section field's text; slack-sdk's models do not carry it
+HEADER_LIMIT = HeaderBlock.text_max_length
+FIELDS_PER_SECTION = SectionBlock.fields_max_length
 MAX_ARG_FIELDS = 20
 # A button value holds at most 2,000 characters: 50 approval ids ("ap_" + 16 hex) and their
 # commas take 999, so "approve all" can always name every call it decides.

@@ -131,9 +131,10 @@ class _sandbox:
     def __init__(self, settings: Settings) -> None:
         from agent.model import describe_model, make_model
         from bot.sandbox.emulator import SlackEmulator
+        from bot.sandbox.web import serve_sandbox
 
         self._settings = settings
-        self._emulator = SlackEmulator()
+        self._emulator = serve_sandbox(SlackEmulator())
         key = settings.openai_api_key
         self._model = describe_model(
             make_model(

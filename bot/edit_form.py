@@ -12,12 +12,15 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
+from slack_sdk.models.blocks import InputBlock, Option, StaticSelectElement
+from slack_sdk.models.views import View
 
 from bot.blocks import cut
 from bot.store import Approval
 
 JSON_BLOCK = "args_json"
 SIMPLE_TYPES = {"string", "integer", "number", "boolean"}
+INPUT_LIMIT = 3000  # a plain_text_input's value; slack-sdk's models do not carry it
 
 
 class EditError(ValueError):
@@ -64,7 +67,9 @@ def edit_modal(approval: Approval, tool: BaseTool | None) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": "value",
                     "multiline": True,
-                    "initial_value": cut(json.dumps(approval.args, indent=2, default=str), 3000),
+                    "initial_value": cut(
+                        json.dumps(approval.args, indent=2, default=str), INPUT_LIMIT
+                    ),
                 },
                 optional=False,
             )
@@ -74,7 +79,9 @@ def edit_modal(approval: Approval, tool: BaseTool | None) -> dict[str, Any]:
             current = approval.args.get(name)
             label = f"{spec.get('title') or name} ({spec.get('type', 'choice')})"
             if "enum" in spec:
-                options = [_option(str(v)) for v in spec["enum"]][:100]
+                options = [_option(str(v)) for v in spec["enum"]][
+                    : StaticSelectElement.options_max_length
+                ]
                 element: dict[str, Any] = {
                     "type": "static_select",
                     "action_id": "value",
@@ -85,13 +92,16 @@ def edit_modal(approval: Approval, tool: BaseTool | None) -> dict[str, Any]:
             else:
                 element = {"type": "plain_text_input", "action_id": "value"}
                 if current is not None:
-                    element["initial_value"] = cut(_text(current), 3000)
+                    element["initial_value"] = cut(_text(current), INPUT_LIMIT)
             blocks.append(_input(f"arg:{name}", label, element, optional=name not in required))
     return {
         "type": "modal",
         "callback_id": "edit_args",
         "private_metadata": approval.id,
-        "title": {"type": "plain_text", "text": cut(f"Edit {approval.tool}", 24)},
+        "title": {
+            "type": "plain_text",
+            "text": cut(f"Edit {approval.tool}", View.title_max_length),
+        },
         "submit": {"type": "plain_text", "text": "Approve edited"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
@@ -99,7 +109,10 @@ def edit_modal(approval: Approval, tool: BaseTool | None) -> dict[str, Any]:
 
 
 def _option(value: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": cut(value, 75)}, "value": value}
+    return {
+        "text": {"type": "plain_text", "text": cut(value, Option.label_max_length)},
+        "value": value,
+    }
 
 
 def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool) -> dict[str, Any]:
@@ -107,7 +120,7 @@ def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool
         "type": "input",
         "block_id": block_id,
         "optional": optional,
-        "label": {"type": "plain_text", "text": cut(label, 2000)},
+        "label": {"type": "plain_text", "text": cut(label, InputBlock.label_max_length)},
         "element": element,
     }
 

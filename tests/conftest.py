@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox.emulator import Message, SlackEmulator
+from bot.sandbox.web import serve_sandbox
 from bot.service import RunningBot, running_bot
 from bot.settings import Settings, load_settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -121,10 +122,9 @@ class Harness:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    """The emulator every test talks to, with the sandbox's page and endpoints beside it."""
+    async with serve_sandbox(SlackEmulator()) as emulator:
+        yield emulator
 
 
 @pytest.fixture

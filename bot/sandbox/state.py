@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from slack_sdk.models.blocks import ButtonElement, HeaderBlock, InteractiveElement, SectionBlock
+
 DeliveryKind = Literal["events_api", "slash_commands", "interactive"]
 
 BOT_ID = "B0SANDBOX"
@@ -21,14 +23,15 @@ DEFAULT_USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE
 DEFAULT_USERGROUPS = {"S0SREONCALL": ["U0BOB", "U0DAVE"]}
 DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general"}
 
-# Slack's documented Block Kit limits; exceeding them is the kind of bug (a long argument dump
-# in a section) that only shows up in production if the emulator lets it through.
+# Slack's Block Kit limits, as slack-sdk's models carry them; exceeding them is the kind of bug
+# (a long argument dump in a section) that only shows up in production if the emulator lets it
+# through. The models do not carry a message's block count.
 MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_HEADER_TEXT = 150
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2000
-MAX_ACTION_ID = 255
+MAX_SECTION_TEXT = SectionBlock.text_max_length
+MAX_HEADER_TEXT = HeaderBlock.text_max_length
+MAX_BUTTON_TEXT = ButtonElement.text_max_length
+MAX_BUTTON_VALUE = ButtonElement.value_max_length
+MAX_ACTION_ID = InteractiveElement.action_id_max_length
 
 
 def random_id(length: int, alphabet: str = string.ascii_uppercase + string.digits) -> str:
@@ -142,6 +145,25 @@ class Delivery:
     at: float  # time.time() when it was sent
     ack: Ack | None = None
     error: str | None = None  # why there is no ack
+
+    def answer(self) -> dict[str, Any] | None:
+        """The ack's body as an object; Bolt acks plain text over HTTP as a text/plain body."""
+        if self.ack is None or self.ack.status != 200 or not self.ack.body:
+            return None
+        body = self.ack.body
+        if isinstance(body, str):
+            return {"text": body}
+        return body if isinstance(body, dict) else None
+
+    def summary(self) -> dict[str, Any]:
+        """What the sandbox's endpoints tell a person (or the page) about it."""
+        return {
+            "kind": self.kind,
+            "acked": self.ack is not None,
+            "status": self.ack.status if self.ack else None,
+            "latency_ms": round(self.ack.latency * 1000, 3) if self.ack else None,
+            "error": self.error,
+        }
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
+from slack_sdk.models import views as sdk_views
 
 from bot.sandbox.state import (
     BOT_ID,
@@ -34,7 +35,7 @@ FaultKind = Literal["ratelimited", "error", "delay"]
 Params = dict[str, Any]
 
 TRIGGER_LIFETIME = 3.0  # seconds, Slack's documented trigger_id expiry
-MAX_VIEW_TITLE = 24
+MAX_VIEW_TITLE = sdk_views.View.title_max_length
 JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 

@@ -37,10 +37,8 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 @pytest.fixture
 async def canary_slack() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    async with SlackEmulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as emulator:
+        yield emulator
 
 
 @pytest.fixture
