@@ -178,15 +178,23 @@ class SlackEmulator:
         error: str = "internal_error",
         status: int = 500,
         delay: float = 0.0,
+        channel: str | None = None,
+        thread_ts: str | None = None,
     ) -> None:
+        """The next `times` calls of `method` fail (or wait `delay` s, then succeed): with
+        `channel` / `thread_ts`, only calls about that channel / thread — the one a message is
+        posted in, or that of the message a call changes; other calls go through."""
         if times < 1:
             raise ValueError("times must be at least 1")
-        self._api.inject_fault(method, Fault(kind, times, retry_after, error, status, delay))
+        fault = Fault(kind, times, retry_after, error, status, delay, channel, thread_ts)
+        self._api.inject_fault(method, fault)
 
-    def faults_left(self, method: str) -> int:
-        """Injected faults on `method` not yet met: 0 once the calls they wait for arrived
-        (a delayed call is then in flight)."""
-        return self._api.faults_left(method)
+    def faults_left(
+        self, method: str, *, channel: str | None = None, thread_ts: str | None = None
+    ) -> int:
+        """Injected faults on `method` (in that scope, when given) not yet met: 0 once the
+        calls they wait for arrived (a delayed call is then in flight)."""
+        return self._api.faults_left(method, channel, thread_ts)
 
     # --- records ---
 

@@ -222,6 +222,33 @@ async def test_injected_faults(slack: SlackEmulator, client: AsyncWebClient) -> 
     assert [c.status for c in slack.calls if c.method == "chat.postMessage"] == [429, 429, 200]
 
 
+async def test_a_fault_is_met_only_by_calls_in_its_scope(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    one = (await client.chat_postMessage(channel="C0OPS", text="one"))["ts"]
+    two = (await client.chat_postMessage(channel="C0OPS", text="two"))["ts"]
+    card = (await client.chat_postMessage(channel="C0OPS", text="card", thread_ts=one))["ts"]
+    slack.inject_fault("chat.postMessage", "error", times=2, error="held", thread_ts=one)
+    slack.inject_fault("chat.update", "error", error="held", thread_ts=one)
+    slack.inject_fault("chat.postMessage", "error", error="elsewhere", channel="C0GENERAL")
+
+    # Another thread's and another channel's calls, and a new top-level post, go through.
+    await client.chat_postMessage(channel="C0OPS", text="in two", thread_ts=two)
+    await client.chat_update(channel="C0OPS", ts=two, text="two, edited")
+    await client.chat_postMessage(channel="C0OPS", text="three")
+    assert slack.faults_left("chat.postMessage", thread_ts=one) == 2
+    assert slack.faults_left("chat.postMessage") == 3
+
+    # A post in the thread, and an update of a message in it (its thread found by its ts).
+    replies = [client.chat_postMessage(channel="C0OPS", text="r", thread_ts=one) for _ in "ab"]
+    assert [await error_of(r) for r in replies] == ["held", "held"]
+    assert await error_of(client.chat_update(channel="C0OPS", ts=card, text="x")) == "held"
+    await client.chat_postMessage(channel="C0OPS", text="r", thread_ts=one)
+    assert slack.faults_left("chat.postMessage", thread_ts=one) == 0
+    assert await error_of(client.chat_postMessage(channel="C0GENERAL", text="x")) == "elsewhere"
+    assert slack.faults_left("chat.postMessage") == 0
+
+
 # --- Socket Mode with a real Bolt app ---
 
 
