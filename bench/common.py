@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -28,10 +27,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import blocks
 from bot.sandbox.emulator import Delivery, SlackEmulator
 from bot.store import Approval
+from tests.support.process import ChildProcess, child_env
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "bench-signing-secret"
 REQUESTER = "U0ALICE"
 APPROVER = "U0BOB"
@@ -40,8 +39,6 @@ APPROVER = "U0BOB"
 CHANNELS = {f"C0BENCH{i:02d}": f"bench-{i:02d}" for i in range(20)}
 START_TIMEOUT_S = 120.0
 CALL_TIMEOUT_S = 600.0
-# The last line of a logged traceback, e.g. "sqlite3.OperationalError: database is locked".
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b(:.*)?$")
 # Every exception the processes under test logged in this run, for the report.
 LOGGED: Counter[str] = Counter()
 # Deliveries the emulator got no ack for within Slack's 3 s, by kind: Slack would show the
@@ -189,62 +186,51 @@ class StartError(RuntimeError):
     """The process under test did not come up; the message carries the end of its log."""
 
 
-@dataclass
-class BotProcess:
-    proc: asyncio.subprocess.Process
-    log: Path
-    ready: dict[str, Any] = field(default_factory=dict)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+class BotProcess(ChildProcess):
+    """A process of `bench.botproc`: the bot, or a baseline, behind a line protocol."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__(log_path)
+        self.ready: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def start(cls, config: dict[str, Any]) -> BotProcess:
-        log = Path(config["workdir"]) / f"{config['kind']}-{time.monotonic_ns()}.log"
-        with log.open("wb") as stderr:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.botproc",
-                json.dumps(config),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-                # Not the repo: a DATABASE_URL an older bot misreads as a path lands here.
-                cwd=config["workdir"],
-                env=child_env(),
-                limit=1 << 26,
-            )
+        workdir = Path(config["workdir"])
+        bot = cls(workdir / f"{config['kind']}-{time.monotonic_ns()}.log")
+        # Not the repo as the working directory: a DATABASE_URL an older bot misreads as a
+        # path lands here.
+        await bot.spawn(
+            sys.executable,
+            "-m",
+            "bench.botproc",
+            json.dumps(config),
+            env=child_env(),
+            cwd=workdir,
+            protocol=True,
+        )
         started = time.perf_counter()
-        bot = cls(proc, log)
         try:
             message = await asyncio.wait_for(bot._read(), START_TIMEOUT_S)
         except (TimeoutError, EOFError):
             message = {}
         if message.get("event") != "ready":
             await bot.stop()
-            raise StartError(f"{config['kind']} did not start: {bot.log_tail()}")
+            raise StartError(f"{config['kind']} did not start: {bot.tail(3, ' | ')}")
         message["process_start_s"] = time.perf_counter() - started
         bot.ready = message
         return bot
 
     async def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdout is not None
         line = await self.proc.stdout.readline()
         if not line:
             raise EOFError("the process closed its output")
         result: dict[str, Any] = json.loads(line)
         return result
 
-    def errors(self) -> Counter[str]:
-        """The exceptions this process logged, by their last line."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return Counter(line.strip() for line in lines if EXCEPTION_LINE.match(line))
-
-    def log_tail(self, lines: int = 3) -> str:
-        text = self.log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:]) or "(no output)"
-
     async def call(self, cmd: str, **args: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
+        assert self.proc is not None and self.proc.stdin is not None
         async with self._lock:
             self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
             await self.proc.stdin.drain()
@@ -254,22 +240,16 @@ class BotProcess:
         return answer
 
     async def stop(self) -> None:
+        assert self.proc is not None
         if self.proc.returncode is None and self.proc.stdin is not None:
             with contextlib.suppress(ConnectionError):
                 self.proc.stdin.write(b'{"cmd": "quit"}\n')
                 await self.proc.stdin.drain()
                 self.proc.stdin.close()
         try:
-            await asyncio.wait_for(self.proc.wait(), 40)
+            await self.wait_exit(40)
         except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+            await self.kill()
 
 
 def process_config(

@@ -20,8 +20,9 @@ from agent.checkpointer import open_checkpointer
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
 from bot.store import Approval, Store
-from tests.support.botproc import REPO, Deployment, deployment
+from tests.support.botproc import Deployment, deployment
 from tests.support.pg import BACKENDS, database_url, fresh_database, requires_postgres
+from tests.support.process import REPO
 
 CHANNEL = "C0OPS"
 
