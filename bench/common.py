@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -24,9 +23,10 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.policy import Policy
 from bot import blocks
 from bot.sandbox.emulator import Delivery, SlackEmulator
-from bot.store import Approval
+from tests.support.approvals import an_approval
 from tests.support.process import ChildProcess, child_env
 
 T = TypeVar("T")
@@ -344,6 +344,9 @@ class Card:
     cluster: str
 
 
+# The bare app's cards show the rules the bot's cards show in the benchmarks.
+BARE_POLICY = Policy.parse("defaults: {expires_after: 1d}")
+
 # Ids stay unique when a database is reused across runs (a PostgreSQL URL given by hand).
 RUN = uuid.uuid4().hex[:4]
 
@@ -412,7 +415,13 @@ async def post_bare_cards(emu: SlackEmulator, clusters: Sequence[str]) -> list[C
     client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
     cards = []
     for i, cluster in enumerate(clusters):
-        approval = _fake_approval(f"ap_bare{i:08d}", channel_for(i), cluster)
+        approval = an_approval(
+            f"ap_bare{i:08d}",
+            channel=channel_for(i),
+            args={"cluster_id": cluster, "replicas": 2},
+            requester=REQUESTER,
+            policy=BARE_POLICY,
+        )
         posted = await client.chat_postMessage(
             channel=approval.channel,
             text=blocks.card_text(approval),
@@ -420,44 +429,6 @@ async def post_bare_cards(emu: SlackEmulator, clusters: Sequence[str]) -> list[C
         )
         cards.append(Card(approval.id, approval.channel, str(posted["ts"]), cluster))
     return cards
-
-
-def _fake_approval(approval_id: str, channel: str, cluster: str) -> Approval:
-    """An approval as the bot would record it, for its card's blocks. Fields this does not
-    know (added to Approval later) are None, so a new optional field does not break it."""
-    now = time.time()
-    known: dict[str, Any] = dict(
-        id=approval_id,
-        interrupt_id="i" + approval_id,
-        conversation=f"slack:T0SANDBOX:{channel}:{now:.6f}",
-        team_id="T0SANDBOX",
-        channel=channel,
-        thread_ts=f"{now:.6f}",
-        message_ts=None,
-        tool_call_id="call_" + approval_id,
-        tool="scale_down",
-        args={"cluster_id": cluster, "replicas": 2},
-        description="Scale a cluster down to the given number of replicas.",
-        requester=REQUESTER,
-        status="pending",
-        policy={
-            "decisions": ["approve", "reject"],
-            "approvers": [],
-            "allow_self_approval": True,
-            "approvals_needed": 1,
-            "expires_after_s": 86400,
-            "confirm": False,
-        },
-        created_at=now,
-        expires_at=now + 86400,
-        decided_by=None,
-        decided_at=None,
-        reason=None,
-        decision=None,
-        resumed_at=None,
-    )
-    values = {f.name: known.get(f.name) for f in dataclasses.fields(Approval)}
-    return Approval(**values)
 
 
 def failures_row(bench: str, lost: int, total: int, what: str, since: Snapshot) -> Row:
