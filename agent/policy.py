@@ -1,6 +1,7 @@
 """The approval policy: which tools are gated, who may decide them, and how.
 
-The file format is DESIGN §4. It is parsed whole and strictly: a typo in a key
+The file format is the README's "The policy file" (docs/design.md, "Configuration and the
+policy file"). It is parsed whole and strictly: a typo in a key
 must not silently turn a gate off, so unknown keys, bad values and tools that do
 not exist are errors that name the file and line.
 """
@@ -230,7 +231,8 @@ class Policy:
         """`HumanInTheLoopMiddleware.interrupt_on` for these tools.
 
         `reject` is always allowed to LangGraph even where people are not offered Deny:
-        the bot must be able to expire or withdraw any call (DESIGN §2).
+        the bot must be able to expire or withdraw any call (docs/design.md, "The order of
+        a decision").
         """
         mapping: dict[str, Any] = {}
         for name in tool_names:

@@ -1,8 +1,8 @@
 """Recording a person's decision on an approval, and expiring the ones nobody decided.
 
-The order is DESIGN §1.6: load → check it belongs to this message → check the
-clicker may decide → claim atomically (with its audit record) → update the card → resume in
-the background. The card update is sent first but not waited for.
+The order is docs/design.md, "The order of a decision": load → check it belongs to this
+message → check the clicker may decide → claim atomically (with its audit record) → update
+the card → resume in the background. The card update is sent first but not waited for.
 Only the caller whose claim lands goes further; everyone else is told who won.
 """
 

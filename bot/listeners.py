@@ -1,4 +1,5 @@
-"""Bolt listeners. Each one acks at once and hands the work to the runner (invariant I1).
+"""Bolt listeners. Each one acks at once and hands the work to the runner (docs/design.md,
+"I1. Ack first, within Slack's 3 seconds").
 
 Nothing here awaits the model, a tool, the database or a Slack call before the ack:
 parsing is in memory, and everything else happens in a background task.

@@ -1,8 +1,8 @@
 """Running the agent for a conversation: one run at a time, in the background.
 
 Listeners only ack and hand work here. Every run of a conversation holds that
-conversation's lock (invariant I6), reads what is pending from LangGraph itself
-(the source of truth), and posts what happens in the thread.
+conversation's lock (docs/design.md, "I6. One run per conversation"), reads what is
+pending from LangGraph itself (the source of truth), and posts what happens in the thread.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ class Runner:
 
     @asynccontextmanager
     async def _lock(self, key: str) -> AsyncIterator[None]:
-        """One run per conversation (invariant I6): first in this process, so local waiters
-        queue here instead of each holding a database connection, then across processes."""
+        """One run per conversation (docs/design.md, "I6. One run per conversation"): first in
+        this process, so local waiters queue here instead of each holding a database
+        connection, then across processes."""
         asked = time.perf_counter()
         async with _local_lock(self._locks, key), self.leases.hold(key):
             held = time.perf_counter()

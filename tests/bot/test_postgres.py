@@ -1,5 +1,7 @@
 """PostgreSQL next to SQLite: one `Database` interface, set-up that replicas may race, claims
-and leases that hold across processes, and two bot processes sharing one database (I2, I6)."""
+and leases that hold across processes, and two bot processes sharing one database
+(docs/design.md, "I2. A gated tool runs at most once, and only after a recorded approval" and
+"I6. One run per conversation")."""
 
 from __future__ import annotations
 
@@ -260,7 +262,8 @@ async def test_two_bot_processes_share_one_database(backend: str, tmp_path: Path
         assert d.started("race1") == 1 and len(slack.ephemerals) == 49
 
         # Two calls in one conversation, approved on different processes while the first one
-        # runs: the second run waits for the first (I6), and each call runs once.
+        # runs: the second run waits for the first (docs/design.md, "I6. One run per
+        # conversation"), and each call runs once.
         thread = await d.ui.ask("scale down i6a to 1 and scale down i6b to 1")
         pair = await d.ui.wait_cards(CHANNEL, thread, 2)
         cards = {c: m.ts for m in pair for c in ("i6a", "i6b") if c in json.dumps(m.blocks)}
