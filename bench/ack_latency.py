@@ -30,7 +30,7 @@ from bench.common import (
     cluster_ids,
     emulator,
     enter_all,
-    failures_row,
+    failures,
     latency_rows,
     post_bare_cards,
     sqlite_url,
@@ -149,9 +149,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
                 case = f"{transport}, {n} in flight"
                 rows += latency_rows("B1", case, "/ask ack", bot[n].asks, bare[n].asks, TARGET)
                 rows += latency_rows("B1", case, "click ack", bot[n].clicks, bare[n].clicks, TARGET)
-    if total.lost or since.anything_new():
-        rows.append(failures_row("B1", total.lost, total.conversations, "conversations", since))
-    return rows
+    return rows + failures("B1", total.lost, total.conversations, "conversations", since)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from bench.common import (
     cluster_ids,
     emulator,
     enter_all,
-    failures_row,
+    failures,
     graph_process,
     latency_rows,
     ms,
@@ -127,9 +127,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
     )
     overhead = ms(percentile(clicks.to_tool, 50) - percentile(bare_samples, 50))
     rows[0].note = f"the bot adds {overhead:.2f} ms at p50"
-    if clicks.lost or since.anything_new():
-        rows.append(failures_row("B2", clicks.lost, clicks.conversations, "conversations", since))
-    return rows
+    return rows + failures("B2", clicks.lost, clicks.conversations, "conversations", since)
 
 
 def main() -> None:

@@ -431,23 +431,17 @@ async def post_bare_cards(emu: SlackEmulator, clusters: Sequence[str]) -> list[C
     return cards
 
 
-def failures_row(bench: str, lost: int, total: int, what: str, since: Snapshot) -> Row:
+def failures(bench: str, lost: int, total: int, what: str, since: Snapshot) -> list[Row]:
     """What did not get through, with the errors the bots logged and the deliveries left
-    unacked since `since`. A benchmark goes on past failures: losing a few runs is a finding
-    to report, not a reason to have no figures."""
+    unacked since `since`: one row, or none when all went well. A benchmark goes on past
+    failures: losing a few runs is a finding to report, not a reason to have no figures."""
+    if not lost and not since.anything_new():
+        return []
     logged, unacked = LOGGED - since.logged, UNACKED - since.unacked
     found = [f"{message} (x{n})" for message, n in logged.most_common(3)]
     found += [f"{n} {kind} deliveries not acked within 3 s" for kind, n in unacked.items()]
-    return Row(
-        bench,
-        "all cases",
-        f"{what} that failed (of {total:,})",
-        float(lost),
-        None,
-        "",
-        "0",
-        note="; ".join(found),
-    )
+    what_failed = f"{what} that failed (of {total:,})"
+    return [Row(bench, "all cases", what_failed, float(lost), None, "", "0", "; ".join(found))]
 
 
 @dataclass(frozen=True)

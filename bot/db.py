@@ -82,6 +82,13 @@ class Database(Statements):
     @abstractmethod
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Database:
+        """`async with await Database.open(url) as db:` closes it on the way out."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def ping(self) -> bool:
         """A round trip to the database (readiness)."""
         return await self.fetchone("SELECT 1 AS ok") is not None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,13 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.process import free_port, stopped_by_sigterm
+
 CLI = [sys.executable, "-m", "bot.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -57,64 +51,48 @@ async def test_sandbox_runs_the_whole_flow_offline(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/sandbox"
-    output: list[str] = []
+    async with stopped_by_sigterm(proc) as output, aiohttp.ClientSession() as http:
 
-    async def read_output() -> None:
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            output.append(line.decode())
+        async def get(path: str) -> Any:
+            async with http.get(f"{base}/{path}") as response:
+                return await response.json()
 
-    reader = asyncio.create_task(read_output())
-    try:
-        async with aiohttp.ClientSession() as http:
+        async def post(path: str, body: dict[str, Any]) -> Any:
+            async with http.post(f"{base}/{path}", json=body) as response:
+                assert response.status == 200, await response.text()
+                return await response.json()
 
-            async def get(path: str) -> Any:
-                async with http.get(f"{base}/{path}") as response:
-                    return await response.json()
+        async def poll(predicate: Any) -> Any:
+            for _ in range(300):
+                try:
+                    messages = (await get("messages?channel=C0OPS"))["messages"]
+                except aiohttp.ClientError:
+                    messages = []
+                found = predicate(messages)
+                if found:
+                    return found
+                await asyncio.sleep(0.1)
+            pytest.fail("timed out; bot output:\n" + "".join(output))
 
-            async def post(path: str, body: dict[str, Any]) -> Any:
-                async with http.post(f"{base}/{path}", json=body) as response:
-                    assert response.status == 200, await response.text()
-                    return await response.json()
-
-            async def poll(predicate: Any) -> Any:
-                for _ in range(300):
-                    try:
-                        messages = (await get("messages?channel=C0OPS"))["messages"]
-                    except aiohttp.ClientError:
-                        messages = []
-                    found = predicate(messages)
-                    if found:
-                        return found
-                    await asyncio.sleep(0.1)
-                pytest.fail("timed out; bot output:\n" + "".join(output))
-
-            await poll(lambda _: any("Sandbox" in line for line in output))
-            await post(
-                "say",
-                {"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"},
-            )
-            card = await poll(lambda ms: next((m for m in ms if m["buttons"]), None))
-            assert "scale_down" in card["text"]
-            await post(
-                "click",
-                {
-                    "user": "U0BOB",
-                    "channel": "C0OPS",
-                    "ts": card["ts"],
-                    "action_id": "approval_approve",
-                },
-            )
-            done = await poll(lambda ms: [m for m in ms if "offline" in m["text"]])
-            texts = " ".join(m["text"] for m in (await get("messages?channel=C0OPS"))["messages"])
-            assert "Approved by" in texts and "ran" in texts and done
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await reader
+        await poll(lambda _: any("Sandbox" in line for line in output))
+        await post(
+            "say",
+            {"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"},
+        )
+        card = await poll(lambda ms: next((m for m in ms if m["buttons"]), None))
+        assert "scale_down" in card["text"]
+        await post(
+            "click",
+            {
+                "user": "U0BOB",
+                "channel": "C0OPS",
+                "ts": card["ts"],
+                "action_id": "approval_approve",
+            },
+        )
+        done = await poll(lambda ms: [m for m in ms if "offline" in m["text"]])
+        texts = " ".join(m["text"] for m in (await get("messages?channel=C0OPS"))["messages"])
+        assert "Approved by" in texts and "ran" in texts and done
     log = "".join(output)
     assert "offline rule-based model" in log
     assert (tmp_path / "demo-inventory.sqlite3").exists()

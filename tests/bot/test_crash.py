@@ -74,6 +74,14 @@ async def click(d: Deployment, user: str, trial: Trial) -> None:
     assert delivery.ack is not None and delivery.ack.status == 200, delivery
 
 
+async def hold_in_tool(d: Deployment, trial: Trial) -> Trial:
+    """Approved, and held inside its tool until `d.release(trial.cluster)`."""
+    d.hold(trial.cluster)
+    await click(d, "U0BOB", trial)
+    await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
+    return trial
+
+
 async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
     slack = d.slack
     letters = dict(zip(STAGES, "abcde", strict=True))
@@ -99,16 +107,10 @@ async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
     )
 
     # Inside the tool.
-    trial = trials["in_tool"]
-    d.hold(trial.cluster)
-    await click(d, "U0BOB", trial)
-    await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
+    await hold_in_tool(d, trials["in_tool"])
 
     # After the tool: it returned, and the notice that it ran is on its way to Slack.
-    trial = trials["after_tool"]
-    d.hold(trial.cluster)
-    await click(d, "U0BOB", trial)
-    await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
+    trial = await hold_in_tool(d, trials["after_tool"])
     slack.inject_fault("chat.postMessage", "delay", delay=LONG, thread_ts=trial.thread)
     d.release(trial.cluster)
     await d.wait(
@@ -277,10 +279,7 @@ async def test_sigterm_drains_the_running_turn_and_a_second_sigterm_exits_at_onc
 ) -> None:
     async with deployment(tmp_path, f"sqlite:///{tmp_path / 'bot.sqlite3'}", 1) as d:
         [bot] = d.bots
-        graceful = await open_trial(d, "in_tool", "term1")
-        d.hold(graceful.cluster)
-        await click(d, "U0BOB", graceful)
-        await d.wait("the tool to start", lambda: d.started(graceful.cluster) == 1)
+        graceful = await hold_in_tool(d, await open_trial(d, "in_tool", "term1"))
 
         bot.signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
@@ -294,10 +293,7 @@ async def test_sigterm_drains_the_running_turn_and_a_second_sigterm_exits_at_onc
 
         await d.start()
         # Inside a sync tool: its worker thread must not hold the exit up.
-        cut = await open_trial(d, "in_sync_tool", "term2")
-        d.hold(cut.cluster)
-        await click(d, "U0BOB", cut)
-        await d.wait("the tool to start", lambda: d.started(cut.cluster) == 1)
+        cut = await hold_in_tool(d, await open_trial(d, "in_sync_tool", "term2"))
         bot.signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
         bot.signal(signal.SIGTERM)

@@ -12,8 +12,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -45,7 +43,7 @@ asyncio.run(main())
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_one_interface_on_both_backends(backend: str, tmp_path: Path) -> None:
-    async with database_url(backend, tmp_path) as url, opened(url) as db:
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
         assert db.dialect == backend
         now = time.time()
         assert await db.execute(
@@ -84,7 +82,7 @@ async def test_replicas_starting_together_on_a_new_database_set_it_up_once() -> 
                 await db.close()
 
         await asyncio.gather(*(start() for _ in range(6)))
-        async with opened(url) as db:
+        async with await Database.open(url) as db:
             assert await db.fetchall("SELECT * FROM approvals") == []
             [row] = await db.fetchall("SELECT COUNT(*) AS n FROM checkpoint_migrations")
             assert row["n"] > 0
@@ -112,15 +110,6 @@ async def test_a_claim_has_one_winner_across_connection_pools() -> None:
             await b.close()
 
 
-@asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Database]:
-    db = await Database.open(url)
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
 async def _approval(store: Store, n: int, message_ts: str | None = None) -> Approval:
     approval, _ = await store.create_approval(
         interrupt_id=f"i{n}",
@@ -145,7 +134,7 @@ async def _approval(store: Store, n: int, message_ts: str | None = None) -> Appr
 async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
     backend: str, tmp_path: Path
 ) -> None:
-    async with database_url(backend, tmp_path) as url, opened(url) as db:
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
         store = Store(db)
         approval = await _approval(store, 1)
         # The audit record cannot be written: the decision must not stand without it.

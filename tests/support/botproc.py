@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import inspect
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,19 +26,13 @@ from tests.conftest import Harness
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import durable_tools
 from tests.support.operator import operator_model
-from tests.support.process import ChildProcess, child_env
+from tests.support.process import ChildProcess, child_env, free_port
 
 CLI = Path(sys.executable).with_name("slack-approvals")
 SECRET = "test-signing-secret"
 READY_TIMEOUT_S = 60.0
 # Settings the bot reads from the environment: the test's own values replace any inherited.
 _BOT_SETTINGS = ("SLACK_", "OPENAI_", "APPROVALS_", "DATABASE_URL", "PORT", "HOST", "HEALTH_")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class BotProcess(ChildProcess):

@@ -10,13 +10,22 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # The last line of a logged traceback, e.g. "sqlite3.OperationalError: database is locked".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b(:.*)?$")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -80,3 +89,26 @@ class ChildProcess:
     def errors(self) -> Counter[str]:
         """The exceptions it logged, by their last line."""
         return Counter(line.strip() for line in self.lines() if EXCEPTION_LINE.match(line))
+
+
+@asynccontextmanager
+async def stopped_by_sigterm(proc: asyncio.subprocess.Process) -> AsyncIterator[list[str]]:
+    """The lines `proc` writes to its stdout pipe, read as they come. A body that finishes
+    sends SIGTERM and expects a clean exit; whatever happens, the process is reaped."""
+    output: list[str] = []
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            output.append(line.decode(errors="replace"))
+
+    reader = asyncio.create_task(read())
+    try:
+        yield output
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await reader

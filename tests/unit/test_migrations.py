@@ -65,11 +65,8 @@ from bot.db import Database
 from bot.migrations import migrate
 
 async def main():
-    db = await Database.open(sys.argv[1])
-    try:
+    async with await Database.open(sys.argv[1]) as db:
         print(json.dumps(await migrate(db)), flush=True)
-    finally:
-        await db.close()
 
 asyncio.run(main())
 """
@@ -167,15 +164,11 @@ async def test_a_new_database_gets_the_landed_schema_and_version_1(
         database_url(backend, tmp_path / "landed") as landed,
     ):
         await make_landed(landed, card_status=True)
-        fresh, adopted = await Database.open(new), await Database.open(landed)
-        try:
+        async with await Database.open(new) as fresh, await Database.open(landed) as adopted:
             assert await versions(fresh) == list(range(1, len(MIGRATIONS) + 1))
             # Adopting a database made with every landed table changes nothing in it, so the
             # two are alike only if version 1 makes exactly the landed schema.
             assert await without_versions(fresh) == await without_versions(adopted)
-        finally:
-            await fresh.close()
-            await adopted.close()
 
 
 @pytest.mark.parametrize("card_status", [True, False], ids=["with_card_status", "before_it"])
@@ -185,8 +178,7 @@ async def test_a_database_made_before_versions_is_adopted_with_its_rows(
 ) -> None:
     async with database_url(backend, tmp_path) as url:
         await make_landed(url, card_status=card_status, approvals=2)
-        adopted = await Database.open(url)
-        try:
+        async with await Database.open(url) as adopted:
             assert await versions(adopted) == list(range(1, len(MIGRATIONS) + 1))
             rows = await adopted.fetchall(
                 "SELECT id, status, card_status FROM approvals ORDER BY id"
@@ -204,13 +196,8 @@ async def test_a_database_made_before_versions_is_adopted_with_its_rows(
                 else "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()"
             )
             assert {"name": "approvals_cards_behind"} in names
-        finally:
-            await adopted.close()
-        again = await Database.open(url)
-        try:
+        async with await Database.open(url) as again:
             assert await migrate(again) == []
-        finally:
-            await again.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -228,11 +215,8 @@ async def test_processes_migrating_together_apply_each_version_once(
         assert [p.returncode for p in procs] == [0] * 4
         # Database.open migrated; the second migrate() in each process found nothing to do.
         assert [json.loads(out) for out, _ in outputs] == [[]] * 4
-        db = await Database.open(url)
-        try:
+        async with await Database.open(url) as db:
             assert await versions(db) == list(range(1, len(MIGRATIONS) + 1))
-        finally:
-            await db.close()
 
 
 async def _move_votes_into_audit(tx: Statements, dialect: Dialect) -> None:
@@ -247,31 +231,27 @@ async def _move_votes_into_audit(tx: Statements, dialect: Dialect) -> None:
 async def test_a_migration_renames_moves_and_drops_and_fails_whole(
     backend: str, tmp_path: Path
 ) -> None:
-    async with database_url(backend, tmp_path) as url:
-        db = await Database.open(url)
-        try:
-            await db.execute(
-                "INSERT INTO votes (approval_id, user_id, at) VALUES ('ap_1', 'U0BOB', 5.0)"
-            )
-            later = (
-                *MIGRATIONS,
-                Migration("rename votes.at", ("ALTER TABLE votes RENAME COLUMN at TO voted_at",)),
-                Migration("votes into the audit", (_move_votes_into_audit, "DROP TABLE votes")),
-            )
-            broken = (*later, Migration("half done", ("DROP TABLE leases", "SELECT nonsense")))
-            with pytest.raises(Exception, match="nonsense"):
-                await migrate(db, broken)
-            # Nothing of the failed run stayed: not the versions before it, nor its first step.
-            assert await versions(db) == list(range(1, len(MIGRATIONS) + 1))
-            assert await db.fetchall("SELECT key FROM leases") == []
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
+        await db.execute(
+            "INSERT INTO votes (approval_id, user_id, at) VALUES ('ap_1', 'U0BOB', 5.0)"
+        )
+        later = (
+            *MIGRATIONS,
+            Migration("rename votes.at", ("ALTER TABLE votes RENAME COLUMN at TO voted_at",)),
+            Migration("votes into the audit", (_move_votes_into_audit, "DROP TABLE votes")),
+        )
+        broken = (*later, Migration("half done", ("DROP TABLE leases", "SELECT nonsense")))
+        with pytest.raises(Exception, match="nonsense"):
+            await migrate(db, broken)
+        # Nothing of the failed run stayed: not the versions before it, nor its first step.
+        assert await versions(db) == list(range(1, len(MIGRATIONS) + 1))
+        assert await db.fetchall("SELECT key FROM leases") == []
 
-            assert await migrate(db, later) == [len(MIGRATIONS) + 1, len(MIGRATIONS) + 2]
-            rows = await db.fetchall("SELECT event, approval_id, actor, at FROM audit")
-            assert rows == [{"event": "vote", "approval_id": "ap_1", "actor": "U0BOB", "at": 5.0}]
-            with pytest.raises(Exception, match="votes"):
-                await db.fetchall("SELECT approval_id FROM votes")
-            # The release before these migrations refuses the database rather than misread it.
-            with pytest.raises(SchemaTooNew, match="schema version 3"):
-                await migrate(db)
-        finally:
-            await db.close()
+        assert await migrate(db, later) == [len(MIGRATIONS) + 1, len(MIGRATIONS) + 2]
+        rows = await db.fetchall("SELECT event, approval_id, actor, at FROM audit")
+        assert rows == [{"event": "vote", "approval_id": "ap_1", "actor": "U0BOB", "at": 5.0}]
+        with pytest.raises(Exception, match="votes"):
+            await db.fetchall("SELECT approval_id FROM votes")
+        # The release before these migrations refuses the database rather than misread it.
+        with pytest.raises(SchemaTooNew, match="schema version 3"):
+            await migrate(db)
