@@ -23,6 +23,7 @@ from bench.common import (
     BotProcess,
     Row,
     Snapshot,
+    Tally,
     ask_many,
     bench_main,
     cards_of,
@@ -55,17 +56,9 @@ QUICK = Sizes({1: 10, 50: 1, 200: 1})
 
 
 @dataclass
-class Samples:
+class Samples(Tally):
     asks: list[float] = field(default_factory=list)
     clicks: list[float] = field(default_factory=list)
-    conversations: int = 0
-    lost: int = 0  # conversations that got no card, or whose click ran no tool
-
-    def add(self, other: Samples) -> None:
-        self.asks += other.asks
-        self.clicks += other.clicks
-        self.conversations += other.conversations
-        self.lost += other.lost
 
 
 async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, tag: str) -> Samples:

@@ -21,6 +21,7 @@ from bench.common import (
     Card,
     Row,
     Snapshot,
+    Tally,
     ask_many,
     bench_main,
     cards_of,
@@ -62,17 +63,9 @@ async def prepare(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> l
 
 
 @dataclass
-class Clicks:
+class Clicks(Tally):
     to_tool: list[float] = field(default_factory=list)  # click → tool start, s
     acks: list[float] = field(default_factory=list)  # click ack latency, s
-    conversations: int = 0
-    lost: int = 0  # conversations that got no card, or whose click ran no tool
-
-    def add(self, other: Clicks) -> None:
-        self.to_tool += other.to_tool
-        self.acks += other.acks
-        self.conversations += other.conversations
-        self.lost += other.lost
 
 
 async def click_each(emu: SlackEmulator, bot: BotProcess, cards: list[Card]) -> Clicks:

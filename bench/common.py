@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -442,6 +443,19 @@ def failures(bench: str, lost: int, total: int, what: str, since: Snapshot) -> l
     found += [f"{n} {kind} deliveries not acked within 3 s" for kind, n in unacked.items()]
     what_failed = f"{what} that failed (of {total:,})"
     return [Row(bench, "all cases", what_failed, float(lost), None, "", "0", "; ".join(found))]
+
+
+@dataclass
+class Tally:
+    """What a benchmark counts in one run: its samples (lists) and counters, which `add`
+    sums another run's into."""
+
+    conversations: int = 0
+    lost: int = 0  # conversations that got no card, or whose click ran no tool
+
+    def add(self, other: Self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(frozen=True)

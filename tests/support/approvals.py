@@ -47,4 +47,5 @@ def an_approval(
         ),
         **more,
     }
-    return Approval(**{f.name: known.get(f.name) for f in dataclasses.fields(Approval)})
+    values: dict[str, Any] = {f.name: known.get(f.name) for f in dataclasses.fields(Approval)}
+    return Approval(**values)
