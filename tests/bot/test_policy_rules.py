@@ -75,7 +75,7 @@ async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None
         await harness.idle()
         assert executions("scale_down") == []
         # Carol joins the on-call group while the card waits: the cached list is stale.
-        harness.slack._ws.usergroups["S0SREONCALL"].append("U0CAROL")
+        harness.slack.workspace.usergroups["S0SREONCALL"].append("U0CAROL")
         await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
         await harness.wait_text("C0OPS", thread, "All done here.")
         assert len(executions("scale_down")) == 1
@@ -217,16 +217,8 @@ async def test_confirm_puts_a_dialog_on_approve(harness: Harness) -> None:
 
 async def test_approve_all_needs_a_right_to_every_call(harness: Harness) -> None:
     use_policy(harness, "delete_cluster: {approvers: [U0BOB]}")
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Both handled."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        await harness.wait_cards("C0OPS", thread, count=2)
+        thread, _ = await harness.ask_two_calls("Both handled.")
         batch = await harness.wait_button("C0OPS", thread, "approval_approve_all")
         await harness.slack.click("U0DAVE", "C0OPS", batch.ts, "approval_approve_all")
         await harness.idle()
@@ -240,16 +232,8 @@ async def test_approve_all_needs_a_right_to_every_call(harness: Harness) -> None
 
 
 async def test_deny_all(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Nothing was changed."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        cards = await harness.wait_cards("C0OPS", thread, count=2)
+        thread, cards = await harness.ask_two_calls("Nothing was changed.")
         batch = await harness.wait_button("C0OPS", thread, "approval_deny_all")
         await harness.slack.click("U0BOB", "C0OPS", batch.ts, "approval_deny_all")
         await harness.wait_text("C0OPS", thread, "Nothing was changed.")

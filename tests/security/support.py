@@ -115,7 +115,7 @@ def click_payload(
 ) -> dict[str, Any]:
     """A block_actions payload for a button of `message`, as Slack would send it; `value`
     forges the button's value (an approval id copied from elsewhere)."""
-    ws = slack._ws
+    ws = slack.workspace
     button = next(b for b in message.buttons() if b.action_id == action_id)
     if value is not None:
         button = type(button)(button.action_id, value, button.text, button.style, button.block_id)
@@ -133,7 +133,7 @@ def submission_payload(
     slack: SlackEmulator, user: str, view: View, values: dict[str, Any]
 ) -> dict[str, Any]:
     """A view_submission of `view` as sent for `user`, whoever the modal was opened for."""
-    ws = slack._ws
+    ws = slack.workspace
     return payloads.view_submission(
         ws, user=user, view=view, values=values, trigger_id=ws.new_trigger(user)
     )

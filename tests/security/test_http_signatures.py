@@ -42,7 +42,7 @@ MIB = 1024 * 1024
 
 
 def slash_body(harness: Harness, text: str) -> str:
-    ws = harness.slack._ws
+    ws = harness.slack.workspace
     payload = payloads.slash_command(
         ws,
         user="U0ALICE",
@@ -176,7 +176,7 @@ async def test_stale_and_future_timestamps_are_refused_for_a_click(harness: Harn
 async def test_a_replayed_event_starts_one_turn(harness: Harness) -> None:
     harness.model.script(reply_text("Two clusters."))
     async with harness.bot(**http_settings()) as bot:
-        ws = harness.slack._ws
+        ws = harness.slack.workspace
         message = ws.add_message(
             "C0OPS",
             user="U0ALICE",
