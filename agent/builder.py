@@ -1,16 +1,24 @@
-"""Assembling the agent graph: model, tools, approval gate, journal, checkpointer."""
+"""Assembling the agent graph: model, tools, approval gate, journal, checkpointer.
+
+The middleware order is the order of the checks around each tool call: the gate decides
+whether the call waits for a person (`agent.gate`), the human-in-the-loop middleware asks,
+the journal records an approved call around the tool, and innermost a tool's exception
+becomes an error result the model reads instead of ending the run.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain.agents.middleware import ToolErrorMiddleware
+from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.gate import ApprovalGate, ApprovalRecords, gated_hitl
 from agent.journal import ExecutionJournalMiddleware, Journal
 from agent.policy import Policy
 
@@ -28,21 +36,25 @@ def build_agent(
     policy: Policy,
     checkpointer: BaseCheckpointSaver[Any],
     journal: Journal,
+    records: ApprovalRecords,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     names = [t.name for t in tools]
     policy.check_tools(names)
-    interrupt_on = policy.interrupt_on(names)
     descriptions = {t.name: (t.description or t.name).strip().splitlines()[0] for t in tools}
-    for name, config in interrupt_on.items():
-        config["description"] = descriptions[name]
     return create_agent(
         model=model,
         tools=tools,
         system_prompt=SYSTEM_PROMPT,
         middleware=[
-            HumanInTheLoopMiddleware(interrupt_on=interrupt_on, interrupt_mode="per_call"),
-            # Inside the approval gate: it sees only calls that were approved.
-            ExecutionJournalMiddleware(journal, gated=interrupt_on.keys()),
+            ApprovalGate(records, gated_now=policy.gated(names)),
+            gated_hitl(names, descriptions),
+            ExecutionJournalMiddleware(journal),
+            ToolErrorMiddleware(aon_error=tool_error),
         ],
         checkpointer=checkpointer,
     )
+
+
+async def tool_error(exc: Exception, request: ToolCallRequest) -> str:
+    """What the model (and the thread) is told when a tool raises."""
+    return f"{type(exc).__name__}: {exc}"[:2000]

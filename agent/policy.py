@@ -74,7 +74,9 @@ class ToolRule(_Strict):
     """A tool's entry; unset keys fall back to `defaults`."""
 
     approval: Literal["required", "never"] = "required"
-    decisions: list[DecisionName] = Field(default_factory=lambda: ["approve", "reject"])
+    decisions: list[DecisionName] = Field(
+        default_factory=lambda: list[DecisionName](["approve", "reject"])
+    )
     approvers: list[str] | None = None
     allow_self_approval: bool | None = None
     approvals_needed: int | None = Field(default=None, ge=1, le=10)
@@ -103,6 +105,33 @@ class PolicyFile(_Strict):
     tools: dict[str, ToolRule] = Field(default_factory=dict)
 
 
+class PolicySnapshot(BaseModel):
+    """The rules an approval was requested under, recorded with it so that a later policy
+    edit cannot loosen them (docs/design.md, "Policy edits"). Defaults fill in what older
+    records lack."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decisions: tuple[DecisionName, ...] = ("approve", "reject")
+    approvers: tuple[str, ...] = ()
+    allow_self_approval: bool = True
+    approvals_needed: int = 1
+    expires_after_s: int | None = None
+    confirm: bool = False
+
+    @property
+    def needs_quorum(self) -> bool:
+        return self.approvals_needed > 1
+
+    def offered(self) -> tuple[DecisionName, ...]:
+        """The decisions people are offered: Edit only where one approval decides, since an
+        edit would otherwise skip the other approvers."""
+        return tuple(d for d in self.decisions if d != "edit" or not self.needs_quorum)
+
+    def offers(self, decision: str) -> bool:
+        return decision in self.offered()
+
+
 @dataclass(frozen=True)
 class ToolPolicy:
     """The effective rules for one tool, defaults applied."""
@@ -116,18 +145,18 @@ class ToolPolicy:
     expires_after: timedelta | None
     confirm: bool
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> PolicySnapshot:
         """What an approval records, so a later policy change cannot alter a pending one."""
-        return {
-            "decisions": list(self.decisions),
-            "approvers": list(self.approvers),
-            "allow_self_approval": self.allow_self_approval,
-            "approvals_needed": self.approvals_needed,
-            "expires_after_s": (
+        return PolicySnapshot(
+            decisions=self.decisions,
+            approvers=self.approvers,
+            allow_self_approval=self.allow_self_approval,
+            approvals_needed=self.approvals_needed,
+            expires_after_s=(
                 None if self.expires_after is None else int(self.expires_after.total_seconds())
             ),
-            "confirm": self.confirm,
-        }
+            confirm=self.confirm,
+        )
 
 
 class Policy:
@@ -227,20 +256,9 @@ class Policy:
             confirm=rule.confirm,
         )
 
-    def interrupt_on(self, tool_names: Iterable[str]) -> dict[str, Any]:
-        """`HumanInTheLoopMiddleware.interrupt_on` for these tools.
-
-        `reject` is always allowed to LangGraph even where people are not offered Deny:
-        the bot must be able to expire or withdraw any call (docs/design.md, "The order of
-        a decision").
-        """
-        mapping: dict[str, Any] = {}
-        for name in tool_names:
-            tool = self.for_tool(name)
-            if tool.gated:
-                allowed = list(dict.fromkeys([*tool.decisions, "reject"]))
-                mapping[name] = {"allowed_decisions": allowed}
-        return mapping
+    def gated(self, tool_names: Iterable[str]) -> list[str]:
+        """The tools among these that the policy gates now."""
+        return [name for name in tool_names if self.for_tool(name).gated]
 
 
 def _explain(err: Any) -> str:

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+
+from agent.gate import CALL_KEY
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class ToolOutcome:
     """False when the approval gate answered instead of the tool (reject), or the journal
     refused to run it again with its outcome unknown. A result the journal replays (the call
     finished before a restart) did run."""
+    call_key: str | None = None
+    """The gated call's key (its approval's interrupt id); None for an ungated call."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,11 @@ class AgentSession:
         self._graph = graph
 
     @staticmethod
-    def _config(thread_id: str) -> dict[str, Any]:
+    def _config(thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
-        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        state = await self._graph.aget_state(self._config(thread_id))
         calls = []
         for item in state.interrupts:
             value = item.value
@@ -87,13 +92,15 @@ class AgentSession:
         pending now, which is never what a click on an older card meant."""
         if not decisions:
             raise ValueError("resume needs at least one decision keyed by interrupt id")
-        command = Command(resume={key: dict(value) for key, value in decisions.items()})
+        command: Command[Any] = Command(
+            resume={key: dict(value) for key, value in decisions.items()}
+        )
         return await self._drive(thread_id, command, on_event)
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has
         steps left to run and no question waiting for an answer."""
-        state = await self._graph.aget_state(self._config(thread_id))  # type: ignore[arg-type]
+        state = await self._graph.aget_state(self._config(thread_id))
         return bool(state.next) and not state.interrupts
 
     async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
@@ -101,12 +108,8 @@ class AgentSession:
         return await self._drive(thread_id, None, on_event)
 
     async def _drive(self, thread_id: str, payload: Any, on_event: OnEvent) -> list[PendingCall]:
-        config = self._config(thread_id)
         async for chunk in self._graph.astream(
-            payload,
-            config,  # type: ignore[arg-type]
-            stream_mode="updates",
-            durability="sync",
+            payload, self._config(thread_id), stream_mode="updates", durability="sync"
         ):
             # Resuming one of several sibling calls re-emits the siblings' finished results.
             if chunk.get("__metadata__", {}).get("cached"):
@@ -131,6 +134,7 @@ def _event_of(message: object) -> Event | None:
             status="error" if message.status == "error" else "success",
             ran=not answered_by_gate
             and message.additional_kwargs.get("journal") != "outcome_unknown",
+            call_key=message.additional_kwargs.get(CALL_KEY),
         )
     if isinstance(message, AIMessage):
         text = _text(message.content).strip()

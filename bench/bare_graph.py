@@ -36,7 +36,10 @@ Graph = CompiledStateGraph[Any, Any, Any, Any]
 async def bare_graph(database_url: str) -> AsyncIterator[tuple[Graph, str]]:
     """The graph and the name of its checkpointer class."""
     names = [t.name for t in tools.TOOLS]
-    interrupt_on = Policy.parse(tools.POLICY).interrupt_on(names)
+    gated = Policy.parse(tools.POLICY).gated(names)
+    interrupt_on: dict[str, Any] = {
+        name: {"allowed_decisions": ["approve", "reject"]} for name in gated
+    }
     async with open_checkpointer(database_url) as saver:
         graph = create_agent(
             model=OfflineChatModel(),

@@ -24,6 +24,7 @@ from typing import Any
 
 from agent.session import AgentSession
 from bench import tools
+from bot.cards import Cards
 from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.lease import RowLeases
@@ -34,7 +35,8 @@ from bot.store import SqlJournal, Store
 STEPS: dict[type, tuple[str, ...]] = {
     Decisions: ("decide", "_apply"),
     Store: ("get", "claim", "unresumed", "votes", "set_card_status"),
-    Runner: ("update_card", "resume_decided", "_decision"),
+    Runner: ("resume_decided", "_decision"),
+    Cards: ("update",),
     RowLeases: ("_take",),
     AgentSession: ("pending", "resume"),
     SqlJournal: ("begin",),

@@ -41,6 +41,11 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def count(n: int, noun: str) -> str:
+    """`1 approval`, `2 approvals`: a number and a noun that agree."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 
@@ -80,13 +85,13 @@ def _context(text: str) -> Block:
 
 
 def _who_may_approve(approval: Approval) -> str:
-    approvers = approval.policy.get("approvers") or []
+    approvers = approval.policy.approvers
     who = (
         ", ".join(f"<!subteam^{a}>" if a.startswith("S") else mention(a) for a in approvers)
         if approvers
         else "anyone in the channel"
     )
-    if not approval.policy.get("allow_self_approval", True):
+    if not approval.policy.allow_self_approval:
         who += f" (not {mention(approval.requester)})"
     return who
 
@@ -113,7 +118,7 @@ def _button(action_id: str, text: str, value: str, style: str | None = None) -> 
 
 
 def _progress(approval: Approval, votes: list[str]) -> str:
-    needed = int(approval.policy.get("approvals_needed", 1))
+    needed = approval.policy.approvals_needed
     if needed <= 1:
         return ""
     so_far = ", ".join(mention(v) for v in votes) or "none yet"
@@ -123,10 +128,10 @@ def _progress(approval: Approval, votes: list[str]) -> str:
 def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Block]:
     votes = votes or []
     rules = approval.policy
-    decisions = rules.get("decisions", ["approve", "reject"])
+    offered = rules.offered()
     expiry = f" · expires {clock(approval.expires_at)}" if approval.expires_at is not None else ""
     approve = _button(APPROVE_ACTION, "Approve", approval.id, "primary")
-    if rules.get("confirm"):
+    if rules.confirm:
         approve["confirm"] = {
             "title": {"type": "plain_text", "text": "Run this call?"},
             "text": {
@@ -142,9 +147,9 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
             "style": "primary",
         }
     buttons = [approve]
-    if "reject" in decisions:
+    if "reject" in offered:
         buttons.append(_button(DENY_ACTION, "Deny", approval.id, "danger"))
-    if "edit" in decisions and int(rules.get("approvals_needed", 1)) == 1:
+    if "edit" in offered:
         buttons.append(_button(EDIT_ACTION, "Edit", approval.id))
     return [
         *_card_top(approval, f"Approval needed: {approval.tool}"),
@@ -212,6 +217,8 @@ def outcome_line(approval: Approval, votes: list[str] | None = None) -> str:
             return f":leftwards_arrow_with_hook: Withdrawn by {by}{at}"
         case "expired":
             return f":hourglass: Expired{at} — nobody decided in time"
+        case "dropped":
+            return ":heavy_minus_sign: No longer pending — the agent moved on without this call"
         case _:
             return ":hourglass_flowing_sand: Waiting for a decision"
 

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from agent.policy import PolicyError, parse_duration
 from agent.toolsets import ToolLoadError
 from bot import logcontext
 from bot.db import Database
+from bot.redaction import Redactor, redact_logs
 from bot.service import running_bot
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import Store
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     logcontext.install()
     try:
         settings = load_settings()
-        _redact_in_logs(settings.secret_values())
+        redact_logs(Redactor(settings.secret_values()))
         if args.command == "audit":
             return asyncio.run(
                 _audit(
@@ -56,43 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, PolicyError, ToolLoadError) as exc:
         print(f"slack-approvals: {exc}", file=sys.stderr)
         return 2
-
-
-class _Redact(logging.Filter):
-    """Blanks the configured secrets in every record a handler writes. The bot never logs
-    them itself, but an error from elsewhere may quote one (an API echoing the key it
-    rejected), and a traceback carries such a message along."""
-
-    MIN_LENGTH = 8  # shorter values would blank ordinary words, and are no real secret
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        # Longest first, so a secret that contains another is blanked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= self.MIN_LENGTH}, key=len)[::-1]
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        scrubbed = self._scrub(message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self._scrub(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self._scrub(record.stack_info)
-        return True
-
-
-def _redact_in_logs(secrets: Iterable[str]) -> None:
-    redact = _Redact(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
 
 
 async def _run(settings: Settings) -> int:

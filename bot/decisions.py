@@ -1,9 +1,9 @@
 """Recording a person's decision on an approval, and expiring the ones nobody decided.
 
-The order is docs/design.md, "The order of a decision": load → check it belongs to this
-message → check the clicker may decide → claim atomically (with its audit record) → update
-the card → resume in the background. The card update is sent first but not waited for.
-Only the caller whose claim lands goes further; everyone else is told who won.
+The order (docs/design.md, "From a click to the tool"): load → check it belongs to this
+message → check the clicker may decide, under the request's policy and the current one →
+claim atomically, before the deadline, with its audit record → update the card → resume in
+the background. Only the caller whose claim lands goes further; everyone else is told why.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 
+from agent.policy import Policy
 from bot import blocks
 from bot.conversation import Conversation
 from bot.runner import Runner
-from bot.store import Approval
+from bot.store import Approval, Status
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,13 @@ SEEN_KEPT_S = 86_400
 
 
 class Decisions:
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, policy: Policy) -> None:
         self.runner = runner
+        self.cards = runner.cards
         self.store = runner.store
         self.client = runner.client
         self.directory = runner.directory
+        self.policy = policy
 
     async def decide(
         self,
@@ -109,7 +112,7 @@ class Decisions:
             await self._tell_decided(approval, user)
             return False
         refusal = await self.refusal(approval, user)
-        if refusal is None and choice not in _offered(approval):
+        if refusal is None and not approval.policy.offers(choice):
             refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
         if refusal is not None:
             await self._refused(approval, user, refusal)
@@ -126,7 +129,10 @@ class Decisions:
         edited_args: dict[str, Any] | None,
     ) -> bool:
         """Record the decision; True when it settled the approval (so a resume is due)."""
-        needed = int(approval.policy.get("approvals_needed", 1))
+        if approval.expires_at is not None and approval.expires_at <= time.time():
+            await self._expire_now(approval, user)
+            return False
+        needed = self._needed(approval)
         if choice == "approve" and needed > 1:
             if not await self.store.add_vote(approval.id, user):
                 await self._tell(
@@ -141,7 +147,7 @@ class Decisions:
                 "vote", approval=approval, actor=user, detail=f"{len(votes)} of {needed}"
             )
             if len(votes) < needed:
-                await self.runner.update_card(approval)
+                await self.cards.update(approval)
                 return False
         decision = None
         if choice == "edit":
@@ -149,7 +155,7 @@ class Decisions:
                 "type": "edit",
                 "edited_action": {"name": approval.tool, "args": edited_args or {}},
             }
-        status = "rejected" if choice == "reject" else "approved"
+        status: Status = "rejected" if choice == "reject" else "approved"
         decided = await self.store.claim(
             approval.id,
             status,
@@ -158,13 +164,18 @@ class Decisions:
             decision=decision,
             event="edited" if choice == "edit" else status,
             detail=json.dumps(edited_args) if edited_args is not None else None,
+            before=time.time(),
         )
         if decided is None:
-            await self._tell_decided(await self._reload(approval), user)
+            fresh = await self._reload(approval)
+            if fresh.status == "pending":  # the deadline passed between the check and the claim
+                await self._expire_now(fresh, user)
+            else:
+                await self._tell_decided(fresh, user)
             return False
         # The card is redrawn beside the run rather than before it: the claim already
         # stops other clicks, and a card left behind by a stop is caught up later.
-        self.runner.redraw(decided)
+        self.cards.redraw(decided)
         return True
 
     async def _refused(self, approval: Approval, user: str, why: str) -> None:
@@ -172,38 +183,57 @@ class Decisions:
         log.warning("refused a decision on %s by %s: %s", approval.id, user, why)
         await self.store.audit("refused", approval=approval, actor=user, detail=why)
 
+    def _needed(self, approval: Approval) -> int:
+        """The quorum: the request's, or the current policy's if that asks for more."""
+        return max(
+            approval.policy.approvals_needed,
+            self.policy.for_tool(approval.tool).approvals_needed,
+        )
+
     async def refusal(self, approval: Approval, user: str) -> str | None:
-        """Why `user` may not decide this approval, or None if they may."""
-        rules = approval.policy
-        if not rules.get("allow_self_approval", True) and user == approval.requester:
+        """Why `user` may not decide this approval, or None if they may. Both the policy the
+        request was made under and the current one must allow it: revoking an approver takes
+        effect on pending calls, and loosening a policy never applies backwards. Group
+        membership is looked up afresh for each decision."""
+        now = self.policy.for_tool(approval.tool)
+        self_approval = approval.policy.allow_self_approval and now.allow_self_approval
+        if not self_approval and user == approval.requester:
             return "You asked for this call, so someone else has to decide it."
-        approvers = list(rules.get("approvers") or [])
-        try:
-            allowed = await self.directory.is_allowed(user, approvers)
-        except SlackApiError as exc:
-            log.error("cannot resolve approvers %s: %s", approvers, exc.response.get("error"))
-            return "I could not check who may approve this (Slack error); try again shortly."
-        if not allowed:
-            who = ", ".join(
-                f"<!subteam^{a}>" if a.startswith("S") else blocks.mention(a) for a in approvers
-            )
-            return f"You can't approve this; allowed: {who}."
+        for approvers in (list(approval.policy.approvers), list(now.approvers)):
+            try:
+                allowed = await self.directory.is_allowed(user, approvers, fresh=True)
+            except SlackApiError as exc:
+                log.error("cannot resolve approvers %s: %s", approvers, exc.response.get("error"))
+                return "I could not check who may approve this (Slack error); try again shortly."
+            if not allowed:
+                who = ", ".join(
+                    f"<!subteam^{a}>" if a.startswith("S") else blocks.mention(a)
+                    for a in approvers
+                )
+                return f"You can't approve this; allowed: {who}."
         return None
+
+    async def _expire_now(self, approval: Approval, user: str) -> None:
+        """A decision that came after the deadline: the call expires instead."""
+        log.info("%s by %s came after the deadline of %s", "decision", user, approval.id)
+        decided = await self.store.claim(approval.id, "expired", by=None)
+        if decided is not None:
+            self.cards.redraw(decided)
+            self.runner.spawn(
+                self.runner.resume_decided(Conversation.from_key(decided.conversation)),
+                what=f"expire {approval.id}",
+            )
+        await self._tell_decided(decided or await self._reload(approval), user)
 
     async def expire_due(self) -> int:
         """Reject as expired every pending approval past its deadline; returns how many."""
-        rows = await self.store.db.fetchall(
-            "SELECT * FROM approvals WHERE status = 'pending' AND expires_at IS NOT NULL"
-            " AND expires_at <= ?",
-            (time.time(),),
-        )
         expired = 0
-        for approval in map(Approval.from_row, rows):
+        for approval in await self.store.due_to_expire(time.time()):
             decided = await self.store.claim(approval.id, "expired", by=None)
             if decided is None:
                 continue
             expired += 1
-            self.runner.redraw(decided)
+            self.cards.redraw(decided)
             self.runner.spawn(
                 self.runner.resume_decided(Conversation.from_key(decided.conversation)),
                 what=f"expire {approval.id}",
@@ -224,6 +254,10 @@ class Decisions:
                     await self.housekeeping()
                 except Exception:
                     log.exception("housekeeping failed")
+            try:
+                await self.runner.retry_waiting()
+            except Exception:
+                log.exception("posting what Slack did not take failed")
             await asyncio.sleep(interval)
 
     async def housekeeping(self) -> None:
@@ -231,7 +265,7 @@ class Decisions:
         retries, a replica that stopped mid-update), and forget dedupe keys too old for
         Slack to deliver again."""
         now = time.time()
-        await self.runner.redraw_behind(decided_before=now - CARD_CATCH_UP_S)
+        await self.cards.redraw_behind(decided_before=now - CARD_CATCH_UP_S)
         forgotten = await self.store.forget_seen(before=now - SEEN_KEPT_S)
         if forgotten:
             log.info("forgot %d dedupe keys older than %d s", forgotten, SEEN_KEPT_S)
@@ -258,9 +292,3 @@ class Decisions:
         except SlackApiError as exc:
             log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
-
-def _offered(approval: Approval) -> set[str]:
-    offered = set(approval.policy.get("decisions", ["approve", "reject"]))
-    if int(approval.policy.get("approvals_needed", 1)) > 1:
-        offered.discard("edit")  # an edit would skip the other approvers
-    return offered

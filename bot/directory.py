@@ -1,7 +1,7 @@
 """Who people are: display names and user-group members, cached briefly.
 
-Group membership changes while an approval waits, so entries expire after a short
-while and a miss (someone not in the cached list) triggers one refresh.
+Group membership changes while an approval waits: a decision always asks Slack afresh, and
+only what is displayed may come from the short-lived cache.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ class Directory:
         self._groups[group_id] = (time.monotonic(), members)
         return members
 
-    async def is_allowed(self, user_id: str, approvers: list[str]) -> bool:
-        """Empty list = anyone. Groups are checked from cache first, then refreshed once."""
+    async def is_allowed(self, user_id: str, approvers: list[str], *, fresh: bool) -> bool:
+        """Empty list = anyone. With `fresh`, group membership is looked up in Slack now (a
+        decision: someone removed from the group must not approve the next card); without,
+        the cache may answer (display only)."""
         if not approvers or user_id in approvers:
             return True
-        groups = [a for a in approvers if a.startswith("S")]
-        for refresh in (False, True):
-            for group in groups:
-                if user_id in await self.group_members(group, refresh=refresh):
-                    return True
+        for group in (a for a in approvers if a.startswith("S")):
+            if user_id in await self.group_members(group, refresh=fresh):
+                return True
         return False
 
     async def name(self, user_id: str) -> str:

@@ -1,5 +1,5 @@
 """Conversation leases: one run per conversation at a time, across processes (docs/design.md,
-"I6. One run per conversation").
+"One run per conversation").
 
 On PostgreSQL a lease is a session advisory lock held on its own pooled connection; a killed
 process's locks go the moment its connections close. On SQLite it is a row with an expiry

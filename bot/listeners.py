@@ -1,5 +1,5 @@
 """Bolt listeners. Each one acks at once and hands the work to the runner (docs/design.md,
-"I1. Ack first, within Slack's 3 seconds").
+"Ack first, within Slack's 3 seconds").
 
 Nothing here awaits the model, a tool, the database or a Slack call before the ack:
 parsing is in memory, and everything else happens in a background task.
@@ -20,7 +20,7 @@ from bot import blocks
 from bot.conversation import Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
-from bot.runner import Runner
+from bot.runner import Runner, is_cancel
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def register(
             return
         text = mention_token.sub("", raw_text).strip()
         conv = Conversation(team, channel, thread_ts)
+        if kind == "message" and not await runner.store.knows(conv.key):
+            return  # a `cancel` in some thread the bot never worked in
         if not text:
             await runner.say(conv, blocks.escape("Tell me what to do, e.g. `list clusters`."))
             return
@@ -91,11 +93,21 @@ def register(
 
     @app.event("message")
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-            # Edits, deletions, bots and channels: routine, hence only at debug level.
-            log.debug("ignoring a message event that is not a person's DM")
+        if event.get("subtype") or event.get("bot_id"):
+            # Edits, deletions and bots: routine, hence only at debug level.
+            log.debug("ignoring a message event that is not a person's")
             return
-        runner.spawn(incoming(event, context.get("team_id"), "message.im"), what="message.im")
+        if event.get("channel_type") == "im":
+            runner.spawn(incoming(event, context.get("team_id"), "message.im"), what="message.im")
+            return
+        text = event.get("text")
+        # In a channel only a plain `cancel` in a thread is ours: the requester withdrawing
+        # without an @mention. Mentions arrive as app_mention, everything else is people
+        # talking among themselves.
+        if event.get("thread_ts") and isinstance(text, str) and is_cancel(text):
+            runner.spawn(incoming(event, context.get("team_id"), "message"), what="cancel")
+        else:
+            log.debug("ignoring a channel message that is not a `cancel` in a thread")
 
     def decide_later(approval_id: str, choice: Choice, user: str, **details: Any) -> None:
         runner.spawn(

@@ -38,6 +38,12 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.waiting_for_slack = Gauge(
+            "slack_approvals_waiting_for_slack",
+            "Thread messages and approval cards Slack has not taken yet, tried again with backoff",
+            ["what"],
+            registry=self.registry,
+        )
         self.ack_seconds = Histogram(
             "slack_approvals_ack_seconds",
             "From a Slack request reaching the listeners to its ack",
@@ -71,6 +77,12 @@ class Metrics:
         counts.update(await approvals_by_status(db))
         for status, count in counts.items():
             self.approvals.labels(status).set(count)
+        [messages] = await db.fetchall("SELECT COUNT(*) AS n FROM outbox")
+        [cards] = await db.fetchall(
+            "SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND message_ts IS NULL"
+        )
+        self.waiting_for_slack.labels("message").set(int(messages["n"]))
+        self.waiting_for_slack.labels("card").set(int(cards["n"]))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,9 +14,9 @@ PostgreSQL under the app's set-up lock (`bot.connections.setup_lock`, taken by
 `Database.open`), on SQLite under the write lock the transaction takes first
 (`BEGIN IMMEDIATE`); the second reads the version the first wrote and has nothing to do.
 
-Version 1 is the schema as first released without a version table: its statements are all
-`IF NOT EXISTS`, so that a database made by that code is adopted as it stands, gaining only
-`approvals.card_status` (and its index) when it was made before that column.
+Versions 1 and 2 are the schema as released before the version table: their statements are
+`IF NOT EXISTS` or look first, so that a database made by that code is adopted as it stands,
+gaining only what it lacks (`approvals.card_status`, the outbox's retry columns…).
 """
 
 from __future__ import annotations
@@ -62,6 +62,16 @@ async def _card_status(tx: Statements, dialect: Dialect) -> None:
         return
     await tx.execute("ALTER TABLE approvals ADD COLUMN card_status TEXT")
     await tx.execute("UPDATE approvals SET card_status = status WHERE message_ts IS NOT NULL")
+
+
+async def _outbox_retries(tx: Statements, dialect: Dialect) -> None:
+    """A database made by the release between versioned migrations and this one may have
+    the columns already."""
+    have = await table_columns(tx, dialect, "outbox")
+    if "attempts" not in have:
+        await tx.execute("ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+    if "next_at" not in have:
+        await tx.execute(render("ALTER TABLE outbox ADD COLUMN next_at REAL", dialect))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -151,6 +161,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             # The sweeper asks every 30 s which cards lag their approval: only those rows.
             "CREATE INDEX IF NOT EXISTS approvals_cards_behind ON approvals (decided_at)"
             " WHERE card_status IS NULL OR card_status <> status",
+        ),
+    ),
+    Migration(
+        "the journal keyed by call key (executions), runs in progress, outbox retries",
+        (
+            # Keyed by the call's key (the interrupt id of its tool task): model tool-call ids
+            # repeat (`call_0` in every answer from some servers), keys never do.
+            """CREATE TABLE IF NOT EXISTS executions (
+    call_key TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    result_status TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL
+)""",
+            # A run in progress, from its start until the approvals table agrees with the
+            # graph: what a stopped process leaves here is settled at the next start, on
+            # behalf of `requester`.
+            """CREATE TABLE IF NOT EXISTS runs (
+    conversation TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    started_at REAL NOT NULL
+)""",
+            # Messages Slack refused are tried again with backoff while the bot runs.
+            _outbox_retries,
+            # The old journal was keyed by the model's tool-call id; its entries move to
+            # `executions` under the key of the approval they ran for, and it goes.
+            "INSERT INTO executions (call_key, thread_id, tool_call_id, tool, args, status,"
+            " result, result_status, started_at, finished_at) SELECT a.interrupt_id,"
+            " j.thread_id, j.tool_call_id, j.tool, j.args, j.status, j.result, j.result_status,"
+            " j.started_at, j.finished_at FROM journal j JOIN approvals a"
+            " ON a.conversation = j.thread_id AND a.tool_call_id = j.tool_call_id"
+            # SQLite reads an upsert's ON CONFLICT after a join only behind a WHERE.
+            " WHERE true ON CONFLICT (call_key) DO NOTHING",
+            "DROP TABLE journal",
         ),
     ),
 )

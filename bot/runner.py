@@ -1,8 +1,9 @@
-"""Running the agent for a conversation: one run at a time, in the background.
+"""The coordinator: one run per conversation at a time, in the background.
 
 Listeners only ack and hand work here. Every run of a conversation holds that
-conversation's lock (docs/design.md, "I6. One run per conversation"), reads what is
-pending from LangGraph itself (the source of truth), and posts what happens in the thread.
+conversation's lock (docs/design.md, "One run per conversation"), reads what is pending from
+LangGraph itself (the source of truth), reconciles the approvals table with it, and posts
+what happens in the thread through the outbox.
 """
 
 from __future__ import annotations
@@ -14,31 +15,35 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import asynccontextmanager
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+from pydantic import ValidationError
 
-from agent.journal import OUTCOME_UNKNOWN
 from agent.policy import Policy
-from agent.session import AgentSession, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.session import AgentSession, Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
 from bot import blocks
+from bot.cards import Cards
 from bot.conversation import Conversation
 from bot.directory import Directory
 from bot.lease import Leases
 from bot.logcontext import log_context
 from bot.metrics import Metrics
-from bot.store import ALL_STATUSES, DECIDED, Approval, Store
+from bot.outbox import ThreadMessages
+from bot.outcomes import Outcomes
+from bot.store import Approval, AuditEntry, Store
+from bot.tasks import Background, local_lock
 
 log = logging.getLogger(__name__)
 
 WORKING_REACTION = "hourglass_flowing_sand"
 WORKING_SIGN_AFTER_S = 1.0
 CANCEL_WORDS = frozenset({"cancel", "withdraw", "stop"})
-# chat.update errors that mean the card will never be updated again.
-CARD_GONE = frozenset(
-    {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
-)
+# A card or message Slack did not take is tried again once it has waited this long.
+RETRY_AFTER_S = 2.0
 
 Step = Callable[[OnEvent], Awaitable[list[PendingCall]]]
+
+
+def is_cancel(text: str) -> bool:
+    return text.strip().lower().rstrip(".!") in CANCEL_WORDS
 
 
 class Runner:
@@ -47,7 +52,9 @@ class Runner:
         *,
         session: AgentSession,
         store: Store,
-        client: AsyncWebClient,
+        messages: ThreadMessages,
+        cards: Cards,
+        background: Background,
         policy: Policy,
         directory: Directory,
         leases: Leases,
@@ -56,58 +63,34 @@ class Runner:
     ) -> None:
         self.session = session
         self.store = store
-        self.client = client
+        self.messages = messages
+        self.cards = cards
+        self.background = background
+        self.client = messages.client
         self.policy = policy
         self.directory = directory
         self.leases = leases
         self.metrics = metrics
-        self._secrets = tuple(x for x in secrets if x)
+        self.outcomes = Outcomes(store, messages, secrets)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._card_locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # background work ---------------------------------------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, None], *, what: str) -> None:
-        """Run `work` after the listener has returned; failures are logged, never lost."""
-        task = asyncio.create_task(self._guard(work, what), name=what)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _guard(work: Coroutine[Any, Any, None], what: str) -> None:
-        try:
-            await work
-        except Exception:
-            log.exception("background work failed: %s", what)
+        self.background.spawn(work, what=what)
 
     async def wait_idle(self, limit: float | None = None) -> bool:
-        """Wait for background work, including work it spawns; True if all of it finished."""
-        try:
-            async with asyncio.timeout(limit):
-                while self._tasks:
-                    await asyncio.wait(set(self._tasks))
-        except TimeoutError:
-            return False
-        return True
+        return await self.background.wait_idle(limit)
 
     async def cancel_all(self, limit: float) -> None:
-        """Stop what is still running (shutdown past its bound); a run cancelled inside a
-        tool stays "started" in the journal, so recovery reports it instead of re-running."""
-        running = list(self._tasks)
-        if running:
-            log.warning("stopping %d runs that did not finish in time", len(running))
-        for task in running:
-            task.cancel()
-        await self.wait_idle(limit)
+        await self.background.cancel_all(limit)
 
     @asynccontextmanager
-    async def _lock(self, key: str) -> AsyncIterator[None]:
-        """One run per conversation (docs/design.md, "I6. One run per conversation"): first in
-        this process, so local waiters queue here instead of each holding a database
-        connection, then across processes."""
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        """One run per conversation: first in this process, so local waiters queue here
+        instead of each holding a database connection, then across processes."""
         asked = time.perf_counter()
-        async with _local_lock(self._locks, key), self.leases.hold(key):
+        async with local_lock(self._locks, key), self.leases.hold(key):
             held = time.perf_counter()
             self.metrics.lease_wait_seconds.observe(held - asked)
             try:
@@ -116,35 +99,36 @@ class Runner:
             finally:
                 self.metrics.run_seconds.observe(time.perf_counter() - held)
 
+    async def say(self, conv: Conversation, text: str) -> None:
+        """A notice in the thread from outside a run (takes the conversation's lock)."""
+        async with self.lock(conv.key):
+            await self.messages.say(conv, text)
+
     # entry points ------------------------------------------------------------------------
 
     async def on_message(self, conv: Conversation, user: str, text: str) -> None:
         """A person wrote to the agent in this conversation."""
         withdrew = False
-        async with self._lock(conv.key):
+        async with self.lock(conv.key):
             pending = await self.session.pending(conv.key)
-            if not pending:
+            await self.reconcile(conv, pending, requester=user)
+            if is_cancel(text) and (pending or await self.store.for_conversation(conv.key)):
+                withdrew = await self._withdraw(conv, user)
+            elif not pending:
                 await self._run(
                     conv,
                     requester=user,
                     step=lambda on_event: self.session.start_turn(conv.key, text, on_event),
                 )
-            elif text.strip().lower().rstrip(".!") in CANCEL_WORDS:
-                withdrew = await self._withdraw(conv, user)
             else:
                 # New input now would drop the pending interrupts and strand their calls.
-                await self.say(
-                    conv,
-                    f":raised_hand: This thread is waiting on {len(pending)} approval(s) "
-                    "above. Decide them first, or the requester can say `cancel` to "
-                    "withdraw them.",
-                )
+                await self._hold(conv, user)
         if withdrew:
             await self.resume_decided(conv)
 
     async def resume_decided(self, conv: Conversation) -> None:
         """Hand every recorded decision of this conversation to the agent, once."""
-        async with self._lock(conv.key):
+        async with self.lock(conv.key):
             decided = await self.store.unresumed(conv.key)
             if not decided:
                 return
@@ -162,81 +146,60 @@ class Runner:
             await self._run(
                 conv,
                 requester=live[0].requester,
-                step=lambda on_event: self.session.resume(conv.key, decisions, on_event),
+                step=lambda on_event: self._resume(conv, live, decisions, on_event),
             )
 
-    async def recover(self) -> None:
-        """At startup: finish what a stopped process left half done, on any replica.
-
-        Decided cards still showing buttons are redrawn. Each affected conversation is settled
-        under its lease, so a live replica's run is never raced: cards never posted are
-        posted, decisions are handed to the agent (a call that started but never finished
-        comes back from the journal as "outcome unknown"), messages that were on their way
-        are posted, calls that finished with nobody left to report them are reported, and a
-        run that stopped between two steps carries on to the model's answer. (A run stopped
-        before any gated call, in a model call say, is not picked up: nothing ran, and the
-        person can ask again.)
-        """
-        outcome_events = ("executed", "failed", "not_run", "outcome_unknown")
-        unreported = (
-            " FROM journal j JOIN approvals a"
-            " ON a.conversation = j.thread_id AND a.tool_call_id = j.tool_call_id"
-            " WHERE j.status = 'finished' AND NOT EXISTS (SELECT 1 FROM audit u"
-            " WHERE u.approval_id = a.id AND u.event IN (?, ?, ?, ?))"
-        )
-        rows = await self.store.db.fetchall(
-            "SELECT conversation FROM approvals WHERE (status = 'pending' AND message_ts IS NULL)"
-            " OR (status <> 'pending' AND resumed_at IS NULL)"
-            " UNION SELECT a.conversation" + unreported + " UNION SELECT conversation FROM outbox",
-            outcome_events,
+    async def carry_on(self, conv: Conversation, requester: str) -> None:
+        """Run what is left of a run that stopped between two steps (call under the lock)."""
+        await self._run(
+            conv,
+            requester=requester,
+            step=lambda on_event: self.session.carry_on(conv.key, on_event),
         )
 
-        async def settle(conv: Conversation) -> None:
-            async with self._lock(conv.key):
-                for message in await self.store.outbox_left(conv.key):
-                    await self._post(conv, message["seq"], message["text"])
-                unposted = await self.store.db.fetchall(
-                    "SELECT * FROM approvals WHERE conversation = ? AND status = 'pending'"
-                    " AND message_ts IS NULL ORDER BY created_at, id",
-                    (conv.key,),
-                )
-                for approval in map(Approval.from_row, unposted):
-                    await self._post_card(conv, approval)
-            await self.resume_decided(conv)
-            async with self._lock(conv.key):
-                finished = await self.store.db.fetchall(
-                    "SELECT j.tool_call_id, j.tool, j.result, j.result_status"
-                    + unreported
-                    + " AND a.conversation = ? ORDER BY j.finished_at",
-                    (*outcome_events, conv.key),
-                )
-                for row in finished:
-                    outcome = ToolOutcome(
-                        tool_call_id=row["tool_call_id"],
-                        name=row["tool"],
-                        content=row["result"] or "",
-                        status="success" if row["result_status"] == "success" else "error",
-                        ran=True,
-                    )
-                    await self._on_tool_outcome(conv, outcome)
-                # Stopped after a step (a tool's, say) with more to do: the model has not
-                # answered yet, and may still ask for more calls, on behalf of whoever asked
-                # for the last one (a conversation with no gated call has no one on record).
-                asked = await self.store.for_conversation(conv.key, ALL_STATUSES)
-                if asked and await self.session.stopped_part_way(conv.key):
-                    log.warning("carrying on the run of %s that stopped part-way", conv.key)
-                    await self._run(
-                        conv,
-                        requester=asked[-1].requester,
-                        step=lambda on_event: self.session.carry_on(conv.key, on_event),
-                    )
+    async def retry_waiting(self) -> None:
+        """Post what Slack did not take before (messages, cards), once it is due again."""
+        for key in await self.store.waiting_for_slack(due_before=time.time() - RETRY_AFTER_S):
+            if key not in self._locks:  # a run there posts them itself
+                self.spawn(self._retry(Conversation.from_key(key)), what=f"retry {key}")
 
-        # The stop may have come before a decided card was redrawn.
-        await self.redraw_behind(decided_before=time.time())
-        for key in sorted({str(r["conversation"]) for r in rows}):
-            self.spawn(settle(Conversation.from_key(key)), what=f"recover {key}")
+    async def _retry(self, conv: Conversation) -> None:
+        async with self.lock(conv.key):
+            if await self.messages.flush(conv, due_only=True):
+                await self.cards.post_unposted(conv)
 
     # one run -----------------------------------------------------------------------------
+
+    async def _resume(
+        self,
+        conv: Conversation,
+        live: list[Approval],
+        decisions: dict[str, Decision],
+        on_event: OnEvent,
+    ) -> list[PendingCall]:
+        try:
+            return await self.session.resume(conv.key, decisions, on_event)
+        except ValidationError as exc:
+            # The graph refused an answer (nothing was saved): an edit the tool's schema does
+            # not take. It must not strand the thread, so it becomes a denial that says why.
+            refused = [a for a in live if decisions[a.interrupt_id].get("type") == "edit"]
+            if not refused:
+                raise
+            for approval in refused:
+                decisions[approval.interrupt_id] = {
+                    "type": "reject",
+                    "message": "the reviewer's edited arguments do not fit the tool, so it "
+                    "was not run",
+                }
+                await self.messages.say(
+                    conv,
+                    f":x: `{blocks.escape(approval.tool)}` was not run: the edited arguments "
+                    f"do not fit the tool ({exc.error_count()} problem(s)).",
+                    AuditEntry(
+                        "failed", approval, detail="edited arguments refused by the tool's schema"
+                    ),
+                )
+            return await self.session.resume(conv.key, decisions, on_event)
 
     async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
         # The "working" sign is for people waiting on a run that takes a while (a model call);
@@ -247,74 +210,43 @@ class Runner:
             lambda: adding.append(asyncio.create_task(self._react(conv, "add"))),
         )
         pending: list[PendingCall] | None = None
+        await self.store.run_started(conv.key, requester)
         try:
             pending = await step(lambda event: self._on_event(conv, event))
-            await self._post_approvals(conv, pending, requester)
         except Exception as exc:
             log.exception("run failed in %s", conv.key)
-            # Upstream errors can quote a key (OpenAI does): the channel must not see it.
-            detail = str(exc)
-            for secret in self._secrets:
-                detail = detail.replace(secret, "[redacted]")
-            await self.say(
+            await self.messages.say(
                 conv,
-                f":warning: Something went wrong while the agent was working: "
-                f"{blocks.escape(type(exc).__name__)}: {blocks.escape(detail)[:500]}",
+                ":warning: Something went wrong while the agent was working: "
+                + self.outcomes.error_text(exc),
             )
         finally:
             sign.cancel()
-            await self._settle(conv, pending)
+            if pending is None:
+                pending = await self.session.pending(conv.key)
+            await self.reconcile(conv, pending, requester=requester)
+            await self.store.run_ended(conv.key)
             if adding:
                 await adding[0]
                 await self._react(conv, "remove")
 
-    async def _settle(self, conv: Conversation, pending: list[PendingCall] | None) -> None:
-        """Decisions whose interrupt is gone were consumed by this run. `pending` is what the
-        run left pending, or None when it failed before saying."""
+    async def reconcile(
+        self, conv: Conversation, pending: list[PendingCall], *, requester: str
+    ) -> None:
+        """Make the approvals table agree with what the graph has pending (under the lock):
+        a pending call gets its approval and card, an approval whose call is no longer
+        pending is settled, and a decision the graph has consumed is marked handed over."""
+        waiting = {p.interrupt_id for p in pending}
+        for approval in await self.store.for_conversation(conv.key):
+            if approval.interrupt_id not in waiting:
+                dropped = await self.store.claim(approval.id, "dropped", by=None)
+                if dropped is not None:
+                    log.warning("%s: its call is no longer pending in the graph", approval.id)
+                    self.cards.redraw(dropped)
         decided = await self.store.unresumed(conv.key)
-        if decided:
-            if pending is None:
-                pending = await self.session.pending(conv.key)
-            waiting = {p.interrupt_id for p in pending}
-            await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
-
-    async def _on_event(self, conv: Conversation, event: Event) -> None:
-        if isinstance(event, Reply):
-            await self.say(conv, blocks.escape(event.text))
-            return
-        await self._on_tool_outcome(conv, event)
-
-    async def _on_tool_outcome(self, conv: Conversation, outcome: ToolOutcome) -> None:
-        approval = await self._approval_for_call(conv, outcome.tool_call_id)
-        if approval is None:
-            return  # an ungated tool: the model's answer reports it
-        name = f"`{blocks.escape(outcome.name)}`"
-        content = blocks.escape(outcome.content)
-        if outcome.content == OUTCOME_UNKNOWN:
-            event, text = (
-                "outcome_unknown",
-                (
-                    f":grey_question: {name} — outcome unknown: it was started before the bot "
-                    "stopped and did not report back. It was *not* run again; check by hand."
-                ),
-            )
-        elif not outcome.ran:
-            event, text = "not_run", f"{name} was not run — {blocks.outcome_line(approval)}"
-        elif outcome.status == "success":
-            event, text = "executed", f":white_check_mark: {name} ran: {content}"
-        else:
-            event, text = "failed", f":x: {name} failed: {content}"
-        # The notice and its audit record are kept together: recovery reports a finished call
-        # with no audit record, and posts a notice that was on its way.
-        await self.say(
-            conv, text, audit_event=event, approval=approval, detail=outcome.content[:2000]
-        )
-
-    async def _approval_for_call(self, conv: Conversation, tool_call_id: str) -> Approval | None:
-        for approval in await self.store.for_conversation(conv.key, DECIDED):
-            if approval.tool_call_id == tool_call_id:
-                return approval
-        return None
+        await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
+        await self._post_approvals(conv, pending, requester)
+        await self.cards.post_unposted(conv)
 
     async def _post_approvals(
         self, conv: Conversation, pending: list[PendingCall], requester: str
@@ -343,53 +275,59 @@ class Runner:
             )
             if created:
                 await self.store.audit("requested", approval=approval, actor=requester)
-            if approval.message_ts is None:
-                await self._post_card(conv, approval)
+            if (
+                approval.message_ts is None
+                and approval.status == "pending"
+                and await self.cards.post(conv, approval)
+            ):
                 posted.append(approval)
         if len(posted) > 1:
-            await self._post_batch(conv, posted)
+            await self.cards.post_batch(conv, posted)
 
-    async def _post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
-        try:
-            await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.thread_ts,
-                text=f"{len(approvals)} calls wait for a decision",
-                blocks=blocks.batch_card(approvals),
+    async def _hold(self, conv: Conversation, user: str) -> None:
+        approvals = await self.store.for_conversation(conv.key)
+        carded = [a for a in approvals if a.message_ts is not None]
+        requesters = sorted({a.requester for a in approvals}) or [user]
+        who = " or ".join(blocks.mention(r) for r in requesters)
+        waiting = blocks.count(len(carded) or len(approvals), "approval")
+        if not carded:
+            # No card is in the thread yet (Slack did not take it): nothing is "above".
+            text = (
+                f":raised_hand: This thread is waiting on {waiting}; the cards are posted as "
+                f"soon as Slack takes them. {who} can say `cancel` to withdraw."
             )
-        except SlackApiError:
-            log.exception("could not post the batch card in %s", conv.key)
-
-    async def _post_card(self, conv: Conversation, approval: Approval) -> None:
-        try:
-            response = await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.thread_ts,
-                text=blocks.card_text(approval),
-                blocks=blocks.approval_card(approval),
+        else:
+            links = await self.cards.links(carded)
+            text = (
+                f":raised_hand: This thread is waiting on {waiting} above: "
+                f"{', '.join(links) or 'see the cards'}. Decide first, or {who} can say "
+                "`cancel` to withdraw."
             )
-        except SlackApiError:
-            # The approval is recorded; recovery posts the card again.
-            log.exception("could not post the card for %s", approval.id)
-            return
-        await self.store.set_message(approval.id, str(response["ts"]))
+        await self.messages.say(conv, text)
 
     async def _withdraw(self, conv: Conversation, user: str) -> bool:
         approvals = await self.store.for_conversation(conv.key)
         mine = [a for a in approvals if a.requester == user]
         if not mine:
-            await self.say(conv, ":no_entry_sign: Only the person who asked can withdraw.")
+            requesters = sorted({a.requester for a in approvals})
+            who = " or ".join(blocks.mention(r) for r in requesters) or "the person who asked"
+            await self.messages.say(
+                conv, f":no_entry_sign: Only {who} (who asked) can withdraw these calls."
+            )
             return False
         withdrawn = 0
         for approval in mine:
             decided = await self.store.claim(approval.id, "withdrawn", by=user)
             if decided is not None:
                 withdrawn += 1
-                self.redraw(decided)
-        await self.say(conv, f":leftwards_arrow_with_hook: Withdrew {withdrawn} pending call(s).")
+                self.cards.redraw(decided)
+        await self.messages.say(
+            conv,
+            f":leftwards_arrow_with_hook: Withdrew {blocks.count(withdrawn, 'pending call')}.",
+        )
         return withdrawn > 0
 
-    async def _decision(self, approval: Approval) -> dict[str, Any]:
+    async def _decision(self, approval: Approval) -> Decision:
         """The LangGraph answer for a recorded decision, worded so the model knows who and why."""
         who = await self.directory.name(approval.decided_by) if approval.decided_by else "?"
         match approval.status:
@@ -411,101 +349,18 @@ class Runner:
                     "was not run. This is not a denial by any person.",
                 }
 
-    # Slack output ------------------------------------------------------------------------
+    async def _on_event(self, conv: Conversation, event: Event) -> None:
+        if isinstance(event, Reply):
+            await self.messages.say(conv, blocks.escape(event.text))
+            return
+        await self.outcomes.report(conv, event)
 
-    def redraw(self, approval: Approval) -> None:
-        """Update a card in the background."""
-        self.spawn(self.update_card(approval), what=f"card {approval.id}")
-
-    async def redraw_behind(self, *, decided_before: float) -> None:
-        """Redraw, in the background, the cards that still show a decided approval pending."""
-        for approval in await self.store.cards_behind(decided_before):
-            if approval.id not in self._card_locks:  # not being drawn right now
-                self.redraw(approval)
-
-    async def update_card(self, approval: Approval) -> None:
-        """Redraw a card: progress while pending, the outcome (no buttons) once decided.
-        One draw per card at a time, each from the approval as it is now, so the last one
-        sent shows the latest state."""
-        async with _local_lock(self._card_locks, approval.id):
-            # A decision is final: an approval already decided is as fresh as a reload.
-            fresh = (
-                approval
-                if approval.status != "pending"
-                else await self.store.get(approval.id) or approval
-            )
-            if fresh.message_ts is None:
-                return
-            quorum = int(fresh.policy.get("approvals_needed", 1)) > 1
-            votes = await self.store.votes(fresh.id) if quorum else []
-            card = (
-                blocks.approval_card(fresh, votes)
-                if fresh.status == "pending"
-                else blocks.decided_card(fresh, votes)
-            )
-            try:
-                await self.client.chat_update(
-                    channel=fresh.channel,
-                    ts=fresh.message_ts,
-                    text=blocks.card_text(fresh),
-                    blocks=card,
-                )
-            except SlackApiError as exc:
-                error = exc.response.get("error")
-                if error not in CARD_GONE:
-                    log.exception("could not update the card of %s; will try again", fresh.id)
-                    return
-                # Deleted, or in an archived channel: trying again every sweep would only
-                # repeat the error. The decision itself is on record either way.
-                log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
-            if fresh.status != "pending":
-                await self.store.set_card_status(fresh.id, fresh.status)
-
-    async def say(
-        self,
-        conv: Conversation,
-        text: str,
-        *,
-        audit_event: str | None = None,
-        approval: Approval | None = None,
-        detail: str | None = None,
-    ) -> None:
-        """Post in the thread, through the outbox: a stop before Slack confirms the post
-        leaves the message to be posted at the next start (at least once, never lost)."""
-        seq = await self.store.outbox_put(
-            conv.key, text, audit_event=audit_event, approval=approval, detail=detail
-        )
-        await self._post(conv, seq, text)
-
-    async def _post(self, conv: Conversation, seq: int, text: str) -> None:
-        try:
-            await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.thread_ts,
-                text=blocks.cut(text, 3000),
-                blocks=blocks.notice(text),
-            )
-        except SlackApiError:
-            # Past slack-sdk's retries: an error that posting again would only repeat.
-            log.exception("could not post in %s", conv.key)
-        await self.store.outbox_done(seq)
+    async def report(self, conv: Conversation, outcome: ToolOutcome) -> None:
+        await self.outcomes.report(conv, outcome)
 
     async def _react(self, conv: Conversation, how: str) -> None:
         method = self.client.reactions_add if how == "add" else self.client.reactions_remove
         try:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
-        except SlackApiError as exc:
-            log.debug("reaction %s failed: %s", how, exc.response.get("error"))
-
-
-@asynccontextmanager
-async def _local_lock(locks: dict[str, asyncio.Lock], key: str) -> AsyncIterator[None]:
-    """Hold this process's lock on `key`, made on first use and dropped when nobody holds or
-    waits for it, so the table stays as small as the work in flight."""
-    lock = locks.setdefault(key, asyncio.Lock())
-    try:
-        async with lock:
-            yield
-    finally:
-        if not lock.locked() and not lock._waiters:
-            locks.pop(key, None)
+        except Exception as exc:  # a reaction is decoration: never worth failing a run for
+            log.debug("reaction %s failed: %s", how, exc)

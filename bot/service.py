@@ -33,6 +33,7 @@ from agent.model import describe_model, make_model
 from agent.policy import Policy, PolicyError
 from agent.session import AgentSession
 from agent.toolsets import load_tools
+from bot.cards import Cards
 from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
@@ -40,9 +41,12 @@ from bot.health import Health, serve
 from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
+from bot.outbox import ThreadMessages
+from bot.recovery import Recovery
 from bot.runner import Runner
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
+from bot.tasks import Background
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +170,24 @@ async def _running_bot(
         checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
-        graph = build_agent(model, tools, policy, checkpointer, SqlJournal(db))
+        journal = SqlJournal(db)
+        graph = build_agent(model, tools, policy, checkpointer, journal, journal)
         directory = Directory(client)
+        background = Background()
+        cards = Cards(store, client, background)
         runner = Runner(
             session=AgentSession(graph),
             store=store,
-            client=client,
+            messages=ThreadMessages(store, client),
+            cards=cards,
+            background=background,
             policy=policy,
             directory=directory,
             leases=leases,
             metrics=metrics,
             secrets=settings.secret_values(),
         )
-        decisions = Decisions(runner)
+        decisions = Decisions(runner, policy)
 
         authorized = AuthorizeResult.from_auth_test_response(
             bot_token=bot_token, auth_test_response=auth
@@ -217,12 +226,12 @@ async def _running_bot(
         stack.push_async_callback(_drain, runner)
         # What happened while no bot ran: deadlines that passed, work a stopped process left.
         await decisions.expire_due()
-        await runner.recover()
+        await Recovery(runner).recover()
         sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
         stack.push_async_callback(_cancel, sweeper)
 
         if socket_mode is not None:
-            await socket_mode.connect_async()
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # slack-bolt
             stack.push_async_callback(_close_socket, socket_mode)
         else:
             assert settings.slack_signing_secret is not None
@@ -270,13 +279,15 @@ def _events_app(app: AsyncApp, signing_secret: str) -> web.Application:
     @web.middleware
     async def signed_only(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path != EVENTS_PATH:
-            return await handler(request)
+            passed: web.StreamResponse = await handler(request)
+            return passed
         body = await request.read()  # aiohttp answers 413 past client_max_size
         stamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if not (stamp.isascii() and stamp.isdigit() and verifier.is_valid(body, stamp, signature)):
             return web.json_response({"error": "invalid request"}, status=401)
-        return await handler(request)
+        verified: web.StreamResponse = await handler(request)
+        return verified
 
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
@@ -289,7 +300,8 @@ def _events_app(app: AsyncApp, signing_secret: str) -> web.Application:
 async def _close_socket(handler: AsyncSocketModeHandler) -> None:
     # slack-sdk's aiohttp client can linger ~10 s in its ping loop: bound it.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(handler.close_async(), SOCKET_CLOSE_TIMEOUT_S)
+        closing = handler.close_async()  # type: ignore[no-untyped-call]  # slack-bolt
+        await asyncio.wait_for(closing, SOCKET_CLOSE_TIMEOUT_S)
 
 
 async def _drain(runner: Runner) -> None:

@@ -2,8 +2,8 @@
 
 A decision is recorded by `claim`: one conditional UPDATE that only the first caller
 can win, so twenty clicks on one button count once, committed together with its audit
-record (docs/design.md, "I2. A gated tool runs at most once, and only after a recorded
-approval" and "I5. A decision and its audit record commit together").
+record (docs/design.md, "A gated tool runs at most once, and only after a recorded
+approval" and "A decision and its audit record commit together").
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.journal import JournalEntry
+from agent.policy import PolicySnapshot
 from bot.db import Database, Row, Statements
 
-Status = Literal["pending", "approved", "rejected", "withdrawn", "expired"]
-DECIDED: tuple[Status, ...] = ("approved", "rejected", "withdrawn", "expired")
+Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
+# `dropped`: the graph no longer waits on the call (the agent moved on without it), so it
+# can never be decided; it was not run.
+DECIDED: tuple[Status, ...] = ("approved", "rejected", "withdrawn", "expired", "dropped")
 ALL_STATUSES: tuple[Status, ...] = ("pending", *DECIDED)
 
 
@@ -37,7 +40,7 @@ class Approval:
     description: str
     requester: str
     status: Status
-    policy: dict[str, Any]
+    policy: PolicySnapshot
     created_at: float
     expires_at: float | None
     decided_by: str | None
@@ -51,10 +54,26 @@ class Approval:
     @classmethod
     def from_row(cls, row: Row) -> Approval:
         values = dict(row)
-        for key in ("args", "policy", "decision"):
+        for key in ("args", "decision"):
             if values[key] is not None:
                 values[key] = json.loads(values[key])
+        values["policy"] = PolicySnapshot.model_validate_json(values["policy"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit trail. `args` are the arguments that ran, where they differ
+    from the approval's."""
+
+    event: str
+    approval: Approval | None = None
+    actor: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    conversation: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
 
 
 class Store:
@@ -76,7 +95,7 @@ class Store:
         args: dict[str, Any],
         description: str,
         requester: str,
-        policy: dict[str, Any],
+        policy: PolicySnapshot,
         expires_at: float | None,
     ) -> tuple[Approval, bool]:
         """Record a pending call once per interrupt; returns (approval, created)."""
@@ -98,7 +117,7 @@ class Store:
                 json.dumps(args, default=str),
                 description,
                 requester,
-                json.dumps(policy),
+                policy.model_dump_json(),
                 time.time(),
                 expires_at,
             ),
@@ -132,6 +151,33 @@ class Store:
         )
         return [Approval.from_row(r) for r in rows]
 
+    async def unposted(self, conversation: str) -> list[Approval]:
+        """Pending approvals of this conversation whose card Slack has not taken yet."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM approvals WHERE conversation = ? AND status = 'pending'"
+            " AND message_ts IS NULL ORDER BY created_at, id",
+            (conversation,),
+        )
+        return [Approval.from_row(r) for r in rows]
+
+    async def knows(self, conversation: str) -> bool:
+        """Whether any call was ever put to people in this conversation."""
+        row = await self.db.fetchone(
+            "SELECT 1 AS one FROM approvals WHERE conversation = ? LIMIT 1", (conversation,)
+        )
+        return row is not None
+
+    async def by_call_key(self, call_key: str) -> Approval | None:
+        row = await self.db.fetchone("SELECT * FROM approvals WHERE interrupt_id = ?", (call_key,))
+        return Approval.from_row(row) if row else None
+
+    async def execution(self, call_key: str) -> Row | None:
+        """The journal's entry of a gated call: the arguments that ran and the raw result."""
+        return await self.db.fetchone(
+            "SELECT args, status, result, result_status FROM executions WHERE call_key = ?",
+            (call_key,),
+        )
+
     async def get(self, approval_id: str) -> Approval | None:
         row = await self.db.fetchone("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         return Approval.from_row(row) if row else None
@@ -157,13 +203,16 @@ class Store:
         decision: dict[str, Any] | None = None,
         event: str | None = None,
         detail: str | None = None,
+        before: float | None = None,
     ) -> Approval | None:
         """Decide a pending approval and audit it as `event` (default: the status), both or
-        neither; the decided approval only for the one caller whose update landed."""
+        neither; the decided approval only for the one caller whose update landed. With
+        `before`, the claim lands only if the approval's deadline is later than that."""
+        deadline = " AND (expires_at IS NULL OR expires_at > ?)" if before is not None else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
-                " decision = ? WHERE id = ? AND status = 'pending' RETURNING *",
+                " decision = ? WHERE id = ? AND status = 'pending'" + deadline + " RETURNING *",
                 (
                     status,
                     by,
@@ -171,15 +220,22 @@ class Store:
                     reason,
                     json.dumps(decision) if decision is not None else None,
                     approval_id,
+                    *((before,) if before is not None else ()),
                 ),
             )
             if not rows:
                 return None
             decided = Approval.from_row(rows[0])
-            await _audit(
-                tx, event or status, approval=decided, actor=by, reason=reason, detail=detail
-            )
+            await _audit(tx, AuditEntry(event or status, decided, by, reason, detail))
         return decided
+
+    async def due_to_expire(self, now: float) -> list[Approval]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM approvals WHERE status = 'pending' AND expires_at IS NOT NULL"
+            " AND expires_at <= ?",
+            (now,),
+        )
+        return [Approval.from_row(r) for r in rows]
 
     async def unresumed(self, conversation: str | None = None) -> list[Approval]:
         """Decided approvals whose decision has not yet been handed to the agent."""
@@ -216,6 +272,60 @@ class Store:
         )
         return [r["user_id"] for r in rows]
 
+    # runs in progress -------------------------------------------------------------------
+
+    async def run_started(self, conversation: str, requester: str) -> None:
+        await self.db.execute(
+            "INSERT INTO runs (conversation, requester, started_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (conversation) DO UPDATE SET requester = excluded.requester,"
+            " started_at = excluded.started_at",
+            (conversation, requester, time.time()),
+        )
+
+    async def run_ended(self, conversation: str) -> None:
+        await self.db.execute("DELETE FROM runs WHERE conversation = ?", (conversation,))
+
+    async def last_requester(self, conversation: str) -> str | None:
+        """Who a stopped run was for, or who asked for the conversation's last gated call."""
+        row = await self.db.fetchone(
+            "SELECT requester FROM runs WHERE conversation = ?", (conversation,)
+        )
+        if row is None:
+            row = await self.db.fetchone(
+                "SELECT requester FROM approvals WHERE conversation = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT 1",
+                (conversation,),
+            )
+        return str(row["requester"]) if row else None
+
+    async def to_recover(self) -> list[str]:
+        """Conversations a stopped process may have left half done, oldest work first."""
+        rows = await self.db.fetchall(
+            "SELECT conversation FROM runs"
+            " UNION SELECT conversation FROM approvals WHERE status = 'pending'"
+            " AND message_ts IS NULL"
+            " UNION SELECT conversation FROM approvals WHERE status <> 'pending'"
+            " AND resumed_at IS NULL"
+            " UNION SELECT a.conversation" + _UNREPORTED + " UNION SELECT conversation FROM outbox",
+            _OUTCOME_EVENTS,
+        )
+        return sorted({str(r["conversation"]) for r in rows})
+
+    async def unreported(self, conversation: str) -> list[tuple[Approval, Row]]:
+        """Gated calls that finished with nobody left to report them: (approval, journal)."""
+        rows = await self.db.fetchall(
+            "SELECT a.id AS approval_id, j.status, j.result, j.result_status"
+            + _UNREPORTED
+            + " AND a.conversation = ? ORDER BY j.finished_at",
+            (*_OUTCOME_EVENTS, conversation),
+        )
+        found = []
+        for row in rows:
+            approval = await self.get(str(row["approval_id"]))
+            if approval is not None:
+                found.append((approval, row))
+        return found
+
     # dedupe ------------------------------------------------------------------------------
 
     async def first_sighting(self, key: str) -> bool:
@@ -233,36 +343,47 @@ class Store:
     # outbox ------------------------------------------------------------------------------
 
     async def outbox_put(
-        self,
-        conversation: str,
-        text: str,
-        *,
-        audit_event: str | None = None,
-        approval: Approval | None = None,
-        detail: str | None = None,
+        self, conversation: str, text: str, audit: AuditEntry | None = None
     ) -> int:
-        """Keep a thread message until it is posted; with `audit_event`, the audit record of
-        what the message reports is committed with it."""
+        """Keep a thread message until it is posted; with `audit`, the audit record of what
+        the message reports is committed with it."""
         insert = (
             "INSERT INTO outbox (conversation, text, created_at) VALUES (?, ?, ?) RETURNING seq"
         )
         params = (conversation, text, time.time())
-        if audit_event is None:
+        if audit is None:
             [row] = await self.db.fetchall(insert, params)
             return int(row["seq"])
         async with self.db.transaction() as tx:
             [row] = await tx.fetchall(insert, params)
-            await _audit(tx, audit_event, approval=approval, actor=None, reason=None, detail=detail)
+            await _audit(tx, audit)
         return int(row["seq"])
 
     async def outbox_done(self, seq: int) -> None:
         await self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
 
-    async def outbox_left(self, conversation: str) -> list[Row]:
-        """Messages a stopped process was posting in this conversation, oldest first."""
-        return await self.db.fetchall(
-            "SELECT seq, text FROM outbox WHERE conversation = ? ORDER BY seq", (conversation,)
+    async def outbox_later(self, seq: int, attempts: int, next_at: float) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET attempts = ?, next_at = ? WHERE seq = ?", (attempts, next_at, seq)
         )
+
+    async def outbox_left(self, conversation: str) -> list[Row]:
+        """Messages not yet posted in this conversation, oldest first."""
+        return await self.db.fetchall(
+            "SELECT seq, text, attempts, next_at FROM outbox WHERE conversation = ? ORDER BY seq",
+            (conversation,),
+        )
+
+    async def waiting_for_slack(self, *, due_before: float) -> list[str]:
+        """Conversations with a message or a card that Slack has not taken yet and that is
+        due to be tried again."""
+        rows = await self.db.fetchall(
+            "SELECT conversation FROM outbox WHERE next_at IS NOT NULL AND next_at <= ?"
+            " UNION SELECT conversation FROM approvals WHERE status = 'pending'"
+            " AND message_ts IS NULL AND created_at <= ?",
+            (due_before, due_before),
+        )
+        return sorted({str(r["conversation"]) for r in rows})
 
     # audit -------------------------------------------------------------------------------
 
@@ -278,14 +399,7 @@ class Store:
         tool: str | None = None,
     ) -> None:
         await _audit(
-            self.db,
-            event,
-            approval=approval,
-            actor=actor,
-            reason=reason,
-            detail=detail,
-            conversation=conversation,
-            tool=tool,
+            self.db, AuditEntry(event, approval, actor, reason, detail, conversation, tool)
         )
 
     async def audit_log(
@@ -300,61 +414,66 @@ class Store:
         return await self.db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
 
 
-async def _audit(
-    where: Statements,
-    event: str,
-    *,
-    approval: Approval | None,
-    actor: str | None,
-    reason: str | None,
-    detail: str | None,
-    conversation: str | None = None,
-    tool: str | None = None,
-) -> None:
+_OUTCOME_EVENTS = ("executed", "failed", "not_run", "outcome_unknown")
+_UNREPORTED = (
+    " FROM executions j JOIN approvals a ON a.interrupt_id = j.call_key"
+    " WHERE j.status = 'finished' AND NOT EXISTS (SELECT 1 FROM audit u"
+    " WHERE u.approval_id = a.id AND u.event IN (?, ?, ?, ?))"
+)
+
+
+async def _audit(where: Statements, entry: AuditEntry) -> None:
+    approval = entry.approval
+    args = entry.args if entry.args is not None else approval.args if approval else None
     await where.execute(
         "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
         " detail) VALUES (?,?,?,?,?,?,?,?,?)",
         (
             time.time(),
-            event,
+            entry.event,
             approval.id if approval else None,
-            approval.conversation if approval else conversation,
-            approval.tool if approval else tool,
-            json.dumps(approval.args, default=str) if approval else None,
-            actor,
-            reason,
-            detail,
+            approval.conversation if approval else entry.conversation,
+            approval.tool if approval else entry.tool,
+            json.dumps(args, default=str) if args is not None else None,
+            entry.actor,
+            entry.reason,
+            entry.detail,
         ),
     )
 
 
 class SqlJournal:
-    """The agent's execution journal (agent.journal.Journal) in the bot's database."""
+    """The agent's execution journal (agent.journal.Journal) and the gate's approval records
+    (agent.gate.ApprovalRecords), in the bot's database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def approval_for(self, call_key: str) -> str | None:
+        row = await self._db.fetchone(
+            "SELECT id FROM approvals WHERE interrupt_id = ?", (call_key,)
+        )
+        return str(row["id"]) if row else None
+
     async def begin(
-        self, thread_id: str, tool_call_id: str, name: str, args: dict[str, Any]
+        self, key: str, thread_id: str, tool_call_id: str, name: str, args: dict[str, Any]
     ) -> JournalEntry | None:
         inserted = await self._db.execute(
-            "INSERT INTO journal (thread_id, tool_call_id, tool, args, status, started_at)"
-            " VALUES (?,?,?,?,'started',?) ON CONFLICT (thread_id, tool_call_id) DO NOTHING",
-            (thread_id, tool_call_id, name, json.dumps(args, default=str), time.time()),
+            "INSERT INTO executions (call_key, thread_id, tool_call_id, tool, args, status,"
+            " started_at) VALUES (?,?,?,?,?,'started',?) ON CONFLICT (call_key) DO NOTHING",
+            (key, thread_id, tool_call_id, name, json.dumps(args, default=str), time.time()),
         )
         if inserted == 1:
             return None
         row = await self._db.fetchone(
-            "SELECT status, result, result_status FROM journal"
-            " WHERE thread_id = ? AND tool_call_id = ?",
-            (thread_id, tool_call_id),
+            "SELECT status, result, result_status FROM executions WHERE call_key = ?", (key,)
         )
         assert row is not None
         return JournalEntry(row["status"], row["result"], row["result_status"])
 
-    async def finish(self, thread_id: str, tool_call_id: str, result: str, status: str) -> None:
+    async def finish(self, key: str, result: str, status: str) -> None:
         await self._db.execute(
-            "UPDATE journal SET status = 'finished', result = ?, result_status = ?,"
-            " finished_at = ? WHERE thread_id = ? AND tool_call_id = ?",
-            (result, status, time.time(), thread_id, tool_call_id),
+            "UPDATE executions SET status = 'finished', result = ?, result_status = ?,"
+            " finished_at = ? WHERE call_key = ?",
+            (result, status, time.time(), key),
         )

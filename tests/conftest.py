@@ -21,6 +21,7 @@ defaults:
   approvers: []
 tools:
   list_clusters: {approval: never}
+  describe_cluster: {approval: never}
   scale_down: {approval: required}
   delete_cluster: {approval: required}
 """

@@ -62,6 +62,7 @@ class SlackEmulator:
         users: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
         channels: dict[str, str] | None = None,
+        bot_events: Sequence[str] = ("app_mention", "message.channels", "message.im"),
         ack_timeout: float = 3.0,
     ) -> None:
         self.bot_token = bot_token
@@ -77,6 +78,7 @@ class SlackEmulator:
             users=DEFAULT_USERS if users is None else users,
             usergroups=DEFAULT_USERGROUPS if usergroups is None else usergroups,
             channels=DEFAULT_CHANNELS if channels is None else channels,
+            bot_events=bot_events,
         )
         self._socket = SocketModeServer(
             app_id=app_id, ws_url=lambda: self._url("ws") + "socket-mode"

@@ -49,10 +49,11 @@ def event_callback(ws: Workspace, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_events(ws: Workspace, message: Message) -> list[dict[str, Any]]:
-    """The events an app subscribed to `message.im` and `app_mention` gets for a user message.
+    """The events an app subscribed to `message.im`, `message.channels` and `app_mention`
+    gets for a user message.
 
-    A DM that mentions the bot yields both, each with its own event_id: Slack documents that DMs
-    do not produce app_mention, but a bot must not answer twice if it ever does.
+    A message that mentions the bot yields both a message event and app_mention, each with its
+    own event_id, as Slack sends them; a bot must not answer twice.
     """
     fields: dict[str, Any] = {
         "user": message.user,
@@ -69,9 +70,12 @@ def message_events(ws: Workspace, message: Message) -> list[dict[str, Any]]:
         if root is not None:
             fields["parent_user_id"] = root.user or ws.bot_user_id
     events: list[dict[str, Any]] = []
-    if ws.channel(message.channel).is_im:
+    channel = ws.channel(message.channel)
+    if channel.is_im and "message.im" in ws.bot_events:
         events.append({"type": "message", **fields, "channel_type": "im"})
-    if f"<@{ws.bot_user_id}>" in message.text:
+    elif not channel.is_im and "message.channels" in ws.bot_events:
+        events.append({"type": "message", **fields, "channel_type": "channel"})
+    if f"<@{ws.bot_user_id}>" in message.text and "app_mention" in ws.bot_events:
         events.append({"type": "app_mention", **fields})
     return [event_callback(ws, event) for event in events]
 

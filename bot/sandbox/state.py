@@ -8,6 +8,7 @@ import json
 import secrets
 import string
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -197,8 +198,11 @@ class Workspace:
         users: dict[str, str],
         usergroups: dict[str, list[str]],
         channels: dict[str, str],
+        bot_events: Iterable[str],
     ) -> None:
         self.team_id = team_id
+        # The app's event subscriptions (its manifest's `bot_events`): what Slack sends it.
+        self.bot_events = frozenset(bot_events)
         self.bot_user_id = bot_user_id
         self.app_id = app_id
         self.users = dict(users)

@@ -87,6 +87,7 @@ class WebApi:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "reactions.add": self._reactions_add,
@@ -290,6 +291,17 @@ class WebApi:
             channel.id, user=None, text=text, blocks=blocks, thread_ts=thread_ts
         )
         return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
+
+    def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params)
+        ts = str(params.get("message_ts") or "")
+        message = self._ws.find_message(channel.id, ts)
+        if message is None:
+            raise ApiError("message_not_found")
+        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
+        if message.thread_ts and message.thread_ts != ts:
+            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
 
     def _chat_update(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)

@@ -1,6 +1,6 @@
 """kill -9 at every stage of an approval, then a restart: no call runs twice, nothing approved
-is dropped, and the thread tells the truth about each call (docs/design.md, "I2. A gated tool
-runs at most once, and only after a recorded approval" and "I3. A crash mid-tool is reported,
+is dropped, and the thread tells the truth about each call (docs/design.md, "A gated tool
+runs at most once, and only after a recorded approval" and "A crash mid-tool is reported,
 never re-run"). SIGTERM: the
 running turn may finish, within a bound; a second SIGTERM exits at once.
 

@@ -181,7 +181,7 @@ async def test_new_message_while_pending_is_held_and_cancel_withdraws(harness: H
         assert len(harness.model.requests) == 1  # the message was not fed to the agent
 
         await harness.slack.post_user_message("U0CAROL", "C0OPS", f"{mention} cancel", thread)
-        await harness.wait_text("C0OPS", thread, "Only the person who asked")
+        await harness.wait_text("C0OPS", thread, "Only <@U0ALICE> (who asked) can withdraw")
         await harness.slack.post_user_message("U0ALICE", "C0OPS", f"{mention} cancel", thread)
         await harness.wait_text("C0OPS", thread, "Withdrawn, nothing deleted.")
         await harness.idle()

@@ -1,7 +1,7 @@
 """PostgreSQL next to SQLite: one `Database` interface, set-up that replicas may race, claims
 and leases that hold across processes, and two bot processes sharing one database
-(docs/design.md, "I2. A gated tool runs at most once, and only after a recorded approval" and
-"I6. One run per conversation")."""
+(docs/design.md, "A gated tool runs at most once, and only after a recorded approval" and
+"One run per conversation")."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent.checkpointer import open_checkpointer
+from agent.policy import PolicySnapshot
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
 from bot.store import Approval, Store
@@ -122,7 +123,7 @@ async def _approval(store: Store, n: int, message_ts: str | None = None) -> Appr
         args={"cluster_id": f"cl-{n}"},
         description="",
         requester="U0ALICE",
-        policy={},
+        policy=PolicySnapshot(),
         expires_at=None,
     )
     if message_ts is not None:
@@ -251,7 +252,7 @@ async def test_two_bot_processes_share_one_database(backend: str, tmp_path: Path
         assert d.started("race1") == 1 and len(slack.ephemerals) == 49
 
         # Two calls in one conversation, approved on different processes while the first one
-        # runs: the second run waits for the first (docs/design.md, "I6. One run per
+        # runs: the second run waits for the first (docs/design.md, "One run per
         # conversation"), and each call runs once.
         thread = await d.ui.ask("scale down i6a to 1 and scale down i6b to 1")
         pair = await d.ui.wait_cards(CHANNEL, thread, 2)

@@ -89,6 +89,9 @@ class FakeOpenAI:
     """
 
     def __init__(self) -> None:
+        self.numbered_call_ids = False
+        """Number tool-call ids per answer (`call_0`, `call_1`), as some OpenAI-compatible
+        servers do, instead of making each one unique."""
         self.requests: list[dict[str, Any]] = []
         """Every request body received by `/v1/chat/completions`, in order, failures included."""
         self._script: deque[Reply | Responder] = deque()
@@ -170,7 +173,7 @@ class FakeOpenAI:
         item = self._script.popleft() if self._script else default_reply
         reply = item if isinstance(item, Reply) else item(body)
         await asyncio.sleep(reply.delay_s)
-        completion = _Completion(body, reply)
+        completion = _Completion(body, reply, numbered=self.numbered_call_ids)
         if body.get("stream"):
             response = web.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -208,7 +211,7 @@ def _count_tokens(text: str) -> int:
 class _Completion:
     """One reply rendered the way the chat-completions API returns it."""
 
-    def __init__(self, body: dict[str, Any], reply: Reply) -> None:
+    def __init__(self, body: dict[str, Any], reply: Reply, *, numbered: bool = False) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.model = str(body.get("model", MODEL_ID))
@@ -216,11 +219,11 @@ class _Completion:
         self.content = reply.content
         self.tool_calls: list[dict[str, Any]] = [
             {
-                "id": f"call_{uuid.uuid4().hex[:24]}",
+                "id": f"call_{index}" if numbered else f"call_{uuid.uuid4().hex[:24]}",
                 "type": "function",
                 "function": {"name": call.name, "arguments": json.dumps(dict(call.arguments))},
             }
-            for call in reply.tool_calls
+            for index, call in enumerate(reply.tool_calls)
         ]
         self.finish_reason = "tool_calls" if self.tool_calls else "stop"
         prompt = sum(_count_tokens(message_text(m)) for m in body.get("messages") or [])

@@ -1,12 +1,23 @@
-"""What the sandbox's tests share: a Web API client of the emulator (the `slack` fixture of
-tests/conftest.py)."""
+"""What the sandbox's tests share: an emulator for an app subscribed to mentions and DMs only
+(channel chatter is not its business), and a Web API client of the `slack` fixture's emulator
+(tests/conftest.py's, unless a module asks for this one)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.emulator import SlackEmulator
+from bot.sandbox.web import serve_sandbox
+
+
+@pytest.fixture
+async def mentions_and_dms() -> AsyncIterator[SlackEmulator]:
+    emulator = SlackEmulator(bot_events=("app_mention", "message.im"))
+    async with serve_sandbox(emulator):
+        yield emulator
 
 
 @pytest.fixture

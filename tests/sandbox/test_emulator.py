@@ -53,6 +53,11 @@ APPROVAL_BLOCKS: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture
+def slack(mentions_and_dms: SlackEmulator) -> SlackEmulator:
+    return mentions_and_dms
+
+
 async def error_of(call: Any) -> str:
     with pytest.raises(SlackApiError) as raised:
         await call

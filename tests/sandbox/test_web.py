@@ -146,6 +146,11 @@ def form_app(client: AsyncWebClient, seen: list[dict[str, Any]]) -> AsyncApp:
 
 
 @pytest.fixture
+def slack(mentions_and_dms: SlackEmulator) -> SlackEmulator:
+    return mentions_and_dms
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

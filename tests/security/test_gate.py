@@ -65,7 +65,7 @@ class Gate:
         self.events.append(event)
 
     async def journal(self) -> list[dict[str, Any]]:
-        return await self.db.fetchall("SELECT * FROM journal")
+        return await self.db.fetchall("SELECT * FROM executions")
 
 
 @pytest.fixture
@@ -81,6 +81,7 @@ async def gate(model: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Gate]:
                 list(tools.TOOLS),
                 Policy.parse(POLICY),
                 saver,
+                SqlJournal(db),
                 SqlJournal(db),
             )
             yield Gate(AgentSession(graph), db, model, [])
@@ -203,7 +204,7 @@ async def test_a_model_claiming_approval_in_slack_gets_a_card(harness: Harness) 
         await harness.wait_text("C0OPS", thread, "Scaled.")
         await harness.idle()
         audit = [(r["event"], r["actor"]) for r in await running.store.audit_log()]
-        journal = await running.store.db.fetchall("SELECT tool, args FROM journal")
+        journal = await running.store.db.fetchall("SELECT tool, args FROM executions")
     assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 0}]
     assert audit == [("requested", "U0ALICE"), ("approved", "U0BOB"), ("executed", None)]
     assert [(j["tool"], json.loads(j["args"])["replicas"]) for j in journal] == [("scale_down", 0)]

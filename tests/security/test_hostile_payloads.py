@@ -299,7 +299,7 @@ async def state(arena: Arena, harness: Harness) -> tuple[Any, ...]:
     return (
         await db.fetchall("SELECT * FROM approvals ORDER BY id"),
         await db.fetchall("SELECT * FROM votes ORDER BY approval_id, user_id"),
-        await db.fetchall("SELECT * FROM journal ORDER BY thread_id, tool_call_id"),
+        await db.fetchall("SELECT * FROM executions ORDER BY call_key"),
         list(EXECUTIONS),
         len(harness.model.requests),
         len(visible),

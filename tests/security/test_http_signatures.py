@@ -184,7 +184,9 @@ async def test_a_replayed_event_starts_one_turn(harness: Harness) -> None:
             blocks=[],
             thread_ts=None,
         )
-        [event] = payloads.message_events(ws, message)
+        [event] = [
+            e for e in payloads.message_events(ws, message) if e["event"]["type"] == "app_mention"
+        ]
         body, content_type = form_body("events_api", event)
         headers = signed_headers(body, content_type=content_type)
         # Byte for byte the same request twice, then Slack's own retry of it, then the same

@@ -16,6 +16,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.policy import PolicySnapshot
 from bot import blocks
 from bot.sandbox.state import MAX_BLOCKS
 from bot.store import Approval
@@ -167,7 +168,7 @@ def approval(n: int, *, tool: str = "scale_down", **fields: Any) -> Approval:
         "description": "Scale a cluster down.",
         "requester": "U0ALICE",
         "status": "pending",
-        "policy": {"decisions": ["approve", "reject", "edit"], "approvers": [], "confirm": True},
+        "policy": PolicySnapshot(decisions=("approve", "reject", "edit"), confirm=True),
         "created_at": time.time(),
         "expires_at": time.time() + 1800,
         "decided_by": None,
@@ -192,13 +193,12 @@ async def test_every_builder_survives_extreme_input(harness: Harness) -> None:
         tool=long_name,
         description="d<!channel>" * 500,
         args={f"k{i}": "v" * 10_000 for i in range(200)},
-        policy={
-            "decisions": ["approve", "reject", "edit"],
-            "approvers": [f"U{i:08}" for i in range(300)] + ["S0SREONCALL"],
-            "allow_self_approval": False,
-            "approvals_needed": 1,
-            "confirm": True,
-        },
+        policy=PolicySnapshot(
+            decisions=("approve", "reject", "edit"),
+            approvers=(*(f"U{i:08}" for i in range(300)), "S0SREONCALL"),
+            allow_self_approval=False,
+            confirm=True,
+        ),
     )
     decided = approval(
         2,

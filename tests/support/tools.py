@@ -40,13 +40,24 @@ async def scale_down(cluster_id: str, replicas: int) -> str:
 def delete_cluster(cluster_id: str) -> str:
     """Delete a cluster for good (a sync tool: LangChain runs it in a worker thread)."""
     EXECUTIONS.append(("delete_cluster", {"cluster_id": cluster_id}))
+    if cluster_id == "explode":
+        raise RuntimeError("the disk is on fire")  # an ordinary exception, as tools raise
     return f"{cluster_id} deleted"
+
+
+@tool
+async def describe_cluster(cluster_id: str) -> str:
+    """Describe one cluster (read-only)."""
+    await _record("describe_cluster", {"cluster_id": cluster_id})
+    if cluster_id == "explode":
+        raise ConnectionError("inventory service unreachable")
+    return f"{cluster_id}: 3 replicas, healthy"
 
 
 # Tool errors go back to the model as the result, as a team's tools usually do.
 scale_down.handle_tool_error = True
 
-TOOLS = [list_clusters, scale_down, delete_cluster]
+TOOLS = [list_clusters, describe_cluster, scale_down, delete_cluster]
 
 
 def executions(name: str) -> list[dict[str, object]]:

@@ -83,15 +83,26 @@ async def make_landed(url: str, *, card_status: bool, approvals: int = 0) -> Non
     insert = (
         "INSERT INTO approvals (id, interrupt_id, conversation, team_id, channel, thread_ts,"
         " message_ts, tool_call_id, tool, args, description, requester, status, policy,"
-        " created_at) VALUES (?, ?, 'c', 'T', 'C', '1.0', ?, 'call', 't', '{}', 'd', 'U',"
+        " created_at) VALUES (?, ?, 'c', 'T', 'C', '1.0', ?, ?, 't', '{}', 'd', 'U',"
         " 'approved', '{}', 1.0)"
     )
-    rows = [(f"ap_{n}", f"i{n}", "1.0" if n == 1 else None) for n in range(1, approvals + 1)]
+    rows = [
+        (f"ap_{n}", f"i{n}", "1.0" if n == 1 else None, f"call_{n}")
+        for n in range(1, approvals + 1)
+    ]
+    # The first call ran: its journal entry, keyed by the model's tool-call id.
+    journal = (
+        "INSERT INTO journal (thread_id, tool_call_id, tool, args, status, result,"
+        " result_status, started_at, finished_at)"
+        " VALUES ('c', 'call_1', 't', '{}', 'finished', 'done', 'success', 1.0, 2.0)"
+    )
     if dialect == "sqlite":
         async with aiosqlite.connect(sqlite_path(url)) as conn:
             for statement in statements:
                 await conn.execute(statement)
             await conn.executemany(insert, rows)
+            if rows:
+                await conn.execute(journal)
             await conn.commit()
         return
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as pg:
@@ -99,6 +110,8 @@ async def make_landed(url: str, *, card_status: bool, approvals: int = 0) -> Non
             await pg.execute(statement)
         for row in rows:
             await pg.execute(to_psycopg(insert), row)
+        if rows:
+            await pg.execute(journal)
 
 
 async def shape(db: Database) -> dict[str, object]:
@@ -190,6 +203,9 @@ async def test_a_database_made_before_versions_is_adopted_with_its_rows(
                 # Added now: a posted card is taken to show its approval's status.
                 assert [r["card_status"] for r in rows] == ["approved", None]
             assert [r["status"] for r in rows] == ["approved", "approved"]
+            # The journal's entry moved under the key of the approval it ran for.
+            moved = await adopted.fetchall("SELECT call_key, status, result FROM executions")
+            assert moved == [{"call_key": "i1", "status": "finished", "result": "done"}]
             names = await adopted.fetchall(
                 "SELECT name FROM sqlite_master WHERE type = 'index'"
                 if backend == "sqlite"
@@ -253,5 +269,5 @@ async def test_a_migration_renames_moves_and_drops_and_fails_whole(
         with pytest.raises(Exception, match="votes"):
             await db.fetchall("SELECT approval_id FROM votes")
         # The release before these migrations refuses the database rather than misread it.
-        with pytest.raises(SchemaTooNew, match="schema version 3"):
+        with pytest.raises(SchemaTooNew, match=f"schema version {len(MIGRATIONS) + 2}"):
             await migrate(db)

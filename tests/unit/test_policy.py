@@ -62,11 +62,17 @@ def test_a_tool_takes_the_defaults_it_does_not_set() -> None:
     assert policy.group_ids() == {"S0SREONCALL"}
 
 
-def test_langgraph_may_always_reject_a_gated_call() -> None:
-    policy = Policy.parse("tools:\n  scale_down: {decisions: [approve]}\n")
-    mapping = policy.interrupt_on(["scale_down", "list_clusters"])
-    assert mapping["scale_down"] == {"allowed_decisions": ["approve", "reject"]}
-    assert "list_clusters" in mapping  # unnamed tools are gated with the defaults
+def test_what_is_gated_and_what_people_are_offered() -> None:
+    policy = Policy.parse(POLICY)
+    assert policy.gated(["scale_down", "list_clusters", "drop_table"]) == [
+        "scale_down",
+        "drop_table",
+    ]
+    # Edit skips the other approvers, so a quorum is never offered it.
+    quorum = policy.for_tool("drop_table").snapshot()
+    assert quorum.needs_quorum and quorum.offered() == ("approve", "reject")
+    single = Policy.parse("tools:\n  x: {decisions: [approve, edit]}\n").for_tool("x")
+    assert single.snapshot().offers("edit") and not single.snapshot().offers("reject")
 
 
 @pytest.mark.parametrize(

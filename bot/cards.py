@@ -1,0 +1,133 @@
+"""Approval cards in Slack: posted once per approval, redrawn as votes and the outcome land.
+
+A card that Slack would not take is posted again by the sweeper as soon as Slack answers
+(`Runner.retry_waiting`); a card that fell behind its approval (a stop, or an outage that
+outlasted the retries) is redrawn by `redraw_behind`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks
+from bot.conversation import Conversation
+from bot.outbox import UNREACHABLE
+from bot.store import Approval, Store
+from bot.tasks import Background, local_lock
+
+log = logging.getLogger(__name__)
+
+# chat.update errors that mean the card will never be updated again.
+CARD_GONE = frozenset(
+    {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
+)
+
+
+class Cards:
+    def __init__(self, store: Store, client: AsyncWebClient, background: Background) -> None:
+        self.store = store
+        self.client = client
+        self.background = background
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def post(self, conv: Conversation, approval: Approval) -> bool:
+        """Post the card of a pending approval; False when Slack did not take it (the
+        approval is recorded, and the card is posted again later)."""
+        try:
+            response = await self.client.chat_postMessage(
+                channel=conv.channel,
+                thread_ts=conv.thread_ts,
+                text=blocks.card_text(approval),
+                blocks=blocks.approval_card(approval),
+            )
+        except UNREACHABLE as exc:
+            log.warning("could not post the card for %s; will try again: %s", approval.id, exc)
+            return False
+        await self.store.set_message(approval.id, str(response["ts"]))
+        return True
+
+    async def post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
+        try:
+            await self.client.chat_postMessage(
+                channel=conv.channel,
+                thread_ts=conv.thread_ts,
+                text=f"{len(approvals)} calls wait for a decision",
+                blocks=blocks.batch_card(approvals),
+            )
+        except UNREACHABLE:
+            log.exception("could not post the batch card in %s", conv.key)
+
+    async def post_unposted(self, conv: Conversation) -> int:
+        """Post the cards of this conversation that Slack did not take before; returns how
+        many are still not posted."""
+        left = 0
+        for approval in await self.store.unposted(conv.key):
+            if not await self.post(conv, approval):
+                left += 1
+        return left
+
+    async def links(self, approvals: list[Approval]) -> list[str]:
+        """Permalinks of these approvals' cards, for people pointed at them."""
+        found = []
+        for approval in approvals:
+            if approval.message_ts is None:
+                continue
+            try:
+                response = await self.client.chat_getPermalink(
+                    channel=approval.channel, message_ts=approval.message_ts
+                )
+            except UNREACHABLE:
+                continue
+            found.append(f"<{response['permalink']}|`{blocks.escape(approval.tool)}`>")
+        return found
+
+    def redraw(self, approval: Approval) -> None:
+        """Update a card in the background."""
+        self.background.spawn(self.update(approval), what=f"card {approval.id}")
+
+    async def redraw_behind(self, *, decided_before: float) -> None:
+        """Redraw, in the background, the cards that still show a decided approval pending."""
+        for approval in await self.store.cards_behind(decided_before):
+            if approval.id not in self._locks:  # not being drawn right now
+                self.redraw(approval)
+
+    async def update(self, approval: Approval) -> None:
+        """Redraw a card: progress while pending, the outcome (no buttons) once decided.
+        One draw per card at a time, each from the approval as it is now, so the last one
+        sent shows the latest state."""
+        async with local_lock(self._locks, approval.id):
+            # A decision is final: an approval already decided is as fresh as a reload.
+            fresh = (
+                approval
+                if approval.status != "pending"
+                else await self.store.get(approval.id) or approval
+            )
+            if fresh.message_ts is None:
+                return
+            votes = await self.store.votes(fresh.id) if fresh.policy.needs_quorum else []
+            card = (
+                blocks.approval_card(fresh, votes)
+                if fresh.status == "pending"
+                else blocks.decided_card(fresh, votes)
+            )
+            try:
+                await self.client.chat_update(
+                    channel=fresh.channel,
+                    ts=fresh.message_ts,
+                    text=blocks.card_text(fresh),
+                    blocks=card,
+                )
+            except UNREACHABLE as exc:
+                error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+                if error not in CARD_GONE:
+                    log.warning("could not update the card of %s; will retry: %s", fresh.id, exc)
+                    return
+                # Deleted, or in an archived channel: trying again every sweep would only
+                # repeat the error. The decision itself is on record either way.
+                log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
+            if fresh.status != "pending":
+                await self.store.set_card_status(fresh.id, fresh.status)
