@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.sandbox import payloads
 from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
+from bot.sandbox.faults import Fault, FaultKind
 from bot.sandbox.state import (
     DEFAULT_CHANNELS,
     DEFAULT_USERGROUPS,
@@ -31,7 +32,7 @@ from bot.sandbox.state import (
     dm_channel_id,
     random_id,
 )
-from bot.sandbox.webapi import Fault, FaultKind, WebApi
+from bot.sandbox.webapi import WebApi
 
 __all__ = [
     "Ack",
@@ -189,14 +190,14 @@ class SlackEmulator:
         if times < 1:
             raise ValueError("times must be at least 1")
         fault = Fault(kind, times, retry_after, error, status, delay, channel, thread_ts)
-        self._api.inject_fault(method, fault)
+        self._api.faults.inject(method, fault)
 
     def faults_left(
         self, method: str, *, channel: str | None = None, thread_ts: str | None = None
     ) -> int:
         """Injected faults on `method` (in that scope, when given) not yet met: 0 once the
         calls they wait for arrived (a delayed call is then in flight)."""
-        return self._api.faults_left(method, channel, thread_ts)
+        return self._api.faults.left(method, channel, thread_ts)
 
     # --- records ---
 

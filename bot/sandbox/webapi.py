@@ -6,14 +6,13 @@ import asyncio
 import json
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from slack_sdk.models import views as sdk_views
 
+from bot.sandbox.blockkit import MAX_VIEW_TITLE, decode_json_param, normalize_blocks
+from bot.sandbox.faults import Faults
 from bot.sandbox.state import (
     BOT_ID,
     BOT_NAME,
@@ -25,45 +24,15 @@ from bot.sandbox.state import (
     ResponseTarget,
     View,
     Workspace,
-    decode_json_param,
     dm_channel_id,
-    normalize_blocks,
     random_id,
 )
 
-FaultKind = Literal["ratelimited", "error", "delay"]
 Params = dict[str, Any]
 
 TRIGGER_LIFETIME = 3.0  # seconds, Slack's documented trigger_id expiry
-MAX_VIEW_TITLE = sdk_views.View.title_max_length
 JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-
-
-@dataclass
-class Fault:
-    kind: FaultKind
-    remaining: int
-    retry_after: int
-    error: str
-    status: int
-    delay: float
-    # Met only by calls about this channel / this thread (None: any). A test that holds one
-    # conversation's call must not have it taken by another conversation's call of the method.
-    channel: str | None = None
-    thread_ts: str | None = None
-
-    def scoped(self, channel: str | None, thread_ts: str | None) -> bool:
-        """Whether this fault is for calls in that scope (a None there means any)."""
-        return (channel is None or self.channel == channel) and (
-            thread_ts is None or self.thread_ts == thread_ts
-        )
-
-    def meets(self, channel: str | None, thread_ts: str | None) -> bool:
-        """Whether a call about `channel` and `thread_ts` meets this fault."""
-        return (self.channel is None or self.channel == channel) and (
-            self.thread_ts is None or self.thread_ts == thread_ts
-        )
 
 
 class WebApi:
@@ -79,7 +48,7 @@ class WebApi:
         self._bot_token = bot_token
         self._app_token = app_token
         self._issue_socket_url = issue_socket_url
-        self._faults: dict[str, deque[Fault]] = {}
+        self.faults = Faults(workspace)
         self._used_triggers: set[str] = set()
         self._handlers: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -98,44 +67,6 @@ class WebApi:
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
 
-    def inject_fault(self, method: str, fault: Fault) -> None:
-        # Faults for one method queue up, so "a 429 then a 500" can be scripted; a call meets
-        # the first one in the queue whose scope it is in.
-        self._faults.setdefault(method, deque()).append(fault)
-
-    def faults_left(
-        self, method: str, channel: str | None = None, thread_ts: str | None = None
-    ) -> int:
-        faults = self._faults.get(method, ())
-        return sum(f.remaining for f in faults if f.scoped(channel, thread_ts))
-
-    def _take_fault(self, method: str, params: Params) -> Fault | None:
-        queue = self._faults.get(method)
-        if not queue:
-            return None
-        channel = params.get("channel")
-        channel = channel if isinstance(channel, str) else None
-        thread_ts = self._thread_of(channel, params)
-        fault = next((f for f in queue if f.meets(channel, thread_ts)), None)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            queue.remove(fault)
-        return fault
-
-    def _thread_of(self, channel: str | None, params: Params) -> str | None:
-        """The thread a call is about: the one it posts in, or the one of the message it
-        changes (a thread's root is its own thread); None for a new top-level message."""
-        thread_ts = params.get("thread_ts")
-        if isinstance(thread_ts, str) and thread_ts:
-            return thread_ts
-        ts = params.get("ts") or params.get("timestamp")
-        if channel is None or not isinstance(ts, str):
-            return None
-        message = self._ws.find_message(channel, ts)
-        return None if message is None else message.thread_ts or message.ts
-
     # --- HTTP ---
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -150,7 +81,7 @@ class WebApi:
         token = token or param_token
         recorded = {k: decode_json_param(v) if k in JSON_PARAMS else v for k, v in params.items()}
 
-        fault = self._take_fault(method, params)
+        fault = self.faults.take(method, params)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.delay)
         elif fault is not None and fault.kind == "ratelimited":

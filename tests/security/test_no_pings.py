@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.policy import PolicySnapshot
 from bot import blocks
-from bot.sandbox.state import MAX_BLOCKS
+from bot.sandbox.blockkit import MAX_BLOCKS
 from bot.store import Approval
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls

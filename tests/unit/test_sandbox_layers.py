@@ -9,7 +9,15 @@ from pathlib import Path
 import bot.sandbox
 
 SANDBOX = Path(bot.sandbox.__file__).parent
-SLACK = ("emulator.py", "webapi.py", "delivery.py", "payloads.py", "state.py")
+SLACK = (
+    "emulator.py",
+    "webapi.py",
+    "faults.py",
+    "blockkit.py",
+    "delivery.py",
+    "payloads.py",
+    "state.py",
+)
 ABOVE = {"bot.sandbox.web", "bot.sandbox.endpoints"}
 
 
