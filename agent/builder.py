@@ -21,6 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from agent.gate import ApprovalGate, ApprovalRecords, gated_hitl
 from agent.journal import ExecutionJournalMiddleware, Journal
 from agent.policy import Policy
+from agent.toolnames import ModelToolNames
 
 SYSTEM_PROMPT = """You are an operations agent working for a platform/SRE team in Slack.
 Use the tools to answer questions and carry out requests about the infrastructure.
@@ -46,6 +47,7 @@ def build_agent(
         tools=tools,
         system_prompt=SYSTEM_PROMPT,
         middleware=[
+            ModelToolNames(tools),
             ApprovalGate(records, gated_now=policy.gated(names)),
             gated_hitl(names, descriptions),
             ExecutionJournalMiddleware(journal),

@@ -160,7 +160,7 @@ class DemoInventory:
             _require_running(before)
             if not 0 <= replicas < before.replicas:
                 raise ToolException(
-                    f"Cannot scale {cluster_id} down to {replicas} replicas: it runs "
+                    f"Cannot scale {cluster_id} down to {_replicas(replicas)}: it runs "
                     f"{before.replicas}, so the new count must be between 0 and "
                     f"{before.replicas - 1}. Nothing was changed."
                 )
@@ -267,10 +267,14 @@ def _require_running(cluster: Cluster) -> None:
         raise ToolException(f"Cluster {cluster.id} is {cluster.status}; nothing was changed.")
 
 
+def _replicas(count: int) -> str:
+    return f"{count} replica" if count == 1 else f"{count} replicas"
+
+
 def _describe(cluster: Cluster, instances: list[Instance]) -> str:
     text = (
         f"{cluster.id} ({cluster.name}, {cluster.region}): {cluster.status}, "
-        f"{cluster.replicas} replicas"
+        f"{_replicas(cluster.replicas)}"
     )
     if instances:
         text += "; instances: " + ", ".join(f"{i.id} ({i.state})" for i in instances)
@@ -320,7 +324,7 @@ def build_demo_tools(inventory: DemoInventory) -> list[BaseTool]:
     async def scale_down(cluster_id: str, replicas: int) -> str:
         """Scale a running cluster down to fewer replicas. Destructive: capacity drops at once."""
         before, after = await inventory.scale_down(cluster_id, replicas)
-        return f"Scaled {cluster_id} down from {before.replicas} to {after.replicas} replicas."
+        return f"Scaled {cluster_id} down from {before.replicas} to {_replicas(after.replicas)}."
 
     async def delete_cluster(cluster_id: str) -> str:
         """Delete a cluster and terminate all of its instances. Destructive and irreversible."""

@@ -27,6 +27,8 @@ from langchain_core.messages import ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, Interrupt
 
+from agent.idempotency import approval_id_var
+
 # Every decision the bot can record. Which of them a person is offered is the policy's
 # business (as it stood when the call was requested); the graph must accept each.
 ALL_DECISIONS: tuple[DecisionType, ...] = ("approve", "edit", "reject")
@@ -84,9 +86,12 @@ class ApprovalGate(AgentMiddleware):
         if approval_id is None and request.tool_call["name"] not in self._gated_now:
             return await handler(request)
         token = _current.set(GatedCall(key, approval_id))
+        # The tool's idempotency key; only an approved call gets past the interrupt to read it.
+        key_token = approval_id_var.set(approval_id)
         try:
             result = await handler(request)
         finally:
+            approval_id_var.reset(key_token)
             _current.reset(token)
         if isinstance(result, ToolMessage):
             result.additional_kwargs[CALL_KEY] = key

@@ -89,7 +89,8 @@ class ExecutionJournalMiddleware(AgentMiddleware):
         message = result if isinstance(result, ToolMessage) else None
         await self._journal.finish(
             key,
-            str(message.content) if message else "(returned a state update)",
+            # The text, not the repr of content blocks (MCP tools return a list of them).
+            message.text if message else "(returned a state update)",
             message.status if message else "success",
         )
         return result

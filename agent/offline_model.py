@@ -22,6 +22,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent.toolnames import model_name
+
 OFFLINE_NOTE = "_(offline rule-based model — set OPENAI_API_KEY to use a real one)_"
 
 # What HumanInTheLoopMiddleware marks its answers with: the tool did not run, a person's decision
@@ -35,6 +37,9 @@ _EDIT_NOTE = re.compile(r"Executed instead: (?P<name>[\w.-]+) with arguments ")
 _ID = r"[A-Za-z0-9](?:[\w.:-]*\w)?"
 # Slack's user, group and special mentions (<@U0BOT>, <!subteam^S1>, <!here>, <#C1|name>).
 _SLACK_TOKEN = re.compile(r"<[@!#][^>]*>")
+# Any bound tool by name, for tools no phrase covers (a team's own, an MCP server's):
+# `call infra.delete_repo with {"name": "web"}`.
+_CALL = re.compile(r"\bcall\s+(?P<tool>[\w.-]+)(?:\s+with\s+(?=\{))?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +182,7 @@ class OfflineChatModel(BaseChatModel):
                     name=rule.tool, args=rule.args(match), id=f"call_{uuid.uuid4().hex}"
                 )
                 found.append((match.start(), match.end(), call))
+        found.extend(self._named_calls(text))
         calls: list[ToolCall] = []
         end_of_last = -1
         # In the order they were asked for; a phrase that overlaps an earlier one is part of it.
@@ -186,8 +192,31 @@ class OfflineChatModel(BaseChatModel):
                 end_of_last = end
         return calls
 
+    def _named_calls(self, text: str) -> list[tuple[int, int, ToolCall]]:
+        found = []
+        for match in _CALL.finditer(text):
+            # Typed as the policy names it (`server.tool`), bound as the model sees it.
+            name = model_name(match["tool"])
+            if name not in self.bound_tools:
+                continue
+            args: Any = {}
+            end = match.end()
+            if text[end : end + 1] == "{":
+                try:
+                    args, end = json.JSONDecoder().raw_decode(text, end)
+                except ValueError:
+                    continue
+            if isinstance(args, dict):
+                call = tool_call(name=name, args=args, id=f"call_{uuid.uuid4().hex}")
+                found.append((match.start(), end, call))
+        return found
+
     def _help(self) -> str:
         examples = list(dict.fromkeys(r.example for r in _RULES if r.tool in self.bound_tools))
+        phrased = {r.tool for r in _RULES}
+        others = [name for name in self.bound_tools if name not in phrased]
+        if others:
+            examples.append(f"call {others[0]} with {{…its arguments as JSON…}}")
         if not examples:
             return "I'm a rule-based stand-in for a language model and I have no tools to use."
         lines = "\n".join(f"• `{example}`" for example in examples)

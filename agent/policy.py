@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DecisionName = Literal["approve", "reject", "edit"]
 
+APPROVERS = "approvers"
+"""In `notify`: a DM to each approver (user groups resolved)."""
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -54,6 +57,23 @@ def _check_principals(value: list[str]) -> list[str]:
     return value
 
 
+def _check_places(value: list[str]) -> list[str]:
+    for place in value:
+        if place != APPROVERS and not re.fullmatch(r"[CG][A-Z0-9]+", place):
+            raise ValueError(
+                f"{place!r} is not a place to notify: use 'approvers' (a DM to each approver) "
+                "or a channel id (C…)"
+            )
+    return list(dict.fromkeys(value))
+
+
+def _optional_duration(value: object) -> object:
+    """A duration, `never`, or `default` (a tool's entry falls back to `defaults`)."""
+    if value == "default" or isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
 class Rules(_Strict):
     """Who may decide a gated call and how many must agree."""
 
@@ -61,10 +81,15 @@ class Rules(_Strict):
     allow_self_approval: bool = True
     approvals_needed: int = Field(default=1, ge=1, le=10)
     expires_after: timedelta | None = timedelta(minutes=30)
+    notify: list[str] = Field(default_factory=list)
+    remind_after: timedelta | None = None
+    escalate_after: timedelta | None = None
+    escalate_to: list[str] = Field(default_factory=list)
 
-    _principals = field_validator("approvers")(_check_principals)
+    _principals = field_validator("approvers", "escalate_to")(_check_principals)
+    _places = field_validator("notify")(_check_places)
 
-    @field_validator("expires_after", mode="before")
+    @field_validator("expires_after", "remind_after", "escalate_after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> timedelta | None:
         return value if isinstance(value, timedelta) else parse_duration(value)
@@ -82,10 +107,27 @@ class ToolRule(_Strict):
     approvals_needed: int | None = Field(default=None, ge=1, le=10)
     expires_after: timedelta | Literal["default"] | None = "default"
     confirm: bool = False
+    notify: list[str] | None = None
+    remind_after: timedelta | Literal["default"] | None = "default"
+    escalate_after: timedelta | Literal["default"] | None = "default"
+    escalate_to: list[str] | None = None
+    editable: list[str] | None = None
+    """The arguments an Edit may change; unset: all of them."""
 
-    _principals = field_validator("approvers")(
+    _principals = field_validator("approvers", "escalate_to")(
         lambda value: value if value is None else _check_principals(value)
     )
+    _places = field_validator("notify")(
+        lambda value: value if value is None else _check_places(value)
+    )
+
+    @field_validator("decisions", mode="before")
+    @classmethod
+    def _deny_is_reject(cls, value: object) -> object:
+        # People say "deny" (the button's word); LangChain's decision is "reject".
+        if isinstance(value, list):
+            return ["reject" if v == "deny" else v for v in value]
+        return value
 
     @field_validator("decisions")
     @classmethod
@@ -94,10 +136,10 @@ class ToolRule(_Strict):
             raise ValueError("decisions must include 'approve'")
         return list(dict.fromkeys(value))
 
-    @field_validator("expires_after", mode="before")
+    @field_validator("expires_after", "remind_after", "escalate_after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
-        return value if isinstance(value, timedelta) else parse_duration(value)
+        return _optional_duration(value)
 
 
 class PolicyFile(_Strict):
@@ -118,6 +160,15 @@ class PolicySnapshot(BaseModel):
     approvals_needed: int = 1
     expires_after_s: int | None = None
     confirm: bool = False
+    notify: tuple[str, ...] = ()
+    remind_after_s: int | None = None
+    escalate_after_s: int | None = None
+    escalate_to: tuple[str, ...] = ()
+    tool: dict[str, Any] | None = None
+    """What the tool's source declared about it when the call was requested (an MCP server,
+    its title and hints), shown on the card."""
+    editable: tuple[str, ...] | None = None
+    """The arguments an Edit may change; None: all of them."""
 
     @property
     def needs_quorum(self) -> bool:
@@ -144,6 +195,13 @@ class ToolPolicy:
     approvals_needed: int
     expires_after: timedelta | None
     confirm: bool
+    notify: tuple[str, ...] = ()
+    remind_after: timedelta | None = None
+    escalate_after: timedelta | None = None
+    escalate_to: tuple[str, ...] = ()
+    facts: Mapping[str, Any] | None = None
+    """What the tool's source declares about it (an MCP server, its hints), for the card."""
+    editable: tuple[str, ...] | None = None
 
     def snapshot(self) -> PolicySnapshot:
         """What an approval records, so a later policy change cannot alter a pending one."""
@@ -152,11 +210,19 @@ class ToolPolicy:
             approvers=self.approvers,
             allow_self_approval=self.allow_self_approval,
             approvals_needed=self.approvals_needed,
-            expires_after_s=(
-                None if self.expires_after is None else int(self.expires_after.total_seconds())
-            ),
+            expires_after_s=_seconds(self.expires_after),
             confirm=self.confirm,
+            notify=self.notify,
+            remind_after_s=_seconds(self.remind_after),
+            escalate_after_s=_seconds(self.escalate_after),
+            escalate_to=self.escalate_to,
+            tool=dict(self.facts) if self.facts else None,
+            editable=self.editable,
         )
+
+
+def _seconds(duration: timedelta | None) -> int | None:
+    return None if duration is None else int(duration.total_seconds())
 
 
 class Policy:
@@ -171,6 +237,7 @@ class Policy:
         self._parsed = parsed
         self.source = source
         self._lines = dict(lines or {})
+        self._facts: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def default(cls, safe_tools: Iterable[str] = ()) -> Policy:
@@ -207,12 +274,37 @@ class Policy:
             ]
             raise PolicyError("invalid policy\n  " + "\n  ".join(problems)) from None
         lines: dict[str, int | str] = {n: _line_of(node, ("tools", n)) for n in parsed.tools}
-        for group in parsed.defaults.approvers:
-            lines.setdefault(group, _line_of(node, ("defaults", "approvers")))
-        for name, rule in parsed.tools.items():
-            for group in rule.approvers or ():
-                lines.setdefault(group, _line_of(node, ("tools", name, "approvers")))
-        return cls(parsed, source, lines)
+        for key in ("approvers", "escalate_to"):
+            for group in getattr(parsed.defaults, key):
+                lines.setdefault(group, _line_of(node, ("defaults", key)))
+            for name, rule in parsed.tools.items():
+                for group in getattr(rule, key) or ():
+                    lines.setdefault(group, _line_of(node, ("tools", name, key)))
+        policy = cls(parsed, source, lines)
+        policy._check_escalation(node)
+        return policy
+
+    def _check_escalation(self, node: yaml.Node | None) -> None:
+        """`escalate_after` without anyone to escalate to (or the reverse) is a half-written
+        rule: caught here, for `defaults` and for every tool as it resolves."""
+        problems = []
+        for name in ["defaults", *self._parsed.tools]:
+            tool = self.for_tool("" if name == "defaults" else name)
+            if name != "defaults" and not tool.gated:
+                continue
+            loc: tuple[str, ...] = ("defaults",) if name == "defaults" else ("tools", name)
+            where = f"{self.source}:{_line_of(node, loc)}: {'.'.join(loc)}"
+            if tool.escalate_after is not None and not tool.escalate_to:
+                problems.append(f"{where}: escalate_after is set but escalate_to is empty")
+            elif tool.escalate_to and tool.escalate_after is None:
+                problems.append(f"{where}: escalate_to is set but escalate_after is not")
+            if tool.escalate_to and not tool.approvers:
+                problems.append(
+                    f"{where}: escalate_to widens a list of approvers, but anyone may approve "
+                    "here (approvers is empty)"
+                )
+        if problems:
+            raise PolicyError("invalid policy\n  " + "\n  ".join(dict.fromkeys(problems)))
 
     def line_of(self, name: str) -> int | str:
         """The line where a tool or a group id first appears in the file."""
@@ -229,11 +321,29 @@ class Policy:
                 f"Known tools: {', '.join(sorted(known)) or 'none'}"
             )
 
+    def describe_tools(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record what tools' sources declare about them, to show beside the rules."""
+        self._facts = dict(facts)
+    def check_editable(self, arguments: Mapping[str, Iterable[str]]) -> None:
+        """`editable` may only name arguments the tool has: a typo would lock an edit out."""
+        for name, rule in self._parsed.tools.items():
+            known = set(arguments.get(name, ()))
+            unknown = [arg for arg in rule.editable or () if arg not in known]
+            if unknown:
+                raise PolicyError(
+                    f"{self.source}:{self.line_of(name)}: tools.{name}.editable names "
+                    f"arguments {name} does not have: {', '.join(unknown)}. Its arguments: "
+                    f"{', '.join(sorted(known)) or 'none'}"
+                )
+
     def group_ids(self) -> set[str]:
         """Every user-group id the policy mentions, for checking at startup."""
-        ids = {p for p in self._parsed.defaults.approvers if p.startswith("S")}
+        d = self._parsed.defaults
+        ids = {p for p in [*d.approvers, *d.escalate_to] if p.startswith("S")}
         for rule in self._parsed.tools.values():
-            ids.update(p for p in rule.approvers or () if p.startswith("S"))
+            ids.update(
+                p for p in [*(rule.approvers or ()), *(rule.escalate_to or ())] if p.startswith("S")
+            )
         return ids
 
     def for_tool(self, name: str) -> ToolPolicy:
@@ -254,6 +364,14 @@ class Policy:
                 d.expires_after if rule.expires_after == "default" else rule.expires_after
             ),
             confirm=rule.confirm,
+            notify=tuple(rule.notify if rule.notify is not None else d.notify),
+            remind_after=d.remind_after if rule.remind_after == "default" else rule.remind_after,
+            escalate_after=(
+                d.escalate_after if rule.escalate_after == "default" else rule.escalate_after
+            ),
+            escalate_to=tuple(rule.escalate_to if rule.escalate_to is not None else d.escalate_to),
+            facts=self._facts.get(name),
+            editable=None if rule.editable is None else tuple(rule.editable),
         )
 
     def gated(self, tool_names: Iterable[str]) -> list[str]:

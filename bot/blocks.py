@@ -10,20 +10,26 @@ import json
 import time
 from typing import Any
 
-from slack_sdk.models.blocks import HeaderBlock, SectionBlock
+from slack_sdk.models.blocks import ConfirmObject, HeaderBlock, SectionBlock
+from slack_sdk.models.views import View
 
-from bot.store import Approval
+from bot.store import Approval, Status
 
 APPROVE_ACTION = "approval_approve"
 DENY_ACTION = "approval_deny"
 EDIT_ACTION = "approval_edit"
+SHOW_ARGS_ACTION = "approval_show_args"
 APPROVE_ALL_ACTION = "approval_approve_all"
 DENY_ALL_ACTION = "approval_deny_all"
 
+# Block Kit's limits, from slack-sdk's models where it states them.
 SECTION_TEXT_LIMIT = SectionBlock.text_max_length
-FIELD_LIMIT = 2000  # a section field's text; slack-sdk's models do not carry it
-HEADER_LIMIT = HeaderBlock.text_max_length
 FIELDS_PER_SECTION = SectionBlock.fields_max_length
+HEADER_LIMIT = HeaderBlock.text_max_length
+CONFIRM_TEXT_LIMIT = ConfirmObject.text_max_length
+MODAL_BLOCK_LIMIT = View.blocks_max_length
+MODAL_TITLE_LIMIT = View.title_max_length
+FIELD_LIMIT = 2000  # a section field's text
 MAX_ARG_FIELDS = 20
 # A button value holds at most 2,000 characters: 50 approval ids ("ap_" + 16 hex) and their
 # commas take 999, so "approve all" can always name every call it decides.
@@ -51,32 +57,70 @@ def mention(user_id: str) -> str:
 
 
 def clock(epoch: float) -> str:
-    return time.strftime("%H:%M UTC", time.gmtime(epoch))
+    """A time each reader sees in their own time zone; the fallback (UTC) is for clients that
+    cannot format it, and for notifications."""
+    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+# How a decided approval's status is said to people: one word for each, everywhere.
+STATUS_WORDS: dict[Status, str] = {
+    "pending": "Waiting",
+    "approved": "Approved",
+    "rejected": "Denied",
+    "withdrawn": "Withdrawn",
+    "expired": "Expired",
+    "dropped": "No longer pending",
+}
 
 
 def _value_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _arg_sections(args: dict[str, Any]) -> list[Block]:
+def _field(key: str, value: object) -> tuple[Block, bool]:
+    """One argument as a card field, and whether it is shown whole. A value too long for a
+    field shows its start and its end, so what a long statement ends with is never hidden."""
+    text = _value_text(value)
+    whole = f"*{escape(key)}*\n`{escape(text)}`"
+    if len(whole) <= FIELD_LIMIT:
+        return {"type": "mrkdwn", "text": whole}, True
+    label = f"*{escape(key)}* _({len(text):,} characters; all of it: Show all arguments)_\n"
+    keep = (FIELD_LIMIT - len(label)) // 2
+    while True:
+        head, tail = escape(text[:keep]), escape(text[-keep:])
+        shown = f"{label}`{head}` … `{tail}`"
+        if len(shown) <= FIELD_LIMIT:
+            return {"type": "mrkdwn", "text": shown}, False
+        keep = keep * 9 // 10
+
+
+def _arg_sections(args: dict[str, Any]) -> tuple[list[Block], bool]:
+    """The arguments as section fields within Slack's limits, and whether all of them show
+    whole; when not, the card offers "Show all arguments"."""
     if not args:
-        return [_section("_no arguments_")]
-    fields = [
-        {
-            "type": "mrkdwn",
-            "text": cut(f"*{escape(key)}*\n`{escape(_value_text(value))}`", FIELD_LIMIT),
-        }
-        for key, value in list(args.items())[:MAX_ARG_FIELDS]
-    ]
-    if len(args) > MAX_ARG_FIELDS:
-        fields[-1] = {"type": "mrkdwn", "text": f"_…and {len(args) - MAX_ARG_FIELDS + 1} more_"}
-    return [
+        return [section("_no arguments_")], True
+    items = list(args.items())
+    shown = items if len(items) <= MAX_ARG_FIELDS else items[: MAX_ARG_FIELDS - 1]
+    drawn = [_field(key, value) for key, value in shown]
+    fields = [field for field, _ in drawn]
+    complete = all(whole for _, whole in drawn) and len(shown) == len(items)
+    if len(shown) < len(items):
+        more = len(items) - len(shown)
+        fields.append(
+            {
+                "type": "mrkdwn",
+                "text": f"_…and {count(more, 'more argument')}: Show all arguments_",
+            }
+        )
+    sections = [
         {"type": "section", "fields": fields[i : i + FIELDS_PER_SECTION]}
         for i in range(0, len(fields), FIELDS_PER_SECTION)
     ]
+    return sections, complete
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT)}}
 
 
@@ -96,13 +140,61 @@ def _who_may_approve(approval: Approval) -> str:
     return who
 
 
-def _card_top(approval: Approval, title: str) -> list[Block]:
+def _card_top(approval: Approval, title: str) -> tuple[list[Block], bool]:
+    """Header, description and arguments; and whether every argument shows whole."""
+    args, complete = _arg_sections(approval.args)
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": cut(title, HEADER_LIMIT)}},
-        _section(f"*`{escape(approval.tool)}`* — {escape(approval.description)}"),
-        *_arg_sections(approval.args),
+        section(f"*`{escape(approval.tool)}`* — {escape(approval.description)}"),
+        *args,
     ]
-    return blocks
+    if facts := approval.policy.tool:
+        blocks.insert(2, _context(_tool_facts(facts)))
+    return blocks, complete
+
+
+def _show_all(approval: Approval) -> Block:
+    return _button(SHOW_ARGS_ACTION, "Show all arguments", approval.id)
+
+
+def target_line(tool: str, args: dict[str, Any], verb: str = "Run") -> str:
+    """What a call acts on, first: its first argument (the cluster, the table, …)."""
+    if not args:
+        return f"{verb} `{escape(tool)}`?"
+    key, value = next(iter(args.items()))
+    return f"{verb} `{escape(tool)}` on {escape(key)} `{escape(cut(_value_text(value), 80))}`?"
+
+
+def confirm_dialog(title: str, first_line: str, rest: list[str], button: str) -> Block:
+    """A confirm dialog whose first line says what is at stake; what does not fit in Slack's
+    300 characters is on the card (or behind "Show all arguments")."""
+    text = first_line
+    for line in rest:
+        if len(text) + 1 + len(line) > CONFIRM_TEXT_LIMIT - 40:
+            text += "\n…and more: see the card"
+            break
+        text += "\n" + line
+    return {
+        "title": {"type": "plain_text", "text": cut(title, 100)},
+        "text": {"type": "mrkdwn", "text": cut(text, CONFIRM_TEXT_LIMIT)},
+        "confirm": {"type": "plain_text", "text": button},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "primary",
+    }
+
+
+def _tool_facts(facts: dict[str, Any]) -> str:
+    """The MCP server and what it declares about the tool: hints, which the policy overrides."""
+    parts = [f"MCP server `{escape(str(facts.get('mcp_server')))}`"]
+    if facts.get("title"):
+        parts.append(f"“{escape(str(facts['title']))}”")
+    if facts.get("destructiveHint") is True:
+        parts.append(":warning: declared destructive")
+    elif facts.get("destructiveHint") is False:
+        parts.append("declared not destructive")
+    if facts.get("readOnlyHint") is True:
+        parts.append("declared read-only")
+    return " · ".join(parts)
 
 
 def _button(action_id: str, text: str, value: str, style: str | None = None) -> Block:
@@ -132,27 +224,25 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
     expiry = f" · expires {clock(approval.expires_at)}" if approval.expires_at is not None else ""
     approve = _button(APPROVE_ACTION, "Approve", approval.id, "primary")
     if rules.confirm:
-        approve["confirm"] = {
-            "title": {"type": "plain_text", "text": "Run this call?"},
-            "text": {
-                "type": "mrkdwn",
-                "text": cut(
-                    f"Approve `{escape(approval.tool)}` with "
-                    f"`{escape(json.dumps(approval.args, default=str))}`?",
-                    300,
-                ),
-            },
-            "confirm": {"type": "plain_text", "text": "Approve"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-            "style": "primary",
-        }
+        approve["confirm"] = confirm_dialog(
+            "Run this call?",
+            target_line(approval.tool, approval.args),
+            [
+                f"{escape(k)}: `{escape(cut(_value_text(v), 60))}`"
+                for k, v in list(approval.args.items())[1:]
+            ],
+            "Approve",
+        )
     buttons = [approve]
     if "reject" in offered:
         buttons.append(_button(DENY_ACTION, "Deny", approval.id, "danger"))
     if "edit" in offered:
         buttons.append(_button(EDIT_ACTION, "Edit", approval.id))
+    top, complete = _card_top(approval, f"Approval needed: {approval.tool}")
+    if not complete:
+        buttons.append(_show_all(approval))
     return [
-        *_card_top(approval, f"Approval needed: {approval.tool}"),
+        *top,
         _context(
             f"Requested by {mention(approval.requester)} · may approve: "
             f"{_who_may_approve(approval)}{expiry}{_progress(approval, votes)}"
@@ -161,28 +251,43 @@ def approval_card(approval: Approval, votes: list[str] | None = None) -> list[Bl
     ]
 
 
+def batch_text(approvals: list[Approval]) -> str:
+    waiting = [a for a in approvals if a.status == "pending"]
+    if not waiting:
+        return f"All {count(len(approvals), 'call')} decided"
+    return f"{count(len(waiting), 'call')} of {len(approvals)} wait for a decision"
+
+
 def batch_card(approvals: list[Approval]) -> list[Block]:
-    """'Approve all' / 'Deny all' for the calls one turn asked for; the value lists their ids.
-    Past BATCH_LIMIT calls the ids do not fit a button, so each card is decided on its own."""
-    tools = ", ".join(f"`{escape(a.tool)}`" for a in approvals)
-    if len(approvals) > BATCH_LIMIT:
-        return [
-            _section(
-                f"*{len(approvals)} calls wait for a decision:* {tools}\n"
-                "Too many to decide at once: decide each card above."
-            )
-        ]
-    ids = ",".join(a.id for a in approvals)
+    """'Approve all' / 'Deny all' for the calls one turn asked for, still pending; the value
+    lists their ids. "Deny all" only where every one of them offers Deny, and a confirm
+    dialog where any of them asks for one. Decided calls show how they ended. Past
+    BATCH_LIMIT calls the ids do not fit a button, so each card is decided on its own."""
+    waiting = [a for a in approvals if a.status == "pending"]
+    decided = [f"`{escape(a.tool)}`: {outcome_line(a)}" for a in approvals if a.status != "pending"]
+    if not waiting:
+        return [section(f"*All {count(len(approvals), 'call')} decided*\n" + "\n".join(decided))]
+    tools = ", ".join(f"`{escape(a.tool)}`" for a in waiting)
+    summary = f"*{count(len(waiting), 'call')} wait for a decision:* {tools}"
+    if decided:
+        summary += "\n" + "\n".join(decided)
+    if len(waiting) > BATCH_LIMIT:
+        return [section(summary + "\nToo many to decide at once: decide each card above.")]
+    ids = ",".join(a.id for a in waiting)
+    approve = _button(APPROVE_ALL_ACTION, "Approve all", ids, "primary")
+    if any(a.policy.confirm for a in waiting):
+        approve["confirm"] = confirm_dialog(
+            "Run all of these calls?",
+            f"Approve {count(len(waiting), 'call')}:",
+            [target_line(a.tool, a.args) for a in waiting],
+            "Approve all",
+        )
+    buttons = [approve]
+    if all(a.policy.offers("reject") for a in waiting):
+        buttons.append(_button(DENY_ALL_ACTION, "Deny all", ids, "danger"))
     return [
-        _section(f"*{len(approvals)} calls wait for a decision:* {tools}"),
-        {
-            "type": "actions",
-            "block_id": "approval_batch",
-            "elements": [
-                _button(APPROVE_ALL_ACTION, "Approve all", ids, "primary"),
-                _button(DENY_ALL_ACTION, "Deny all", ids, "danger"),
-            ],
-        },
+        section(summary),
+        {"type": "actions", "block_id": "approval_batch", "elements": buttons},
     ]
 
 
@@ -224,11 +329,64 @@ def outcome_line(approval: Approval, votes: list[str] | None = None) -> str:
 
 
 def decided_card(approval: Approval, votes: list[str] | None = None) -> list[Block]:
-    return [
-        *_card_top(approval, f"{approval.status.capitalize()}: {approval.tool}"),
-        _section(outcome_line(approval, votes) + _edit_line(approval)),
+    top, complete = _card_top(approval, f"{STATUS_WORDS[approval.status]}: {approval.tool}")
+    card = [
+        *top,
+        section(outcome_line(approval, votes) + _edit_line(approval)),
         _context(f"Requested by {mention(approval.requester)}"),
     ]
+    if not complete:  # what was decided stays readable in full; nothing here decides
+        card.append({"type": "actions", "elements": [_show_all(approval)]})
+    return card
+
+
+def args_modal(approval: Approval) -> dict[str, Any]:
+    """Every argument of a call, whole: code blocks of at most a section's text each."""
+    blocks: list[Block] = [
+        section(
+            f"*`{escape(approval.tool)}`* requested by {mention(approval.requester)} — "
+            f"{count(len(approval.args), 'argument')}"
+        )
+    ]
+    for key, value in approval.args.items():
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": cut(key, 150)}})
+        blocks.extend(code_sections(text))
+    if len(blocks) > MODAL_BLOCK_LIMIT:
+        hidden = len(blocks) - MODAL_BLOCK_LIMIT + 1
+        blocks = blocks[: MODAL_BLOCK_LIMIT - 1]
+        blocks.append(
+            section(
+                f"_{count(hidden, 'more part')} too long for one Slack view: "
+                "`slack-approvals audit --json` has every argument whole._"
+            )
+        )
+    return {
+        "type": "modal",
+        "callback_id": "show_args",
+        "title": {"type": "plain_text", "text": cut("All arguments", MODAL_TITLE_LIMIT)},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": blocks,
+    }
+
+
+def code_sections(text: str) -> list[Block]:
+    """`text` whole, escaped, as code blocks in as many sections as it takes."""
+    return [section(f"```{chunk}```") for chunk in _chunks(text)]
+
+
+def _chunks(text: str) -> list[str]:
+    """`text` escaped, in pieces that each fit a section between ``` fences."""
+    room = SECTION_TEXT_LIMIT - 6
+    chunks: list[str] = []
+    start = 0
+    while start < len(text):
+        size = room
+        while len(piece := escape(text[start : start + size])) > room:
+            size = size * 3 // 4
+        chunks.append(piece)
+        start += size
+    return chunks or [""]
 
 
 def card_text(approval: Approval) -> str:
@@ -247,7 +405,7 @@ def deny_modal(approval: Approval) -> dict[str, Any]:
         "submit": {"type": "plain_text", "text": "Deny"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            _section(
+            section(
                 f"Deny *`{escape(approval.tool)}`* requested by {mention(approval.requester)}?"
             ),
             {
@@ -268,4 +426,4 @@ def deny_modal(approval: Approval) -> dict[str, Any]:
 
 def notice(text: str) -> list[Block]:
     """A plain threaded notice as a single section (text already escaped by the caller)."""
-    return [_section(text)]
+    return [section(text)]

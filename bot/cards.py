@@ -8,14 +8,17 @@ outlasted the retries) is redrawn by `redraw_behind`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from bot.batches import BatchCards
 from bot.conversation import Conversation
-from bot.outbox import UNREACHABLE
+from bot.home import Home
+from bot.outbox import UNREACHABLE, ThreadMessages
+from bot.routing import Routing
 from bot.store import Approval, Store
 from bot.tasks import Background, local_lock
 
@@ -28,11 +31,24 @@ CARD_GONE = frozenset(
 
 
 class Cards:
-    def __init__(self, store: Store, client: AsyncWebClient, background: Background) -> None:
+    def __init__(
+        self,
+        store: Store,
+        messages: ThreadMessages,
+        background: Background,
+        routing: Routing,
+        home: Home,
+    ) -> None:
         self.store = store
-        self.client = client
+        self.messages = messages
+        self.client = messages.client
         self.background = background
+        # Copies of each card where its approvers are, and their Home tabs (bot/routing.py,
+        # bot/home.py): posted after the thread's card, redrawn with it.
+        self.routing = routing
+        self.home = home
         self._locks: dict[str, asyncio.Lock] = {}
+        self.batches = BatchCards(store.db, self.client)
 
     async def post(self, conv: Conversation, approval: Approval) -> bool:
         """Post the card of a pending approval; False when Slack did not take it (the
@@ -40,7 +56,7 @@ class Cards:
         try:
             response = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
+                thread_ts=conv.reply_thread_ts,
                 text=blocks.card_text(approval),
                 blocks=blocks.approval_card(approval),
             )
@@ -48,18 +64,34 @@ class Cards:
             log.warning("could not post the card for %s; will try again: %s", approval.id, exc)
             return False
         await self.store.set_message(approval.id, str(response["ts"]))
+        await self._route(conv, dataclasses.replace(approval, message_ts=str(response["ts"])))
         return True
+
+    async def _route(self, conv: Conversation, approval: Approval) -> None:
+        """Take the request to its approvers and onto their Home tabs (under the
+        conversation's lock, as the post is)."""
+        try:
+            notice = await self.routing.send(conv, approval)
+        except Exception:
+            # The thread's card works either way; the copies are a convenience on top.
+            log.exception("could not route %s to its approvers", approval.id)
+            notice = None
+        if notice:
+            await self.messages.say(conv, notice)
+        self.background.spawn(self.home.refresh_for(approval), what=f"home {approval.id}")
 
     async def post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
         try:
-            await self.client.chat_postMessage(
+            posted = await self.client.chat_postMessage(
                 channel=conv.channel,
-                thread_ts=conv.thread_ts,
-                text=f"{len(approvals)} calls wait for a decision",
+                thread_ts=conv.reply_thread_ts,
+                text=blocks.batch_text(approvals),
                 blocks=blocks.batch_card(approvals),
             )
         except UNREACHABLE:
             log.exception("could not post the batch card in %s", conv.key)
+            return
+        await self.batches.record(conv.channel, str(posted["ts"]), approvals)
 
     async def post_unposted(self, conv: Conversation) -> int:
         """Post the cards of this conversation that Slack did not take before; returns how
@@ -109,10 +141,11 @@ class Cards:
             if fresh.message_ts is None:
                 return
             votes = await self.store.votes(fresh.id) if fresh.policy.needs_quorum else []
-            card = (
+            card = await self.routing.card(
+                fresh,
                 blocks.approval_card(fresh, votes)
                 if fresh.status == "pending"
-                else blocks.decided_card(fresh, votes)
+                else blocks.decided_card(fresh, votes),
             )
             try:
                 await self.client.chat_update(
@@ -129,5 +162,9 @@ class Cards:
                 # Deleted, or in an archived channel: trying again every sweep would only
                 # repeat the error. The decision itself is on record either way.
                 log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
+            copies_drawn = await self.routing.redraw_copies(fresh, card)
             if fresh.status != "pending":
-                await self.store.set_card_status(fresh.id, fresh.status)
+                if copies_drawn:
+                    await self.store.set_card_status(fresh.id, fresh.status)
+                await self.batches.redraw_for(fresh)
+                self.background.spawn(self.home.refresh_for(fresh), what=f"home {fresh.id}")

@@ -1,8 +1,12 @@
-"""A conversation: one Slack thread, one LangGraph thread."""
+"""A conversation: one Slack thread (or a DM's main view), one LangGraph thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+MAIN_VIEW = "main"
+"""The `thread_ts` of a DM's main view: a person chatting there is answered there, not in a
+thread under each of their messages."""
 
 
 @dataclass(frozen=True)
@@ -10,6 +14,11 @@ class Conversation:
     team_id: str
     channel: str
     thread_ts: str
+
+    @property
+    def reply_thread_ts(self) -> str | None:
+        """Where to post: the thread, or None for the main view."""
+        return reply_thread_ts(self.thread_ts)
 
     @property
     def key(self) -> str:
@@ -22,3 +31,7 @@ class Conversation:
         if prefix != "slack":
             raise ValueError(f"not a conversation key: {key!r}")
         return cls(team_id, channel, thread_ts)
+
+
+def reply_thread_ts(thread_ts: str) -> str | None:
+    return None if thread_ts == MAIN_VIEW else thread_ts

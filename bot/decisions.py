@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from agent.policy import Policy
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import Conversation, reply_thread_ts
 from bot.runner import Runner
 from bot.store import Approval, Status
 
@@ -35,6 +35,7 @@ SEEN_KEPT_S = 86_400
 class Decisions:
     def __init__(self, runner: Runner, policy: Policy) -> None:
         self.runner = runner
+        self.clock = runner.clock
         self.cards = runner.cards
         self.store = runner.store
         self.client = runner.client
@@ -59,15 +60,15 @@ class Decisions:
             if channel:
                 await self._tell(channel, user, "This approval request does not exist (any more).")
             return
-        if channel is not None and (
-            approval.channel != channel
-            or (message_ts is not None and approval.message_ts != message_ts)
+        # The card in the thread or any copy of it (bot/routing.py): a button value copied
+        # into another message must not decide anything.
+        if channel is not None and not await self.cards.routing.belongs(
+            approval, channel, message_ts
         ):
-            # A button value copied into another message must not decide anything.
             await self._refused(approval, user, "button from another message")
             await self._tell(channel, user, "That button does not belong to this request.")
             return
-        if await self._check(approval, user, choice) and await self._apply(
+        if await self._check(approval, user, choice, channel) and await self._apply(
             approval, choice, user, reason, edited_args
         ):
             await self.runner.resume_decided(Conversation.from_key(approval.conversation))
@@ -87,9 +88,9 @@ class Decisions:
         pending = [a for a in approvals if a.status == "pending"]
         if not pending:
             log.info("%s all by %s: none of %d ids is pending here", choice, user, len(found))
-            await self._tell(channel, user, "Nothing left to decide here.")
+            await self._tell(channel, user, "Nothing left to decide here.", thread_ts)
             return
-        refusals = [(a, await self.refusal(a, user)) for a in pending]
+        refusals = [(a, await self.refusal(a, user) or _not_offered(a, choice)) for a in pending]
         refused = [(a, why) for a, why in refusals if why is not None]
         if refused:
             for approval, why in refused:
@@ -106,17 +107,23 @@ class Decisions:
         for key in sorted({a.conversation for a in decided}):
             await self.runner.resume_decided(Conversation.from_key(key))
 
-    async def _check(self, approval: Approval, user: str, choice: Choice) -> bool:
-        """Still pending, and `user` may decide it this way; otherwise tell them why not."""
+    async def _check(
+        self, approval: Approval, user: str, choice: Choice, channel: str | None = None
+    ) -> bool:
+        """Still pending, and `user` may decide it this way; otherwise tell them why not
+        (where they clicked: a copy's channel is not the thread's)."""
         if approval.status != "pending":
             await self._tell_decided(approval, user)
             return False
         refusal = await self.refusal(approval, user)
-        if refusal is None and not approval.policy.offers(choice):
-            refusal = f"The policy does not allow '{choice}' for `{approval.tool}`."
+        if refusal is None:
+            refusal = _not_offered(approval, choice)
         if refusal is not None:
             await self._refused(approval, user, refusal)
-            await self._tell(approval.channel, user, refusal, approval.thread_ts)
+            if channel is not None and channel != approval.channel:
+                await self._tell(channel, user, refusal)
+            else:
+                await self._tell(approval.channel, user, refusal, approval.thread_ts)
             return False
         return True
 
@@ -129,7 +136,7 @@ class Decisions:
         edited_args: dict[str, Any] | None,
     ) -> bool:
         """Record the decision; True when it settled the approval (so a resume is due)."""
-        if approval.expires_at is not None and approval.expires_at <= time.time():
+        if approval.expires_at is not None and approval.expires_at <= self.clock.now():
             await self._expire_now(approval, user)
             return False
         needed = self._needed(approval)
@@ -162,9 +169,9 @@ class Decisions:
             by=user,
             reason=reason,
             decision=decision,
-            event="edited" if choice == "edit" else status,
+            event={"edit": "edited", "reject": "denied"}.get(choice, status),
             detail=json.dumps(edited_args) if edited_args is not None else None,
-            before=time.time(),
+            before=self.clock.now(),
         )
         if decided is None:
             fresh = await self._reload(approval)
@@ -199,7 +206,14 @@ class Decisions:
         self_approval = approval.policy.allow_self_approval and now.allow_self_approval
         if not self_approval and user == approval.requester:
             return "You asked for this call, so someone else has to decide it."
-        for approvers in (list(approval.policy.approvers), list(now.approvers)):
+        # An escalation (bot/reminders.py) widens both lists: the request's by whom it was
+        # escalated to, the current policy's by its own escalate_to.
+        route = await self.cards.routing.route(approval.id)
+        then = await self.cards.routing.approvers_of(approval, route)
+        current = list(now.approvers)
+        if route is not None and route.escalated_to and current:
+            current += [p for p in now.escalate_to if p not in current]
+        for approvers in (then, current):
             try:
                 allowed = await self.directory.is_allowed(user, approvers, fresh=True)
             except SlackApiError as exc:
@@ -228,7 +242,7 @@ class Decisions:
     async def expire_due(self) -> int:
         """Reject as expired every pending approval past its deadline; returns how many."""
         expired = 0
-        for approval in await self.store.due_to_expire(time.time()):
+        for approval in await self.store.due_to_expire(self.clock.now()):
             decided = await self.store.claim(approval.id, "expired", by=None)
             if decided is None:
                 continue
@@ -264,7 +278,7 @@ class Decisions:
         """Redraw cards that fell behind their approval (a Slack outage outlasting the
         retries, a replica that stopped mid-update), and forget dedupe keys too old for
         Slack to deliver again."""
-        now = time.time()
+        now = self.clock.now()
         await self.cards.redraw_behind(decided_before=now - CARD_CATCH_UP_S)
         forgotten = await self.store.forget_seen(before=now - SEEN_KEPT_S)
         if forgotten:
@@ -287,8 +301,28 @@ class Decisions:
     async def _tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
             await self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts
+                channel=channel,
+                user=user,
+                text=text,
+                thread_ts=reply_thread_ts(thread_ts) if thread_ts else None,
             )
         except SlackApiError as exc:
-            log.warning("could not tell %s: %s", user, exc.response.get("error"))
+            error = exc.response.get("error")
+            if error not in ("user_not_in_channel", "channel_not_found"):
+                log.warning("could not tell %s: %s", user, error)
+                return
+            # Decided from a place outside the request's conversation (the Home tab, a DM
+            # copy): the bot's DM with them is where they can read it.
+            try:
+                await self.client.chat_postMessage(channel=user, text=text)
+            except SlackApiError as again:
+                log.warning("could not tell %s: %s", user, again.response.get("error"))
 
+
+_WORDS = {"approve": "approve", "reject": "deny", "edit": "edit"}
+
+
+def _not_offered(approval: Approval, choice: Choice) -> str | None:
+    if approval.policy.offers(choice):
+        return None
+    return f"The policy does not allow '{_WORDS[choice]}' for `{approval.tool}`."

@@ -12,15 +12,13 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
-from slack_sdk.models.blocks import InputBlock, Option, StaticSelectElement
-from slack_sdk.models.views import View
 
-from bot.blocks import cut
+from bot.blocks import MODAL_BLOCK_LIMIT, code_sections, cut, escape, section
 from bot.store import Approval
 
 JSON_BLOCK = "args_json"
+TEXT_INPUT_LIMIT = 3000  # the most a plain_text_input holds
 SIMPLE_TYPES = {"string", "integer", "number", "boolean"}
-INPUT_LIMIT = 3000  # a plain_text_input's value; slack-sdk's models do not carry it
 
 
 class EditError(ValueError):
@@ -53,35 +51,58 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _editable(approval: Approval, name: str) -> bool:
+    allowed = approval.policy.editable
+    return allowed is None or name in allowed
+
+
+def _fits(value: object) -> bool:
+    """Whether a text input can hold the value whole; a longer one is shown, not edited, so
+    an edit never cuts what nobody touched."""
+    return len(_text(value)) <= TEXT_INPUT_LIMIT
+
+
+def kept_args(approval: Approval, editable: set[str]) -> dict[str, Any]:
+    """The arguments the modal does not offer for change: they run exactly as asked."""
+    return {k: v for k, v in approval.args.items() if k not in editable}
+
+
 def edit_modal(approval: Approval, tool: BaseTool | None) -> dict[str, Any]:
     _, json_schema = _schema(tool)
     fields = _fields(json_schema)
     required = set(json_schema.get("required") or ())
+    names = list(fields) if fields is not None else list(approval.args)
+    editable = {n for n in names if _editable(approval, n) and _fits(approval.args.get(n, ""))}
     blocks: list[dict[str, Any]] = []
+    for name, value in kept_args(approval, editable).items():
+        why = "not editable (policy)" if not _editable(approval, name) else "too long to edit"
+        blocks.append(section(f"*{escape(name)}* — _{why}; runs as it is_"))
+        blocks.extend(code_sections(_text(value)))
     if fields is None:
-        blocks.append(
-            _input(
-                JSON_BLOCK,
-                "Arguments (JSON)",
-                {
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "multiline": True,
-                    "initial_value": cut(
-                        json.dumps(approval.args, indent=2, default=str), INPUT_LIMIT
-                    ),
-                },
-                optional=False,
+        editable_args = {k: v for k, v in approval.args.items() if k in editable}
+        initial = json.dumps(editable_args, indent=2, default=str)
+        if editable_args and len(initial) <= TEXT_INPUT_LIMIT:
+            blocks.append(
+                _input(
+                    JSON_BLOCK,
+                    "Arguments you may change (JSON)",
+                    {
+                        "type": "plain_text_input",
+                        "action_id": "value",
+                        "multiline": True,
+                        "initial_value": initial,
+                    },
+                    optional=False,
+                )
             )
-        )
     else:
         for name, spec in fields.items():
+            if name not in editable:
+                continue
             current = approval.args.get(name)
             label = f"{spec.get('title') or name} ({spec.get('type', 'choice')})"
             if "enum" in spec:
-                options = [_option(str(v)) for v in spec["enum"]][
-                    : StaticSelectElement.options_max_length
-                ]
+                options = [_option(str(v)) for v in spec["enum"]][:100]
                 element: dict[str, Any] = {
                     "type": "static_select",
                     "action_id": "value",
@@ -90,29 +111,27 @@ def edit_modal(approval: Approval, tool: BaseTool | None) -> dict[str, Any]:
                 if current is not None and str(current) in [str(v) for v in spec["enum"]]:
                     element["initial_option"] = _option(str(current))
             else:
-                element = {"type": "plain_text_input", "action_id": "value"}
+                element = {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "max_length": TEXT_INPUT_LIMIT,
+                }
                 if current is not None:
-                    element["initial_value"] = cut(_text(current), INPUT_LIMIT)
+                    element["initial_value"] = _text(current)
             blocks.append(_input(f"arg:{name}", label, element, optional=name not in required))
     return {
         "type": "modal",
         "callback_id": "edit_args",
         "private_metadata": approval.id,
-        "title": {
-            "type": "plain_text",
-            "text": cut(f"Edit {approval.tool}", View.title_max_length),
-        },
+        "title": {"type": "plain_text", "text": cut(f"Edit {approval.tool}", 24)},
         "submit": {"type": "plain_text", "text": "Approve edited"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": blocks,
+        "blocks": blocks[:MODAL_BLOCK_LIMIT],
     }
 
 
 def _option(value: str) -> dict[str, Any]:
-    return {
-        "text": {"type": "plain_text", "text": cut(value, Option.label_max_length)},
-        "value": value,
-    }
+    return {"text": {"type": "plain_text", "text": cut(value, 75)}, "value": value}
 
 
 def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool) -> dict[str, Any]:
@@ -120,50 +139,57 @@ def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool
         "type": "input",
         "block_id": block_id,
         "optional": optional,
-        "label": {"type": "plain_text", "text": cut(label, InputBlock.label_max_length)},
+        "label": {"type": "plain_text", "text": cut(label, 2000)},
         "element": element,
     }
 
 
 def parse_edit(approval: Approval, tool: BaseTool | None, values: dict[str, Any]) -> dict[str, Any]:
-    """The edited arguments, validated and coerced by the tool's schema; EditError if not."""
+    """The arguments to run: what the modal offered, as edited, and the rest exactly as asked,
+    validated and coerced by the tool's schema as a whole; EditError if not."""
     model, json_schema = _schema(tool)
+    properties = _fields(json_schema)
+    names = list(properties) if properties is not None else list(approval.args)
+    editable = {n for n in names if _editable(approval, n) and _fits(approval.args.get(n, ""))}
     if JSON_BLOCK in values:
         raw_text = _submitted(values[JSON_BLOCK]) or ""
         try:
-            raw = json.loads(raw_text)
+            edited = json.loads(raw_text)
         except json.JSONDecodeError as exc:
             raise EditError(
                 {JSON_BLOCK: f"Not valid JSON: {exc.msg} (line {exc.lineno})"}
             ) from None
         except RecursionError:
             raise EditError({JSON_BLOCK: "The JSON is nested too deeply."}) from None
-        if not isinstance(raw, dict):
+        if not isinstance(edited, dict):
             raise EditError({JSON_BLOCK: "The arguments must be a JSON object."})
-        block_of = {name: JSON_BLOCK for name in raw}
+        locked = sorted(k for k in edited if k not in editable and k in approval.args)
+        if locked:
+            raise EditError({JSON_BLOCK: f"These may not be changed here: {', '.join(locked)}"})
+        block_of = {name: JSON_BLOCK for name in edited}
     else:
-        properties = _fields(json_schema) or {}
-        raw = {}
+        edited = {}
         block_of = {}
-        for name, spec in properties.items():
+        for name, spec in (properties or {}).items():
+            if name not in editable:
+                continue
             block = f"arg:{name}"
             block_of[name] = block
             text = _submitted(values.get(block, {}))
             if text is None or text == "":
                 continue
-            raw[name] = _decode(text, spec)
+            edited[name] = _decode(text, spec)
+    raw = {**kept_args(approval, editable), **edited}
     if model is None:
         return raw
     try:
         validated = model.model_validate(raw)
     except ValidationError as exc:
         errors: dict[str, str] = {}
+        fallback = JSON_BLOCK if JSON_BLOCK in values else next(iter(block_of.values()), "")
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
-            block = block_of.get(
-                name,
-                JSON_BLOCK if JSON_BLOCK in values else next(iter(block_of.values()), JSON_BLOCK),
-            )
+            block = block_of.get(name, fallback)
             errors.setdefault(block, f"{name}: {err['msg']}" if name else str(err["msg"]))
         raise EditError(errors) from None
     return validated.model_dump(mode="json", exclude_unset=True)

@@ -1,8 +1,8 @@
 """Bolt listeners. Each one acks at once and hands the work to the runner (docs/design.md,
-"Ack first, within Slack's 3 seconds").
+"Acks first").
 
 Nothing here awaits the model, a tool, the database or a Slack call before the ack:
-parsing is in memory, and everything else happens in a background task.
+parsing is in memory (`bot.interactions`), and everything else happens in a background task.
 """
 
 from __future__ import annotations
@@ -10,26 +10,24 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.tools import BaseTool
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.conversation import Conversation
+from bot.conversation import MAIN_VIEW, Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, edit_modal, parse_edit
+from bot.help import ask_help, wants_help
+from bot.home import HOME_APPROVE_ACTION, HOME_DENY_ACTION
+from bot.interactions import Click, HomeClick, SlashCommand, Submission, UserMessage, slack_id
 from bot.runner import Runner, is_cancel
 
 log = logging.getLogger(__name__)
 
-ASK_USAGE = "Usage: `/ask <what you want done>`, e.g. `/ask scale down cl-001 to 2`"
-
-# What Slack's ids and message timestamps look like. Slack signs what it sends, so a payload
-# that breaks these is forged or broken: it is refused, never guessed at.
-_SLACK_ID = re.compile(r"[A-Z0-9]{2,40}")
-_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}")
+Modal = Literal["deny", "edit"]
 
 
 def register(
@@ -40,50 +38,40 @@ def register(
     tools: Mapping[str, BaseTool],
 ) -> None:
     mention_token = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>")
+    # Built once: the policy is fixed for the life of the process, and the ack must be quick.
+    help_text, help_blocks = ask_help(runner.policy, tools)
 
     @app.command("/ask")
     async def ask(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        text = command.get("text") or ""
-        team, channel, user = (_id(command.get(k)) for k in ("team_id", "channel_id", "user_id"))
-        trigger_id, response_url = command.get("trigger_id"), command.get("response_url")
-        if not (
-            team
-            and channel
-            and user
-            and isinstance(text, str)
-            and isinstance(trigger_id, str)
-            and trigger_id
-            and isinstance(response_url, str)
-            and response_url
-        ):
+        parsed = SlashCommand.parse(command)
+        if parsed is None:
             await ack()
             log.warning("ignoring a malformed /ask command")
             return
-        if not text.strip():
-            await ack(ASK_USAGE)
+        if wants_help(parsed.text):
+            await ack(text=help_text, blocks=help_blocks)
             return
         await ack()
-        runner.spawn(
-            _ask(runner, team, channel, user, text.strip(), trigger_id, respond), what="/ask"
-        )
+        runner.spawn(_ask(runner, parsed, respond), what="/ask")
 
     async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
-        channel, user, ts = _id(event.get("channel")), _id(event.get("user")), _ts(event.get("ts"))
-        thread_ts = _ts(event.get("thread_ts") or ts)
-        raw_text = event.get("text") or ""
-        if not (channel and user and ts and thread_ts and isinstance(raw_text, str)):
+        message = UserMessage.parse(event, team_id)
+        if message is None:
             log.warning("ignoring a malformed %s event", kind)
             return
-        team = str(team_id or event.get("team") or "")
+        team, channel, user = message.team, message.channel, message.user
         # Slack may deliver one message as both app_mention and message.im, and retries it.
-        if not await runner.store.first_sighting(f"msg:{team}:{channel}:{ts}"):
+        if not await runner.store.first_sighting(f"msg:{team}:{channel}:{message.ts}"):
             return
-        text = mention_token.sub("", raw_text).strip()
-        conv = Conversation(team, channel, thread_ts)
+        text = mention_token.sub("", message.text).strip()
+        # By channel id, not event kind: a mention in a DM also comes as app_mention.
+        in_main_view = _is_dm(channel) and not event.get("thread_ts")
+        # ... and is answered where the person writes, not in a thread.
+        conv = Conversation(team, channel, MAIN_VIEW if in_main_view else message.thread_ts)
         if kind == "message" and not await runner.store.knows(conv.key):
             return  # a `cancel` in some thread the bot never worked in
-        if not text:
-            await runner.say(conv, blocks.escape("Tell me what to do, e.g. `list clusters`."))
+        if wants_help(text):
+            await runner.say(conv, help_text)
             return
         await runner.on_message(conv, user, text)
 
@@ -117,27 +105,31 @@ def register(
 
     async def click(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
         await ack()
-        parsed = _click_of(body)
+        parsed = Click.parse(body)
         if parsed is None:
             log.warning("ignoring a malformed %s click", choice)
             return
-        approval_id, user, channel, message_ts = parsed
-        decide_later(approval_id, choice, user, channel=channel, message_ts=message_ts)
+        decide_later(
+            parsed.value,
+            choice,
+            parsed.user,
+            channel=parsed.channel,
+            message_ts=parsed.message_ts,
+        )
 
     @app.action(blocks.APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await click(ack, body, "approve")
 
-    async def open_modal(ack: AsyncAck, body: dict[str, Any], kind: str) -> None:
+    async def open_modal(ack: AsyncAck, body: dict[str, Any], kind: Modal) -> None:
         await ack()
-        parsed = _click_of(body)
-        trigger_id = body.get("trigger_id")
-        if parsed is None or not isinstance(trigger_id, str):
+        parsed = Click.parse(body)
+        if parsed is None or parsed.trigger_id is None:
             log.warning("ignoring a malformed %s click", kind)
             return
         runner.spawn(
-            _open_modal(runner, decisions, tools, parsed, trigger_id, kind),
-            what=f"{kind} modal {parsed[0]}",
+            _open_modal(runner, decisions, tools, parsed, parsed.trigger_id, kind),
+            what=f"{kind} modal {parsed.value}",
         )
 
     @app.action(blocks.DENY_ACTION)
@@ -148,24 +140,35 @@ def register(
     async def edit(ack: AsyncAck, body: dict[str, Any]) -> None:
         await open_modal(ack, body, "edit")
 
+    @app.action(blocks.SHOW_ARGS_ACTION)
+    async def show_args(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = Click.parse(body)
+        if parsed is None or parsed.trigger_id is None:
+            log.warning("ignoring a malformed show-arguments click")
+            return
+        runner.spawn(
+            _show_args(runner, parsed, parsed.trigger_id), what=f"arguments of {parsed.value}"
+        )
+
     async def decide_all(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
         await ack()
-        parsed = _click_of(body)
+        parsed = Click.parse(body)
         if parsed is None:
             log.warning("ignoring a malformed %s-all click", choice)
             return
-        ids, user, channel, _ = parsed
-        message = body.get("message")
-        thread_ts = _ts(message.get("thread_ts")) if isinstance(message, dict) else None
+        thread_ts = parsed.thread_ts
+        if thread_ts is None and isinstance(body.get("message"), dict) and _is_dm(parsed.channel):
+            thread_ts = MAIN_VIEW
         if thread_ts is None:
             log.warning("ignoring a %s-all click outside a thread", choice)
             return
         runner.spawn(
             decisions.decide_all(
-                approval_ids=ids.split(",")[: blocks.BATCH_LIMIT],
+                approval_ids=parsed.value.split(",")[: blocks.BATCH_LIMIT],
                 choice=choice,
-                user=user,
-                channel=channel,
+                user=parsed.user,
+                channel=parsed.channel,
                 thread_ts=thread_ts,
             ),
             what=f"{choice} all",
@@ -182,24 +185,21 @@ def register(
     @app.view("deny_reason")
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
-        user = _submitter(body)
-        approval_id = view.get("private_metadata")
-        if not (user and isinstance(approval_id, str) and approval_id):
+        parsed = Submission.parse(body, view)
+        if parsed is None:
             log.warning("ignoring a malformed deny submission")
             return
-        reason = _state_value(view, "reason", "reason")
-        decide_later(approval_id, "reject", user, reason=reason.strip() or None if reason else None)
+        reason = (parsed.text("reason", "reason") or "").strip() or None
+        decide_later(parsed.approval_id, "reject", parsed.user, reason=reason)
 
     @app.view("edit_args")
     async def edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = _submitter(body)
-        approval_id = view.get("private_metadata")
-        state = view.get("state")
-        values = state.get("values") if isinstance(state, dict) else None
-        if not (user and isinstance(approval_id, str) and approval_id and isinstance(values, dict)):
+        parsed = Submission.parse(body, view)
+        if parsed is None:
             await ack()
             log.warning("ignoring a malformed edit submission")
             return
+        user, approval_id, values = parsed.user, parsed.approval_id, dict(parsed.values)
         # Validation needs the approval (a local read) so errors can stay in the modal;
         # who may decide is checked after the ack, as for every other decision path.
         approval = await runner.store.get(approval_id)
@@ -216,54 +216,56 @@ def register(
         await ack()
         decide_later(approval_id, "edit", user, edited_args=args)
 
-    @app.view_closed(re.compile("deny_reason|edit_args"))
+    @app.view_closed(re.compile("deny_reason|edit_args|show_args"))
     async def modal_closed(ack: AsyncAck) -> None:
         await ack()
         log.debug("a decision modal was closed without a decision")
+
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any]) -> None:
+        user = slack_id(event.get("user"))
+        if event.get("tab") != "home" or user is None:
+            log.debug("ignoring an app_home_opened event for another tab")
+            return
+        runner.spawn(runner.cards.home.opened(user), what="home tab")
+
+    async def decide_from_home(approval_id: str, choice: Choice, user: str) -> None:
+        await decisions.decide(approval_id=approval_id, choice=choice, user=user)
+        await runner.cards.home.publish(user)  # what is left for them, with this one gone
+
+    @app.action(HOME_APPROVE_ACTION)
+    async def home_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = HomeClick.parse(body)
+        if parsed is None:
+            log.warning("ignoring a malformed Home tab click")
+            return
+        runner.spawn(
+            decide_from_home(parsed.value, "approve", parsed.user), what=f"approve {parsed.value}"
+        )
+
+    @app.action(HOME_DENY_ACTION)
+    async def home_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        parsed = HomeClick.parse(body)
+        if parsed is None:
+            log.warning("ignoring a malformed Home tab click")
+            return
+        runner.spawn(_deny_from_home(runner, decisions, parsed), what=f"deny {parsed.value}")
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
 
 
-def _id(value: object) -> str | None:
-    return value if isinstance(value, str) and _SLACK_ID.fullmatch(value) else None
+def _is_dm(channel: str) -> bool:
+    return channel.startswith("D")
 
 
-def _ts(value: object) -> str | None:
-    return value if isinstance(value, str) and _TS.fullmatch(value) else None
-
-
-def _submitter(body: dict[str, Any]) -> str | None:
-    user = body.get("user")
-    return _id(user.get("id")) if isinstance(user, dict) else None
-
-
-def _click_of(body: dict[str, Any]) -> tuple[str, str, str, str] | None:
-    """(approval id, user, channel, message ts) from a block_actions payload, or None."""
-    try:
-        actions = body["actions"]
-        value, user = actions[0]["value"], body["user"]["id"]
-        channel = body["channel"]["id"] if body.get("channel") else body["container"]["channel_id"]
-        message_ts = body["container"]["message_ts"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    if not (isinstance(value, str) and value and _id(user) and _id(channel) and _ts(message_ts)):
-        return None
-    return value, user, channel, message_ts
-
-
-async def _ask(
-    runner: Runner,
-    team: str,
-    channel: str,
-    user: str,
-    text: str,
-    trigger_id: str,
-    respond: AsyncRespond,
-) -> None:
+async def _ask(runner: Runner, command: SlashCommand, respond: AsyncRespond) -> None:
+    team, channel, user, text = command.team, command.channel, command.user, command.text
     # Slack never re-sends a slash command; the same trigger again is a replayed request.
-    if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
+    if not await runner.store.first_sighting(f"trigger:{command.trigger_id}"):
         log.warning("ignoring a replayed /ask from %s in %s", user, channel)
         return
     try:
@@ -278,28 +280,62 @@ async def _ask(
             response_type="ephemeral",
         )
         return
-    conv = Conversation(team, channel, str(root["ts"]))
+    # In a DM the answer stays in the main view, under the "asked" line, as a chat does.
+    conv = Conversation(team, channel, MAIN_VIEW if _is_dm(channel) else str(root["ts"]))
     await runner.on_message(conv, user, text)
 
 
-def _state_value(view: dict[str, Any], block_id: str, action_id: str) -> str | None:
+async def _deny_from_home(runner: Runner, decisions: Decisions, click: HomeClick) -> None:
+    """Deny asks for a reason, as on a card; what cannot be denied is refused by the decision
+    path, which says why."""
+    if not await runner.store.first_sighting(f"trigger:{click.trigger_id}"):
+        log.warning("ignoring a replayed Home tab deny of %s by %s", click.value, click.user)
+        return
+    approval = await runner.store.get(click.value)
+    if approval is not None and approval.status == "pending":
+        try:
+            await runner.client.views_open(
+                trigger_id=click.trigger_id, view=blocks.deny_modal(approval)
+            )
+            return
+        except SlackApiError as exc:
+            log.warning("could not open the deny modal: %s", exc.response.get("error"))
+    await decisions.decide(approval_id=click.value, choice="reject", user=click.user)
+    await runner.cards.home.publish(click.user)
+
+
+async def _show_args(runner: Runner, click: Click, trigger_id: str) -> None:
+    """Everything the card could not show; only to someone who sees the card it belongs to
+    (in its thread, or a copy of it)."""
+    approval = await runner.store.get(click.value)
+    if approval is None or not await runner.cards.routing.belongs(
+        approval, click.channel, click.message_ts
+    ):
+        log.warning("refused to show the arguments of %r to %s", click.value[:100], click.user)
+        return
     try:
-        value = view["state"]["values"][block_id][action_id].get("value")
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        await runner.client.views_open(trigger_id=trigger_id, view=blocks.args_modal(approval))
+    except SlackApiError as exc:
+        log.warning(
+            "could not show the arguments of %s: %s", click.value, exc.response.get("error")
+        )
 
 
 async def _open_modal(
     runner: Runner,
     decisions: Decisions,
     tools: Mapping[str, BaseTool],
-    click: tuple[str, str, str, str],
+    click: Click,
     trigger_id: str,
-    kind: str,
+    kind: Modal,
 ) -> None:
     """Open the Deny or Edit modal; the trigger id lives 3 s, so nothing slow comes first."""
-    approval_id, user, channel, message_ts = click
+    approval_id, user, channel, message_ts = (
+        click.value,
+        click.user,
+        click.channel,
+        click.message_ts,
+    )
     # A replayed click would find its trigger used or expired, and the fallback below would
     # then deny on the replayer's word: a trigger is honoured once.
     if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
@@ -308,8 +344,7 @@ async def _open_modal(
     approval = await runner.store.get(approval_id)
     if (
         approval is None
-        or approval.channel != channel
-        or approval.message_ts != message_ts
+        or not await runner.cards.routing.belongs(approval, channel, message_ts)
         or approval.status != "pending"
     ):
         await decisions.decide(

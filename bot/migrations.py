@@ -14,7 +14,7 @@ PostgreSQL under the app's set-up lock (`bot.connections.setup_lock`, taken by
 `Database.open`), on SQLite under the write lock the transaction takes first
 (`BEGIN IMMEDIATE`); the second reads the version the first wrote and has nothing to do.
 
-Versions 1 and 2 are the schema as released before the version table: their statements are
+Versions 1 to 3 are the schema as released before the version table: their statements are
 `IF NOT EXISTS` or look first, so that a database made by that code is adopted as it stands,
 gaining only what it lacks (`approvals.card_status`, the outbox's retry columns…).
 """
@@ -200,6 +200,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             # SQLite reads an upsert's ON CONFLICT after a join only behind a WHERE.
             " WHERE true ON CONFLICT (call_key) DO NOTHING",
             "DROP TABLE journal",
+        ),
+    ),
+    Migration(
+        "batch cards, routing (routes, copies, reminders, escalations), Home viewers",
+        (
+            # Where each call's "Approve all / Deny all" card is, to redraw it as its calls
+            # are decided.
+            """CREATE TABLE IF NOT EXISTS batch_cards (
+    approval_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    message_ts TEXT NOT NULL
+)""",
+            "CREATE INDEX IF NOT EXISTS batch_cards_by_message"
+            " ON batch_cards (channel, message_ts)",
+            # Routing (bot/routing.py, bot/reminders.py): one row per routed approval, the link
+            # back to its thread, the reminder and escalation due times (NULL once sent: the
+            # sweeps claim them with a conditional UPDATE) and who the approvers were widened to.
+            """CREATE TABLE IF NOT EXISTS approval_routes (
+    approval_id TEXT PRIMARY KEY,
+    permalink TEXT,
+    remind_at REAL,
+    escalate_at REAL,
+    escalated_to TEXT,
+    reminded_at REAL,
+    escalated_at REAL
+)""",
+            "CREATE INDEX IF NOT EXISTS approval_routes_remind ON approval_routes (remind_at)"
+            " WHERE remind_at IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS approval_routes_escalate ON approval_routes (escalate_at)"
+            " WHERE escalate_at IS NOT NULL",
+            # The cards posted besides the thread's own (approvals.message_ts): one per DM or
+            # channel.
+            """CREATE TABLE IF NOT EXISTS approval_copies (
+    approval_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    message_ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (approval_id, channel)
+)""",
+            # People who have opened the app's Home tab: only theirs is republished on a change.
+            """CREATE TABLE IF NOT EXISTS home_viewers (
+    user_id TEXT PRIMARY KEY,
+    opened_at REAL NOT NULL
+)""",
         ),
     ),
 )

@@ -72,7 +72,7 @@ class ThreadMessages:
             try:
                 await self.client.chat_postMessage(
                     channel=conv.channel,
-                    thread_ts=conv.thread_ts,
+                    thread_ts=conv.reply_thread_ts,
                     text=blocks.cut(message["text"], 3000),
                     blocks=blocks.notice(message["text"]),
                 )

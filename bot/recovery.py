@@ -11,7 +11,6 @@ them are reported, and a run that stopped between two steps carries on to the mo
 from __future__ import annotations
 
 import logging
-import time
 
 from agent.session import ToolOutcome
 from bot.conversation import Conversation
@@ -28,7 +27,7 @@ class Recovery:
 
     async def recover(self) -> None:
         # The stop may have come before a decided card was redrawn.
-        await self.runner.cards.redraw_behind(decided_before=time.time())
+        await self.runner.cards.redraw_behind(decided_before=self.runner.clock.now())
         for key in await self.store.to_recover():
             conv = Conversation.from_key(key)
             self.runner.spawn(self.settle(conv), what=f"recover {key}")

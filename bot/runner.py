@@ -21,6 +21,7 @@ from agent.policy import Policy
 from agent.session import AgentSession, Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
 from bot import blocks
 from bot.cards import Cards
+from bot.clock import Clock
 from bot.conversation import Conversation
 from bot.directory import Directory
 from bot.lease import Leases
@@ -59,8 +60,10 @@ class Runner:
         directory: Directory,
         leases: Leases,
         metrics: Metrics,
+        clock: Clock,
         secrets: Sequence[str] = (),
     ) -> None:
+        self.clock = clock
         self.session = session
         self.store = store
         self.messages = messages
@@ -159,7 +162,7 @@ class Runner:
 
     async def retry_waiting(self) -> None:
         """Post what Slack did not take before (messages, cards), once it is due again."""
-        for key in await self.store.waiting_for_slack(due_before=time.time() - RETRY_AFTER_S):
+        for key in await self.store.waiting_for_slack(due_before=self.clock.now() - RETRY_AFTER_S):
             if key not in self._locks:  # a run there posts them itself
                 self.spawn(self._retry(Conversation.from_key(key)), what=f"retry {key}")
 
@@ -255,7 +258,7 @@ class Runner:
         for call in pending:
             rules = self.policy.for_tool(call.name)
             expires_at = (
-                time.time() + rules.expires_after.total_seconds()
+                self.clock.now() + rules.expires_after.total_seconds()
                 if rules.expires_after is not None
                 else None
             )
@@ -359,6 +362,8 @@ class Runner:
         await self.outcomes.report(conv, outcome)
 
     async def _react(self, conv: Conversation, how: str) -> None:
+        if conv.reply_thread_ts is None:
+            return  # a DM's main view has no one message the run belongs to
         method = self.client.reactions_add if how == "add" else self.client.reactions_remove
         try:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)

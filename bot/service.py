@@ -29,20 +29,25 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.builder import build_agent
 from agent.checkpointer import open_checkpointer
 from agent.demo_tools import DEMO_SAFE_TOOLS, DemoInventory, build_demo_tools
+from agent.mcp import load_mcp_servers, tool_facts
 from agent.model import describe_model, make_model
 from agent.policy import Policy, PolicyError
 from agent.session import AgentSession
-from agent.toolsets import load_tools
+from agent.toolsets import check_tools, load_tools
 from bot.cards import Cards
+from bot.clock import Clock
 from bot.db import Database
 from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.health import Health, serve
+from bot.home import Home
 from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
 from bot.outbox import ThreadMessages
 from bot.recovery import Recovery
+from bot.reminders import Reminders
+from bot.routing import Routing
 from bot.runner import Runner
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
@@ -58,11 +63,19 @@ INTAKE_CLOSE_TIMEOUT_S = 3.0
 
 
 def slack_client(
-    settings: Settings, token: str | None, metrics: Metrics, http: aiohttp.ClientSession
+    settings: Settings,
+    token: str | None,
+    metrics: Metrics,
+    http: aiohttp.ClientSession,
+    *,
+    retry_connection: bool = True,
 ) -> AsyncWebClient:
     """A Web API client at `SLACK_API_URL`; slack-sdk's retry handlers share one attempt
     counter, so the limits are raised well above its default of one retry. Without a shared
-    session slack-sdk opens a connection (and a TLS handshake) for every call."""
+    session slack-sdk opens a connection (and a TLS handshake) for every call.
+    `retry_connection=False` is for the start-up checks: a Slack that cannot be reached then
+    is a configuration or network problem to report at once, not ride out."""
+    connection = [AsyncConnectionErrorRetryHandler(max_retry_count=4)] if retry_connection else []
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
@@ -70,7 +83,7 @@ def slack_client(
         timeout=15,
         retry_handlers=[
             SlackErrorCounter(metrics),
-            AsyncConnectionErrorRetryHandler(max_retry_count=4),
+            *connection,
             AsyncRateLimitErrorRetryHandler(max_retry_count=6),
             AsyncServerErrorRetryHandler(max_retry_count=4),
         ],
@@ -101,50 +114,103 @@ async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]
         await inventory.setup()
         tools = build_demo_tools(inventory)
         default = Policy.default(DEMO_SAFE_TOOLS)
+    if settings.approvals_mcp:
+        # Gated by default like any other tool: only the policy can let one run freely.
+        tools = check_tools([*tools, *await load_mcp_servers(settings.approvals_mcp)])
     policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else default
     policy.check_tools(t.name for t in tools)
+    policy.describe_tools({t.name: facts for t in tools if (facts := tool_facts(t))})
+    policy.check_editable({t.name: t.args for t in tools})
     return tools, policy
+
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+MODEL_PROBE_TIMEOUT_S = 5.0
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def _probe_model(base_url: str, http: aiohttp.ClientSession) -> None:
+    """Warn at start-up when the model endpoint cannot be reached at all. Any HTTP answer
+    (even 401 or 404) means it can; the bot still starts, since the model may come back."""
+    try:
+        async with http.get(
+            base_url.rstrip("/") + "/models",
+            timeout=aiohttp.ClientTimeout(total=MODEL_PROBE_TIMEOUT_S),
+        ):
+            return
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.warning(
+            "cannot reach the model at %s (%s): check the network or OPENAI_BASE_URL; "
+            "the agent will fail to answer until it is reachable",
+            base_url,
+            _reason(exc),
+        )
 
 
 async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
     for group in sorted(policy.group_ids()):
         try:
-            await client.usergroups_users_list(usergroup=group)
+            listed = await client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
             raise PolicyError(
                 f"{policy.source}:{policy.line_of(group)}: user group {group} is not usable "
                 f"({exc.response.get('error')}); check the id and the usergroups:read scope"
             ) from None
+        if not listed.get("users"):
+            # Not fatal: people may join before anyone asks; each request says so meanwhile.
+            log.warning(
+                "%s:%s: user group %s has no members: requests it must approve can reach "
+                "nobody until someone joins it",
+                policy.source,
+                policy.line_of(group),
+                group,
+            )
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
-    """Start everything; on exit stop taking work, let runs finish, then close storage."""
+async def running_bot(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[RunningBot]:
+    """Start everything; on exit stop taking work, let runs finish, then close storage.
+    `clock` is what deadlines are measured by (the system's, unless a caller embeds the bot
+    with its own)."""
     # Closed last: runs still finishing during shutdown post to Slack through it.
-    async with aiohttp.ClientSession() as http, _running_bot(settings, http) as bot:
+    async with (
+        aiohttp.ClientSession() as http,
+        _running_bot(settings, http, clock or Clock()) as bot,
+    ):
         yield bot
 
 
 @asynccontextmanager
 async def _running_bot(
-    settings: Settings, http: aiohttp.ClientSession
+    settings: Settings, http: aiohttp.ClientSession, clock: Clock
 ) -> AsyncIterator[RunningBot]:
     if settings.slack_bot_token is None:
         raise SettingsError("SLACK_BOT_TOKEN is not set")
     bot_token = settings.slack_bot_token.get_secret_value()
     metrics = Metrics()
     client = slack_client(settings, bot_token, metrics, http)
+    checks = slack_client(settings, bot_token, metrics, http, retry_connection=False)
     try:
-        auth = await client.auth_test()
+        auth = await checks.auth_test()
     except SlackApiError as exc:
         raise SettingsError(
             f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} "
             f"({exc.response.get('error')}): check the token"
         ) from None
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise SettingsError(
+            f"cannot reach Slack at {settings.slack_api_url} ({_reason(exc)}): "
+            "check the network or SLACK_API_URL"
+        ) from None
     if settings.slack_app_token is not None:
         # slack-sdk retries a refused app token for ever; ask once, and say what is wrong.
         try:
-            await client.apps_connections_open(
+            await checks.apps_connections_open(
                 app_token=settings.slack_app_token.get_secret_value()
             )
         except SlackApiError as exc:
@@ -161,6 +227,8 @@ async def _running_bot(
         settings.openai_base_url,
         settings.openai_model,
     )
+    if settings.openai_api_key is not None:
+        await _probe_model(settings.openai_base_url or OPENAI_BASE_URL, http)
 
     async with AsyncExitStack() as stack:
         # The stack unwinds in reverse, so storage, opened first, closes after every run ended.
@@ -174,17 +242,20 @@ async def _running_bot(
         graph = build_agent(model, tools, policy, checkpointer, journal, journal)
         directory = Directory(client)
         background = Background()
-        cards = Cards(store, client, background)
+        messages = ThreadMessages(store, client)
+        routing = Routing(store, client, directory)
+        cards = Cards(store, messages, background, routing, Home(store, client, routing))
         runner = Runner(
             session=AgentSession(graph),
             store=store,
-            messages=ThreadMessages(store, client),
+            messages=messages,
             cards=cards,
             background=background,
             policy=policy,
             directory=directory,
             leases=leases,
             metrics=metrics,
+            clock=clock,
             secrets=settings.secret_values(),
         )
         decisions = Decisions(runner, policy)
@@ -227,8 +298,12 @@ async def _running_bot(
         # What happened while no bot ran: deadlines that passed, work a stopped process left.
         await decisions.expire_due()
         await Recovery(runner).recover()
+        reminders = Reminders(runner)
+        await reminders.sweep()
         sweeper = asyncio.create_task(decisions.sweep_forever(), name="expiry sweeper")
         stack.push_async_callback(_cancel, sweeper)
+        reminder = asyncio.create_task(reminders.sweep_forever(), name="reminder sweeper")
+        stack.push_async_callback(_cancel, reminder)
 
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # slack-bolt

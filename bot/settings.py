@@ -22,23 +22,51 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    slack_bot_token: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_api_url: str = SLACK_API_URL
-    port: int = Field(default=3000, ge=0, le=65535)
-    host: str = "0.0.0.0"
-    # /healthz, /readyz and /metrics in Socket Mode (HTTP mode serves them on PORT); 0 = any.
-    health_port: int = Field(default=8080, ge=0, le=65535)
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="bot token (xoxb-…); unset: the local sandbox"
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="app-level token (xapp-…, connections:write): Socket Mode"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="instead of SLACK_APP_TOKEN: HTTP mode on PORT"
+    )
+    slack_api_url: str = Field(default=SLACK_API_URL, description="Slack Web API base")
+    port: int = Field(
+        default=3000, ge=0, le=65535, description="HTTP mode's /slack/events; the sandbox page"
+    )
+    host: str = Field(default="0.0.0.0", description="address the HTTP servers listen on")
+    health_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Socket Mode: /healthz, /readyz, /metrics (0 = any free port)",
+    )
 
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    openai_model: str = "gpt-4o-mini"
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="key of an OpenAI-compatible endpoint; unset: offline model"
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="that endpoint's base URL (unset: OpenAI's)"
+    )
+    openai_model: str = Field(default="gpt-4o-mini", description="the model to ask")
 
-    database_url: str = "sqlite:///slack-approvals.sqlite3"
-    approvals_tools: str | None = None
-    approvals_policy: str | None = None
-    demo_inventory: str = "demo-inventory.sqlite3"
+    database_url: str = Field(
+        default="sqlite:///slack-approvals.sqlite3",
+        description="sqlite:///FILE or postgresql://user@host/db",
+    )
+    approvals_tools: str | None = Field(
+        default=None, description="package.module:attr of your tools; unset: the demo tools"
+    )
+    approvals_mcp: str | None = Field(
+        default=None, description="an mcpServers JSON file of MCP servers whose tools join"
+    )
+    approvals_policy: str | None = Field(
+        default=None, description="policy file (sandbox: examples/policy.yml)"
+    )
+    demo_inventory: str = Field(
+        default="demo-inventory.sqlite3", description="the demo tools' SQLite file"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -86,6 +114,15 @@ class Settings(BaseSettings):
         if self.slack_bot_token is None:
             return "sandbox"
         return "socket" if self.slack_app_token is not None else "http"
+
+
+def environment_help() -> str:
+    """Every variable the bot reads, with its default, for `run --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else repr(field.default)
+        lines.append(f"  {name.upper():22} {field.description} (default: {default})")
+    return "\n".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:

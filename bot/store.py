@@ -442,6 +442,11 @@ async def _audit(where: Statements, entry: AuditEntry) -> None:
     )
 
 
+async def audit_in(where: Statements, entry: AuditEntry) -> None:
+    """An audit record in the caller's transaction."""
+    await _audit(where, entry)
+
+
 class SqlJournal:
     """The agent's execution journal (agent.journal.Journal) and the gate's approval records
     (agent.gate.ApprovalRecords), in the bot's database."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.clock import Clock
 from bot.sandbox.emulator import Message, SlackEmulator
 from bot.sandbox.web import serve_sandbox
 from bot.service import RunningBot, running_bot
@@ -54,8 +55,8 @@ class Harness:
         return load_settings(**values)
 
     @asynccontextmanager
-    async def bot(self, **overrides: Any) -> AsyncIterator[RunningBot]:
-        async with running_bot(self.settings(**overrides)) as bot:
+    async def bot(self, clock: Clock | None = None, **overrides: Any) -> AsyncIterator[RunningBot]:
+        async with running_bot(self.settings(**overrides), clock) as bot:
             self.running = bot
             yield bot
 

@@ -7,21 +7,31 @@ import copy
 import json
 from typing import Any
 
-from slack_sdk.models import views
-from slack_sdk.models.blocks import ButtonElement, HeaderBlock, InteractiveElement, SectionBlock
+from slack_sdk.models.blocks import (
+    ButtonElement,
+    ConfirmObject,
+    HeaderBlock,
+    InteractiveElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
 
 from bot.sandbox.state import ApiError, find_buttons, interactive_elements, random_id
 
-# Slack's Block Kit limits, as slack-sdk's models carry them; exceeding them is the kind of bug
-# (a long argument dump in a section) that only shows up in production if the emulator lets it
-# through. The models do not carry a message's block count.
-MAX_BLOCKS = 50
+# Slack's Block Kit limits, from slack-sdk's models where they carry them; exceeding them is
+# the kind of bug (a long argument dump in a section) that only shows up in production if the
+# emulator lets it through.
+MAX_BLOCKS = 50  # in a message; the models carry only a view's
+MAX_VIEW_BLOCKS = View.blocks_max_length
+MAX_VIEW_TITLE = View.title_max_length
 MAX_SECTION_TEXT = SectionBlock.text_max_length
+MAX_SECTION_FIELDS = SectionBlock.fields_max_length
+MAX_FIELD_TEXT = 2000  # a section field's text; not in the models
+MAX_CONFIRM_TEXT = ConfirmObject.text_max_length
 MAX_HEADER_TEXT = HeaderBlock.text_max_length
 MAX_BUTTON_TEXT = ButtonElement.text_max_length
 MAX_BUTTON_VALUE = ButtonElement.value_max_length
 MAX_ACTION_ID = InteractiveElement.action_id_max_length
-MAX_VIEW_TITLE = views.View.title_max_length
 
 
 def decode_json_param(value: Any) -> Any:
@@ -34,8 +44,9 @@ def decode_json_param(value: Any) -> Any:
     return value
 
 
-def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
-    """Validate blocks like Slack does and fill in the block_ids Slack generates."""
+def normalize_blocks(raw: Any, limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """Validate blocks like Slack does and fill in the block_ids Slack generates; `limit` is
+    50 for a message, 100 for a view."""
     if raw is None or raw == "":
         return []
     raw = decode_json_param(raw)
@@ -44,8 +55,8 @@ def normalize_blocks(raw: Any) -> list[dict[str, Any]]:
             "invalid_blocks", response_metadata={"messages": ["[ERROR] must be an array"]}
         )
     problems: list[str] = []
-    if len(raw) > MAX_BLOCKS:
-        problems.append(f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(raw) > limit:
+        problems.append(f"[ERROR] no more than {limit} items allowed [json-pointer:/blocks]")
     blocks: list[dict[str, Any]] = []
     block_ids: set[str] = set()
     for index, item in enumerate(raw):
@@ -79,6 +90,19 @@ def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
             f"[ERROR] must be less than {MAX_SECTION_TEXT + 1} characters "
             f"[json-pointer:{pointer}/text/text]"
         )
+    fields = block.get("fields") if kind == "section" else None
+    if isinstance(fields, list):
+        if len(fields) > MAX_SECTION_FIELDS:
+            problems.append(
+                f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed "
+                f"[json-pointer:{pointer}/fields]"
+            )
+        for i, field in enumerate(fields):
+            if len(_text_of(field)) > MAX_FIELD_TEXT:
+                problems.append(
+                    f"[ERROR] must be less than {MAX_FIELD_TEXT + 1} characters "
+                    f"[json-pointer:{pointer}/fields/{i}/text]"
+                )
     if kind == "header" and len(_text_of(block.get("text"))) > MAX_HEADER_TEXT:
         problems.append(
             f"[ERROR] must be less than {MAX_HEADER_TEXT + 1} characters "
@@ -86,6 +110,13 @@ def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
         )
     if kind == "actions" and not isinstance(block.get("elements"), list):
         problems.append(f"[ERROR] missing required field: elements [json-pointer:{pointer}]")
+    for element in interactive_elements(block):
+        confirm = element.get("confirm")
+        if isinstance(confirm, dict) and len(_text_of(confirm.get("text"))) > MAX_CONFIRM_TEXT:
+            problems.append(
+                f"[ERROR] confirm text must be less than {MAX_CONFIRM_TEXT + 1} characters "
+                f"[json-pointer:{pointer}]"
+            )
     action_ids: set[str] = set()
     for button in find_buttons([block]):
         where = f"[json-pointer:{pointer}]"

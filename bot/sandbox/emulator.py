@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from bot.sandbox import payloads
 from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
 from bot.sandbox.faults import Fault, FaultKind
 from bot.sandbox.state import (
+    DEFAULT_CHANNEL_MEMBERS,
     DEFAULT_CHANNELS,
     DEFAULT_USERGROUPS,
     DEFAULT_USERS,
@@ -30,6 +31,7 @@ from bot.sandbox.state import (
     View,
     Workspace,
     dm_channel_id,
+    find_buttons,
     random_id,
 )
 from bot.sandbox.webapi import WebApi
@@ -63,8 +65,15 @@ class SlackEmulator:
         users: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
         channels: dict[str, str] | None = None,
-        bot_events: Sequence[str] = ("app_mention", "message.channels", "message.im"),
+        channel_members: dict[str, list[str]] | None = None,
+        bot_events: Sequence[str] = (
+            "app_home_opened",
+            "app_mention",
+            "message.channels",
+            "message.im",
+        ),
         ack_timeout: float = 3.0,
+        commands: Iterable[str] = ("/ask",),
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -72,6 +81,9 @@ class SlackEmulator:
         self.bot_user_id = bot_user_id
         self.app_id = app_id
         self.ack_timeout = ack_timeout  # Slack's deadline for acks; a late ack counts as none
+        # The app's slash commands, as its manifest registers them: Slack sends the app only
+        # these, and answers any other itself.
+        self.commands = frozenset(commands)
         self._ws = Workspace(
             team_id=team_id,
             bot_user_id=bot_user_id,
@@ -80,6 +92,7 @@ class SlackEmulator:
             usergroups=DEFAULT_USERGROUPS if usergroups is None else usergroups,
             channels=DEFAULT_CHANNELS if channels is None else channels,
             bot_events=bot_events,
+            channel_members=DEFAULT_CHANNEL_MEMBERS if channel_members is None else channel_members,
         )
         self._socket = SocketModeServer(
             app_id=app_id, ws_url=lambda: self._url("ws") + "socket-mode"
@@ -89,6 +102,7 @@ class SlackEmulator:
             bot_token=bot_token,
             app_token=app_token,
             issue_socket_url=self._socket.issue_url,
+            page_url=lambda: self.base_url,
         )
         self._http = HttpDelivery()
         self._use_http = False
@@ -322,6 +336,17 @@ class SlackEmulator:
         if not command.startswith("/"):
             raise ValueError(f"a slash command starts with '/', got {command!r}")
         target = ResponseTarget(channel, user, None, None)
+        if command not in self.commands:
+            self._api.apply_response(target, {"text": not_a_command(command)})
+            return Delivery(
+                kind="slash_commands",
+                payload={"command": command, "text": text},
+                retry_num=0,
+                retry_reason="",
+                transport="http" if self._use_http else "socket_mode",
+                at=time.time(),
+                error=f"{command} is not a command the app registered",
+            )
         payload = payloads.slash_command(
             self._ws,
             user=user,
@@ -364,6 +389,49 @@ class SlackEmulator:
             button=matching[0],
             response_url=self._response_url(target),
             trigger_id=self._ws.new_trigger(user),
+        )
+        return await self.deliver("interactive", payload)
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Who is in a channel (the bot always is); people outside it cannot post there."""
+        for user in users:
+            self._ws.user_name(user)
+        found = self._ws.channel(channel)
+        if found.is_im:
+            raise ValueError(f"{channel} is a DM: its members are fixed")
+        found.members = list(users)
+        self._ws.touch()
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The Home tab the app last published for `user`."""
+        self._ws.user_name(user)
+        return self._ws.homes.get(user)
+
+    async def open_home(self, user: str) -> Delivery:
+        """The person opens the app's Home tab."""
+        self._ws.user_name(user)
+        if "app_home_opened" not in self._ws.bot_events:
+            raise ValueError("the app is not subscribed to app_home_opened: nothing is sent")
+        return await self.deliver(
+            "events_api",
+            payloads.app_home_opened(self._ws, user=user, channel=dm_channel_id(user)),
+        )
+
+    async def click_home(self, user: str, action_id: str, value: str | None = None) -> Delivery:
+        """Click a button on the Home tab the app published for `user`."""
+        view = self.home(user)
+        if view is None:
+            raise LookupError(f"no Home tab was published for {user}")
+        buttons = [
+            b
+            for b in find_buttons(view["blocks"])
+            if b.action_id == action_id and (value is None or b.value == value)
+        ]
+        if not buttons:
+            present = [(b.action_id, b.value) for b in find_buttons(view["blocks"])]
+            raise LookupError(f"{user}'s Home tab has no button {action_id}; buttons: {present}")
+        payload = payloads.home_block_actions(
+            self._ws, user=user, button=buttons[0], trigger_id=self._ws.new_trigger(user)
         )
         return await self.deliver("interactive", payload)
 
@@ -416,3 +484,11 @@ class SlackEmulator:
         return await self.deliver(
             "interactive", payloads.view_closed(self._ws, user=user, view=view)
         )
+
+
+def not_a_command(command: str) -> str:
+    """What Slack's client says to a slash command no app in the workspace registered."""
+    return (
+        f'{command} is not a valid command. In Slack, all messages that start with the "/" '
+        "character are interpreted as commands."
+    )

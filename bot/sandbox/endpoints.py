@@ -66,6 +66,8 @@ def say(emu: SlackEmulator, as_sent: Callable[[str], str] = str) -> Handler:
         if text.startswith("/"):
             command, *rest = text.split(maxsplit=1)
             delivery = await emu.slash_command(user, channel, command, "".join(rest))
+            if command not in emu.commands:
+                return {}  # Slack answered it: nothing went to the app, so nothing failed
             return {"delivery": delivery.summary()}
         return {"ts": await emu.post_user_message(user, channel, as_sent(text), thread_ts)}
 

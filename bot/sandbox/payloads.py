@@ -150,6 +150,53 @@ def block_actions(
     }
 
 
+def app_home_opened(ws: Workspace, *, user: str, channel: str) -> dict[str, Any]:
+    """The event for a person opening the app's Home tab; `view` is there once one was
+    published for them, as in Slack."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": channel,
+        "tab": "home",
+        "event_ts": f"{time.time():.6f}",
+    }
+    if user in ws.homes:
+        event["view"] = copy.deepcopy(ws.homes[user])
+    return event_callback(ws, event)
+
+
+def home_block_actions(
+    ws: Workspace, *, user: str, button: Button, trigger_id: str
+) -> dict[str, Any]:
+    """A button clicked on the Home tab: the container is the view, and there is no channel,
+    message or response_url."""
+    view = ws.homes[user]
+    action: dict[str, Any] = {
+        "action_id": button.action_id,
+        "block_id": button.block_id,
+        "text": {"type": "plain_text", "text": button.text, "emoji": True},
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+    if button.value is not None:
+        action["value"] = button.value
+    if button.style is not None:
+        action["style"] = button.style
+    return {
+        "type": "block_actions",
+        "user": _user(ws, user),
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id,
+        "team": _team(ws),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": copy.deepcopy(view),
+        "actions": [action],
+    }
+
+
 def view_submission(
     ws: Workspace,
     *,

@@ -19,7 +19,9 @@ TEAM_DOMAIN = "sandbox"
 
 DEFAULT_USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
 DEFAULT_USERGROUPS = {"S0SREONCALL": ["U0BOB", "U0DAVE"]}
-DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general"}
+DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general", "C0APPROVALS": "approvals"}
+# Channels only some people are in; everyone is in the others.
+DEFAULT_CHANNEL_MEMBERS = {"C0APPROVALS": ["U0BOB", "U0DAVE"]}
 
 
 def random_id(length: int, alphabet: str = string.ascii_uppercase + string.digits) -> str:
@@ -159,6 +161,7 @@ class Channel:
     id: str
     name: str
     dm_user: str | None = None  # set for the bot's DM with that user
+    members: list[str] | None = None  # people in a channel; None: everyone
 
     @property
     def is_im(self) -> bool:
@@ -186,6 +189,7 @@ class Workspace:
         usergroups: dict[str, list[str]],
         channels: dict[str, str],
         bot_events: Iterable[str],
+        channel_members: dict[str, list[str]] | None = None,
     ) -> None:
         self.team_id = team_id
         # The app's event subscriptions (its manifest's `bot_events`): what Slack sends it.
@@ -194,8 +198,10 @@ class Workspace:
         self.app_id = app_id
         self.users = dict(users)
         self.usergroups = {gid: list(members) for gid, members in usergroups.items()}
+        members = channel_members or {}
         self.channels: dict[str, Channel] = {
-            cid: Channel(cid, name) for cid, name in channels.items()
+            cid: Channel(cid, name, members=list(members[cid]) if cid in members else None)
+            for cid, name in channels.items()
         }
         for uid in self.users:
             dm = dm_channel_id(uid)
@@ -205,6 +211,7 @@ class Workspace:
         self._reactions: dict[tuple[str, str], list[str]] = {}
         self.ephemerals: list[Ephemeral] = []
         self.views: list[View] = []
+        self.homes: dict[str, dict[str, Any]] = {}  # user -> the Home tab views.publish set
         self.calls: list[ApiCall] = []
         self.deliveries: list[Delivery] = []
         self.triggers: dict[str, tuple[str, float]] = {}  # trigger_id -> (user, monotonic time)
@@ -239,7 +246,16 @@ class Workspace:
         return name
 
     def is_member(self, channel: Channel, user_id: str) -> bool:
-        return channel.dm_user is None or user_id in (channel.dm_user, self.bot_user_id)
+        if channel.dm_user is not None:
+            return user_id in (channel.dm_user, self.bot_user_id)
+        return channel.members is None or user_id in (*channel.members, self.bot_user_id)
+
+    def members(self, channel: Channel) -> list[str]:
+        """Who is in a channel, the bot included, as conversations.members lists them."""
+        if channel.dm_user is not None:
+            return [channel.dm_user, self.bot_user_id]
+        people = list(self.users) if channel.members is None else channel.members
+        return [*people, self.bot_user_id]
 
     def messages(self, channel_id: str) -> list[Message]:
         self.channel(channel_id)

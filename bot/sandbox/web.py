@@ -15,23 +15,26 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from bot.sandbox import endpoints
 from bot.sandbox.emulator import SlackEmulator
-from bot.sandbox.endpoints import endpoint, field
+from bot.sandbox.endpoints import endpoint, field, optional_field
 from bot.sandbox.state import BOT_NAME, Message, View
 
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
 
-# What the sample users are for in the demo; users of a customised emulator get no label.
+# What the sample users can do under the sample policy (bot/sandbox/policy.yml, which the
+# sandbox runs): the on-call group decides gated calls. Users of a customised emulator get
+# no label.
 SAMPLE_ROLES = {
-    "U0ALICE": "requester",
-    "U0BOB": "on call",
-    "U0DAVE": "on call",
-    "U0CAROL": "outsider",
+    "U0ALICE": "asks; not on call",
+    "U0BOB": "on call: approves",
+    "U0DAVE": "on call: approves",
+    "U0CAROL": "not on call: refused",
 }
 
 _MENTION = re.compile(r"(?<![\w<@])@([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)")
@@ -65,6 +68,10 @@ class SandboxPage:
         app.router.add_post("/sandbox/ui/submit", endpoint(self._submit))
         app.router.add_post("/sandbox/ui/close", endpoint(self._close))
         app.router.add_post("/sandbox/ui/react", endpoint(self._react))
+        app.router.add_post("/sandbox/ui/home", endpoint(self._home))
+        app.router.add_post("/sandbox/ui/home_click", endpoint(self._home_click))
+        # Where chat.getPermalink's links point: the page, opened on that message's thread.
+        app.router.add_get("/archives/{channel}/{p}", self._permalink)
         app.on_shutdown.append(self._end_streams)
 
     async def _end_streams(self, _: web.Application) -> None:
@@ -76,7 +83,7 @@ class SandboxPage:
 
     def snapshot(self, user: str) -> dict[str, Any]:
         ws = self._ws
-        channels = [c for c in ws.channels.values() if c.dm_user in (None, user)]
+        channels = [c for c in ws.channels.values() if ws.is_member(c, user)]
         return {
             "me": user,
             "info": dict(self._emu.sandbox_info),
@@ -92,6 +99,8 @@ class SandboxPage:
                 {"id": c.id, "name": BOT_NAME if c.is_im else c.name, "is_im": c.is_im}
                 for c in channels
             ],
+            # Public channels show their name in a link even to people outside them.
+            "channel_names": {c.id: c.name for c in ws.channels.values() if not c.is_im},
             "messages": {
                 c.id: [self._message(m, user) for m in ws.messages(c.id)] for c in channels
             },
@@ -107,6 +116,7 @@ class SandboxPage:
                 if e.user == user
             ],
             "view": _top_view(ws.views, user),
+            "home": ws.homes[user]["blocks"] if user in ws.homes else None,
         }
 
     def _role(self, user: str) -> str:
@@ -229,6 +239,23 @@ class SandboxPage:
             self._ws.touch()
             return {"delivery": None}
         return {"delivery": (await self._emu.close_view(user, view_id)).summary()}
+
+    async def _home(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The person opened the app's Home tab."""
+        return {"delivery": (await self._emu.open_home(field(data, "user"))).summary()}
+
+    async def _home_click(self, data: dict[str, Any]) -> dict[str, Any]:
+        delivery = await self._emu.click_home(
+            field(data, "user"), field(data, "action_id"), optional_field(data, "value")
+        )
+        return {"delivery": delivery.summary()}
+
+    async def _permalink(self, request: web.Request) -> web.Response:
+        channel = request.match_info["channel"]
+        digits = request.match_info["p"].removeprefix("p")
+        ts = f"{digits[:-6]}.{digits[-6:]}"
+        thread = request.query.get("thread_ts") or ts
+        raise web.HTTPFound(f"/?{urlencode({'channel': channel, 'thread': thread})}")
 
     async def _react(self, data: dict[str, Any]) -> dict[str, Any]:
         """Toggle the user's reaction, as clicking a reaction (or picking one) does in Slack."""

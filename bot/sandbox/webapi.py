@@ -11,7 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.blockkit import MAX_VIEW_TITLE, decode_json_param, normalize_blocks
+from bot.sandbox.blockkit import (
+    MAX_VIEW_BLOCKS,
+    MAX_VIEW_TITLE,
+    decode_json_param,
+    normalize_blocks,
+)
 from bot.sandbox.faults import Faults
 from bot.sandbox.state import (
     BOT_ID,
@@ -43,8 +48,10 @@ class WebApi:
         bot_token: str,
         app_token: str,
         issue_socket_url: Callable[[], str],
+        page_url: Callable[[], str],
     ) -> None:
         self._ws = workspace
+        self._page_url = page_url
         self._bot_token = bot_token
         self._app_token = app_token
         self._issue_socket_url = issue_socket_url
@@ -62,8 +69,12 @@ class WebApi:
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,
+            "users.list": self._users_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
+            "conversations.members": self._conversations_members,
+            "views.publish": self._views_publish,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
 
@@ -223,17 +234,6 @@ class WebApi:
         )
         return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
 
-    def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
-        channel = self._channel(params)
-        ts = str(params.get("message_ts") or "")
-        message = self._ws.find_message(channel.id, ts)
-        if message is None:
-            raise ApiError("message_not_found")
-        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
-        if message.thread_ts and message.thread_ts != ts:
-            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
-        return {"channel": channel.id, "permalink": link}
-
     def _chat_update(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
         message = self._ws.find_message(channel.id, str(params.get("ts") or ""))
@@ -309,7 +309,7 @@ class WebApi:
                 "[json-pointer:/view/title/text]"
             )
         try:
-            blocks = normalize_blocks(view.get("blocks"))
+            blocks = normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS)
         except ApiError as e:
             problems.extend(e.extra["response_metadata"]["messages"])
             blocks = []
@@ -373,6 +373,11 @@ class WebApi:
             raise ApiError("user_not_found")
         return {"user": self._ws.user_json(user)}
 
+    def _users_list(self, params: Params) -> dict[str, Any]:
+        # One page holds the whole (small) workspace: no next_cursor, as Slack ends a listing.
+        members = [self._ws.user_json(u) for u in [*self._ws.users, self._ws.bot_user_id]]
+        return {"members": members, "response_metadata": {"next_cursor": ""}}
+
     def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
         members = self._ws.usergroups.get(str(params.get("usergroup") or ""))
         if members is None:
@@ -381,6 +386,69 @@ class WebApi:
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         return {"channel": self._ws.channel_json(self._channel(params))}
+
+    def _conversations_open(self, params: Params) -> dict[str, Any]:
+        users = [u for u in str(params.get("users") or "").split(",") if u]
+        if not users:
+            raise ApiError("users_list_not_supplied")
+        if len(users) > 1:
+            raise ApiError("not_supported", detail="the emulator opens one-person DMs only")
+        if users[0] not in self._ws.users:
+            raise ApiError("user_not_found")
+        return {"channel": {"id": dm_channel_id(users[0])}}
+
+    def _conversations_members(self, params: Params) -> dict[str, Any]:
+        members = self._ws.members(self._channel(params))
+        # Paged like Slack: `limit` per page, the next page's offset as the cursor.
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        page = members[start : start + limit]
+        after = start + limit
+        return {
+            "members": page,
+            "response_metadata": {"next_cursor": str(after) if after < len(members) else ""},
+        }
+
+    def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params)
+        message = self._ws.find_message(channel.id, str(params.get("message_ts") or ""))
+        if message is None:
+            raise ApiError("message_not_found")
+        # Pointing at the sandbox page, so a link in a card opens the thread there.
+        link = f"{self._page_url()}archives/{channel.id}/p{message.ts.replace('.', '')}"
+        if message.thread_ts is not None:
+            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
+
+    def _views_publish(self, params: Params) -> dict[str, Any]:
+        user = str(params.get("user_id") or "")
+        if user not in self._ws.users:
+            raise ApiError("user_not_found")
+        view = decode_json_param(params.get("view"))
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise ApiError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] view.type must be home"]},
+            )
+        previous = self._ws.homes.get(user)
+        if params.get("hash") and previous is not None and params["hash"] != previous["hash"]:
+            raise ApiError("hash_conflict")
+        published: dict[str, Any] = {
+            "id": previous["id"] if previous else "V" + random_id(10),
+            "team_id": self._ws.team_id,
+            "type": "home",
+            "blocks": normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS),
+            "private_metadata": str(view.get("private_metadata") or ""),
+            "callback_id": str(view.get("callback_id") or ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "external_id": str(view.get("external_id") or ""),
+            "app_id": self._ws.app_id,
+            "bot_id": BOT_ID,
+        }
+        self._ws.homes[user] = published
+        self._ws.touch()
+        return {"view": published}
 
     def _assistant_threads_set_status(self, params: Params) -> dict[str, Any]:
         self._channel(params, "channel_id")

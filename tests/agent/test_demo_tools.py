@@ -122,7 +122,7 @@ async def test_scale_down_rejects_negative_replicas(tools: dict[str, BaseTool]) 
 
 async def test_scale_down_coerces_a_numeric_string(tools: dict[str, BaseTool]) -> None:
     result = await call(tools["scale_down"], cluster_id="cl-002", replicas="1")
-    assert result.text == "Scaled cl-002 down from 3 to 1 replicas."
+    assert result.text == "Scaled cl-002 down from 3 to 1 replica."
 
 
 async def test_delete_cluster(tools: dict[str, BaseTool], db_path: Path) -> None:

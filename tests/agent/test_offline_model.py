@@ -278,7 +278,7 @@ async def test_agent_memory_spans_turns(tools: list[BaseTool]) -> None:
     config: RunnableConfig = {"configurable": {"thread_id": "slack:T1:C1:1.0"}}
     await agent.ainvoke({"messages": [HumanMessage("scale down cl-004 to 1")]}, config)
     state = await agent.ainvoke({"messages": [HumanMessage("describe cl-004")]}, config)
-    assert "running, 1 replicas" in state["messages"][-1].text
+    assert "running, 1 replica" in state["messages"][-1].text
     assert len(state["messages"]) == 8
 
 
@@ -346,3 +346,15 @@ async def test_real_hitl_edit_reports_what_ran(
         OFFLINE_NOTE,
     ]
     assert (await inventory.get_cluster("cl-001")).replicas == 3
+
+
+async def test_any_bound_tool_can_be_called_by_name() -> None:
+    """Tools no phrase covers (a team's own, an MCP server's) are called as
+    `call NAME with {json}`, by the policy's `server.tool` name or the model-facing one."""
+    model = bound_model(["list_clusters", "infra__delete_repo", "ping"])
+    said = 'call infra.delete_repo with {"name": "web", "force": true} and call ping'
+    reply = await answer(model, [HumanMessage(said)])
+    assert calls(reply) == [("infra__delete_repo", {"name": "web", "force": True}), ("ping", {})]
+    assert calls(await answer(model, [HumanMessage("call nothing_bound")])) == []
+    helped = (await answer(model, [HumanMessage("hello")])).text
+    assert "`call infra__delete_repo with {…its arguments as JSON…}`" in helped

@@ -197,8 +197,10 @@ async def test_a_dm_delivered_twice_starts_one_turn(harness: Harness) -> None:
     async with harness.bot() as bot:
         dm = harness.slack.dm_channel("U0ALICE")
         # A mention in a DM arrives as both message.im and app_mention.
-        ts = await harness.slack.post_user_message("U0ALICE", dm, f"<@{bot.bot_user_id}> hi")
-        await harness.wait_text(dm, ts, "Hi from the agent.")
+        await harness.slack.post_user_message("U0ALICE", dm, f"<@{bot.bot_user_id}> hi")
+        await harness.slack.wait_for(
+            lambda: any("Hi from the agent." in m.text for m in harness.slack.messages(dm))
+        )
         await harness.idle()
         kinds = [d.payload.get("event", {}).get("type") for d in harness.slack.deliveries]
         assert kinds.count("message") == 1 and kinds.count("app_mention") == 1

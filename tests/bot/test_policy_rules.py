@@ -138,7 +138,7 @@ async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
         told = [m for m in harness.model.requests[-1]["messages"] if m["role"] == "tool"]
         assert "EXPIRED" in told[-1]["content"] and "not a denial" in told[-1]["content"]
         events = [r["event"] for r in await bot.store.audit_log()]
-        assert "expired" in events and "rejected" not in events
+        assert "expired" in events and "denied" not in events
         # A late click changes nothing.
         await harness.slack.deliver("interactive", harness.slack.deliveries[-1].payload)
     assert executions("scale_down") == []

@@ -303,3 +303,58 @@ async def test_two_bot_processes_share_one_database(backend: str, tmp_path: Path
         runs = [r for r in d.model.requests[before:] if "hello replicas" in str(r["messages"])]
         assert len(runs) == 1
         assert sum("hello replicas" in t for t in d.ui.texts(CHANNEL, root)) == 2
+
+
+REMINDING_POLICY = """\
+tools:
+  scale_down:
+    approvers: [S0SREONCALL]
+    notify: [approvers]
+    remind_after: 3s
+    escalate_after: 3s
+    escalate_to: [U0CAROL]
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_reminder_and_an_escalation_due_while_the_bots_were_down_are_sent_once(
+    backend: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "reminding-policy.yml"
+    policy.write_text(REMINDING_POLICY)
+    async with (
+        database_url(backend, tmp_path) as url,
+        deployment(tmp_path, url, 2, env={"APPROVALS_POLICY": str(policy)}) as d,
+    ):
+        thread = await d.ui.ask("scale down cl-001 to 2")
+        [card] = await d.ui.wait_cards(CHANNEL, thread)
+        await d.card_recorded(card.ts)
+        await d.wait(
+            "the copies on record",
+            lambda: d.db.fetchall("SELECT channel FROM approval_copies"),
+        )
+        copies = await d.db.fetchall("SELECT channel, message_ts FROM approval_copies")
+        for bot in d.bots:
+            await bot.kill()
+        route = await d.db.fetchone("SELECT remind_at, escalate_at FROM approval_routes")
+        assert route is not None and None not in route.values(), "sent before the stop"
+        await d.wait("both to fall due", lambda: time.time() > max(route.values()))
+
+        await d.start()  # both replicas claim what is due before they say they are ready
+        sent = await d.db.fetchall(
+            "SELECT event FROM audit WHERE event IN ('reminded', 'escalated') ORDER BY event"
+        )
+        assert [r["event"] for r in sent] == ["escalated", "reminded"]
+        await d.ui.wait_text(CHANNEL, thread, "escalated to <@U0CAROL>")
+        await d.ui.wait_text(CHANNEL, thread, "Reminder:")
+        for copy in copies:
+            await d.ui.wait_text(copy["channel"], copy["message_ts"], "Reminder:")
+        texts = d.ui.texts(CHANNEL, thread)
+        assert sum("Reminder:" in t for t in texts) == 1
+        assert sum("escalated to <@U0CAROL>" in t for t in texts) == 1
+        for copy in copies:
+            replies = d.slack.thread(copy["channel"], copy["message_ts"])
+            assert sum("Reminder:" in m.text for m in replies) == 1
+        # The new approver got the request once.
+        await d.wait("the escalation's copy", lambda: d.slack.messages("D0CAROL"))
+        assert len([m for m in d.slack.messages("D0CAROL") if m.thread_ts is None]) == 1

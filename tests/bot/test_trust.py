@@ -5,9 +5,7 @@ Each through the real bot, the emulator and the real ChatOpenAI against the fake
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 
 import aiohttp
 
@@ -17,6 +15,7 @@ from tests.bot.test_faults import samples
 from tests.bot.test_flow import tool_messages
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.support.clock import ManualClock
 from tests.support.tools import executions
 
 CHANNEL = "C0OPS"
@@ -56,12 +55,13 @@ async def audit_events(harness: Harness) -> list[str]:
 async def test_an_expired_call_never_runs_after_a_restart_that_ungates_its_tool(
     harness: Harness,
 ) -> None:
-    use_policy(harness, gated(expiry="1s"))
-    async with harness.bot():
+    use_policy(harness, gated(expiry="30m"))
+    clock = ManualClock()
+    async with harness.bot(clock):
         thread, card = await scale_down_card(harness)
-    await asyncio.sleep(1.2)  # the deadline passes while no bot runs
+    clock.advance(31 * 60)  # the deadline passes while no bot runs
     use_policy(harness, UNGATED)
-    async with harness.bot():
+    async with harness.bot(clock):
         await harness.wait_text(CHANNEL, thread, "All done here.")  # the model's next answer
         await harness.idle()
         assert executions("scale_down") == []
@@ -77,14 +77,14 @@ async def test_a_denied_call_never_runs_after_a_restart_that_ungates_its_tool(
     use_policy(harness, gated())
     async with harness.bot():
         thread, _ = await scale_down_card(harness)
-    await _claim_stopped(harness, "rejected", reason="not today")
+    await _claim_stopped(harness, "rejected", reason="not today", event="denied")
     use_policy(harness, UNGATED)
     async with harness.bot():
         await harness.wait_text(CHANNEL, thread, "All done here.")  # the model's next answer
         await harness.idle()
         assert executions("scale_down") == []
         events = await audit_events(harness)
-        assert "rejected" in events and "executed" not in events
+        assert "denied" in events and "executed" not in events
         assert "not today" in tool_messages(harness.model.requests[-1])[-1]["content"]
 
 
@@ -151,7 +151,7 @@ async def test_a_member_removed_from_the_group_cannot_approve_the_next_card(
         thread, card = await scale_down_card(harness)
         await harness.slack.click("U0DAVE", CHANNEL, card, "approval_approve")
         await harness.wait_text(CHANNEL, thread, "All done here.")
-        harness.slack._ws.usergroups["S0SREONCALL"].remove("U0DAVE")
+        harness.slack.workspace.usergroups["S0SREONCALL"].remove("U0DAVE")
         _, second = await scale_down_card(harness, replicas=1)
         await harness.slack.click("U0DAVE", CHANNEL, second, "approval_approve")
         await harness.idle()
@@ -160,19 +160,21 @@ async def test_a_member_removed_from_the_group_cannot_approve_the_next_card(
 
 
 async def test_a_click_after_the_deadline_never_approves(harness: Harness) -> None:
-    use_policy(harness, gated(expiry="1s"))
+    use_policy(harness, gated(expiry="30m"))
     harness.model.script(
         reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
         reply_text("It expired."),
     )
-    async with harness.bot() as bot:
+    clock = ManualClock()
+    async with harness.bot(clock) as bot:
         thread = await harness.ask("scale down cl-001 to 2")
         [card] = await harness.wait_cards(CHANNEL, thread)
         [approval] = await bot.store.for_conversation(
             f"slack:{bot.team_id}:{CHANNEL}:{thread}"
         )
+        # Just past the deadline, before any expiry sweep could have seen it.
         assert approval.expires_at is not None
-        await asyncio.sleep(max(0.0, approval.expires_at - time.time()) + 0.05)
+        clock.advance(approval.expires_at - clock.now() + 0.3)
         await harness.slack.click("U0BOB", CHANNEL, card.ts, "approval_approve")
         await harness.wait_text(CHANNEL, thread, "It expired.")
         await harness.idle()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cli import SAMPLE_POLICY
 from bot.sandbox.emulator import SlackEmulator
 from tests.conftest import Harness
 from tests.sandbox.test_web import FORM_MESSAGE, form_app, option, socket_mode
@@ -94,7 +95,10 @@ async def ask_and_open_thread(page: Page, request: str) -> Locator:
 
 def demo_bot(harness: Harness) -> Any:
     harness.slack.sandbox_info = {"model": "the offline rule-based model"}
-    return harness.bot(openai_api_key=None, approvals_tools=None, approvals_policy=None)
+    # As `slack-approvals run` starts the sandbox: the demo tools under the sample policy.
+    return harness.bot(
+        openai_api_key=None, approvals_tools=None, approvals_policy=str(SAMPLE_POLICY)
+    )
 
 
 async def test_ask_and_approve_in_the_browser(harness: Harness, browser: Browser) -> None:
@@ -240,3 +244,42 @@ async def test_block_kit_confirm_reactions_and_forms(
         await expect(modal).to_have_count(0)
         closed = await slack.wait_for(lambda: seen[-1]["type"] == "view_closed" and seen[-1])
         assert closed["view"]["callback_id"] == "form"
+
+
+async def test_alice_asks_in_a_dm_and_bob_approves_on_his_home_tab(
+    harness: Harness, browser: Browser
+) -> None:
+    async with demo_bot(harness):
+        page = await open_page(browser, harness.slack)
+        await act_as(page, "U0ALICE")
+        await page.locator('[data-channel="D0ALICE"]').click()
+        await say(page, "scale down cl-001 to 2")
+        messages = page.get_by_test_id("messages")
+        # Nobody who may approve can see alice's DM: the request goes to them.
+        await expect(messages).to_contain_text("Asked @sreoncall by DM and in #approvals")
+        needed = messages.get_by_test_id("message").filter(has_text="Approval needed: scale_down")
+        mine = messages.locator(f'[data-ts="{await needed.get_attribute("data-ts")}"]')
+
+        # Bob has it in his DM with the app, with a link back to alice's conversation...
+        await act_as(page, "U0BOB")
+        await page.locator('[data-channel="D0BOB"]').click()
+        await expect(needed).to_contain_text("Open the conversation")
+        copy = messages.locator(f'[data-ts="{await needed.get_attribute("data-ts")}"]')
+        await expect(copy.get_by_role("button", name="Approve")).to_be_visible()
+        # ...and on his Home tab, where he approves.
+        await page.locator('[data-channel="home"]').click()
+        home = page.get_by_test_id("home")
+        await expect(home).to_contain_text("Waiting on you")
+        await expect(home).to_contain_text("cluster_id=cl-001, replicas=2")
+        await page.screenshot(path=OUTPUT / "sandbox-home.png")
+        await home.get_by_role("button", name="Approve").click()
+        await expect(home).to_contain_text("Nothing waits on you")
+        await expect(home).to_contain_text("Your requests")
+
+        await page.locator('[data-channel="D0BOB"]').click()
+        await expect(copy).to_contain_text("Approved by @bob")
+        await expect(copy.locator(".b-button")).to_have_count(0)
+        await act_as(page, "U0ALICE")
+        await page.locator('[data-channel="D0ALICE"]').click()
+        await expect(mine).to_contain_text("Approved by @bob")
+        await expect(messages).to_contain_text("Scaled cl-001 down")

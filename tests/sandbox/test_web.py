@@ -223,10 +223,10 @@ async def test_a_snapshot_is_what_one_user_sees(
         ("D0ALICE", "approvals", True),
     ]
     assert {u["name"]: u["role"] for u in alice["users"]} == {
-        "alice": "requester",
-        "bob": "on call, @sreoncall",
-        "carol": "outsider",
-        "dave": "on call, @sreoncall",
+        "alice": "asks; not on call",
+        "bob": "on call: approves, @sreoncall",
+        "carol": "not on call: refused",
+        "dave": "on call: approves, @sreoncall",
     }
     assert alice["usergroups"] == {
         "S0SREONCALL": {"handle": "sreoncall", "members": ["U0BOB", "U0DAVE"]}

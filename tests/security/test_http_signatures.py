@@ -283,7 +283,7 @@ async def test_a_replayed_deny_submission_decides_once(harness: Harness) -> None
             "change freeze",
         )
         assert len(harness.model.requests) == requests
-        assert [e for e, _ in await audit_events(bot)].count("rejected") == 1
+        assert [e for e, _ in await audit_events(bot)].count("denied") == 1
     assert executions("delete_cluster") == []
 
 

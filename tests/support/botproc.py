@@ -13,7 +13,7 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,13 +151,16 @@ def _bot_env(
 
 
 @asynccontextmanager
-async def deployment(workdir: Path, database_url: str, replicas: int) -> AsyncIterator[Deployment]:
-    """Started and ready; every bot process is killed on the way out."""
+async def deployment(
+    workdir: Path, database_url: str, replicas: int, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Deployment]:
+    """Started and ready; every bot process is killed on the way out. `env` adds to (or
+    replaces) the bots' settings."""
     slack = SlackEmulator()
     await slack.start()
     model = await operator_model()
     db = await Database.open(database_url)
-    env = _bot_env(slack, model, workdir, database_url)
+    env = {**_bot_env(slack, model, workdir, database_url), **(env or {})}
     bots = [BotProcess(f"bot{i}", env, workdir) for i in range(replicas)]
     ui = Harness(slack, model, workdir)
     found = Deployment(slack, model, workdir, bots, ui, db)

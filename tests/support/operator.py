@@ -13,6 +13,8 @@ ENOUGH_REPLIES = 5000
 _SCALE = re.compile(r"scale down (?P<id>\S+) to (?P<n>\d+)")
 _ONE_ARG = re.compile(r"(?P<verb>restart|drain|wipe) (?P<id>\S+)")
 _TOOL_OF = {"restart": "restart_service", "drain": "drain_node", "wipe": "wipe_cache"}
+# The MCP test server's tool (tests.support.mcp_server), as the model calls it.
+_DELETE_REPO = re.compile(r"delete repo (?P<name>\S+)")
 
 
 def operator(body: dict[str, Any]) -> Reply:
@@ -24,6 +26,8 @@ def operator(body: dict[str, Any]) -> Reply:
         return reply_tool_calls(
             *(("scale_down", {"cluster_id": m["id"], "replicas": int(m["n"])}) for m in scales)
         )
+    if match := _DELETE_REPO.search(text):
+        return reply_tool_calls(("infra__delete_repo", {"name": match["name"]}))
     if match := _ONE_ARG.search(text):
         return reply_tool_calls((_TOOL_OF[match["verb"]], {"cluster_id": match["id"]}))
     return reply_text(f"You said: {text}")

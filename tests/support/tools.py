@@ -54,10 +54,17 @@ async def describe_cluster(cluster_id: str) -> str:
     return f"{cluster_id}: 3 replicas, healthy"
 
 
+@tool
+async def run_sql(statement: str, database: str = "main") -> str:
+    """Run one SQL statement."""
+    await _record("run_sql", {"statement": statement, "database": database})
+    return f"ran {len(statement)} characters on {database}"
+
+
 # Tool errors go back to the model as the result, as a team's tools usually do.
 scale_down.handle_tool_error = True
 
-TOOLS = [list_clusters, describe_cluster, scale_down, delete_cluster]
+TOOLS = [list_clusters, describe_cluster, scale_down, delete_cluster, run_sql]
 
 
 def executions(name: str) -> list[dict[str, object]]:

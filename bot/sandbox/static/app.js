@@ -13,7 +13,7 @@ const EMOJI = {
   wave: "👋", smile: "😄", slightly_smiling_face: "🙂", thinking_face: "🤔", heart: "❤️",
   pray: "🙏", ok_hand: "👌", raised_hands: "🙌", clipboard: "📋", red_circle: "🔴",
   large_green_circle: "🟢", large_yellow_circle: "🟡", octagonal_sign: "🛑", stopwatch: "⏱️",
-  alarm_clock: "⏰", information_source: "ℹ️", wastebasket: "🗑️", arrow_down: "⬇️",
+  alarm_clock: "⏰", incoming_envelope: "📨", arrow_double_up: "⏫", link: "🔗", information_source: "ℹ️", wastebasket: "🗑️", arrow_down: "⬇️",
   arrow_up: "⬆️", chart_with_downwards_trend: "📉", chart_with_upwards_trend: "📈",
   package: "📦", computer: "💻", cloud: "☁️", rotating_light: "🚨", sparkles: "✨",
 };
@@ -28,6 +28,8 @@ let current = stored("channel");
 let threadTs = null;
 let source = null;
 let shownView = ""; // "view id:hash" of the modal on screen
+let shownHome = ""; // the Home tab's blocks on screen, as JSON
+const HOME = "home"; // `current` when the app's Home tab is open
 const seen = {}; // channel id -> latest ts the person has looked at
 
 // --- text ---
@@ -59,7 +61,24 @@ function userName(id) {
 
 function channelName(id) {
   const channel = state && state.channels.find((c) => c.id === id);
-  return channel ? channel.name : null;
+  return channel ? channel.name : (state && state.channel_names[id]) || null;
+}
+
+// `<!date^EPOCH^FORMAT>`, formatted as Slack's clients do: in the reader's own time zone.
+function slackDate(target) {
+  const m = /^!date\^(\d+)\^([^^]*)/.exec(target);
+  if (!m) return null;
+  const when = new Date(Number(m[1]) * 1000);
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const offset = Math.round((day(when) - day(new Date())) / 86400000);
+  const pretty = { "-1": "yesterday", 0: "today", 1: "tomorrow" }[offset];
+  const short = when.toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric" });
+  const tokens = {
+    date_short_pretty: pretty || short,
+    date_short: short,
+    time: when.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" }),
+  };
+  return decodeSlack(m[2]).replace(/\{(\w+)\}/g, (all, name) => tokens[name] || all);
 }
 
 // `<…>` control sequences: mentions, channel links, user groups, special mentions, links.
@@ -85,7 +104,7 @@ function controlSequence(inner) {
   if (/^!(here|channel|everyone)$/.test(target)) {
     return `<span class="mention special">@${target.slice(1)}</span>`;
   }
-  if (/^!date\^/.test(target)) return escapeHtml(decodeSlack(label || target));
+  if (/^!date\^/.test(target)) return escapeHtml(slackDate(target) || decodeSlack(label || target));
   if (/^(https?:\/\/|mailto:)/i.test(target)) {
     const href = escapeHtml(decodeSlack(target));
     return `<a href="${href}" target="_blank" rel="noopener noreferrer">${escapeHtml(decodeSlack(label || target))}</a>`;
@@ -284,9 +303,11 @@ function renderButton(element, block, ctx) {
     if (link) window.open(link, "_blank", "noopener");
     button.classList.add("busy");
     button.disabled = true;
-    const data = await post("/sandbox/ui/click", {
-      user: me, channel: ctx.channel, ts: ctx.ts, action_id: element.action_id, value: element.value ?? null,
-    });
+    const data = ctx.home
+      ? await post("/sandbox/ui/home_click", { user: me, action_id: element.action_id, value: element.value ?? null })
+      : await post("/sandbox/ui/click", {
+        user: me, channel: ctx.channel, ts: ctx.ts, action_id: element.action_id, value: element.value ?? null,
+      });
     if (data.ok) reportDelivery(data, `“${element.text.text}”`);
     // The message is replaced when the app updates it; until then the button works again.
     button.classList.remove("busy");
@@ -430,11 +451,11 @@ function renderList(container, entries, ctx, intro) {
 
 function render() {
   if (!state) return;
-  if (!state.channels.some((c) => c.id === current)) {
+  if (current !== HOME && !state.channels.some((c) => c.id === current)) {
     const ops = state.channels.find((c) => c.name === "ops");
     current = (ops || state.channels[0]).id;
   }
-  const messages = state.messages[current] || [];
+  const messages = current === HOME ? [] : state.messages[current] || [];
   if (threadTs && !messages.some((m) => m.ts === threadTs)) threadTs = null;
   for (const c of state.channels) {
     const list = state.messages[c.id] || [];
@@ -443,7 +464,13 @@ function render() {
   }
   renderTopbar();
   renderSidebar();
-  renderChannel(messages);
+  const home = current === HOME;
+  document.getElementById("messages").hidden = home;
+  document.getElementById("composer").hidden = home;
+  document.querySelector(".composer-hint").hidden = home;
+  document.getElementById("home").hidden = !home;
+  if (home) renderHome();
+  else renderChannel(messages);
   renderThread(messages);
   renderModal();
 }
@@ -475,6 +502,13 @@ function renderSidebar() {
         onclick: () => selectChannel(c.id),
       }, h("span", { class: "sigil", text: c.is_im ? "●" : "#" }), h("span", { text: c.name }), c.is_im ? h("span", { class: "app-badge", text: "APP" }) : null));
   };
+  document.getElementById("apps").replaceChildren(h("li", {},
+    h("button", {
+      type: "button",
+      class: "nav-item" + (current === HOME ? " active" : ""),
+      "data-channel": HOME,
+      onclick: () => selectChannel(HOME),
+    }, h("span", { class: "sigil", text: "⌂" }), h("span", { text: `${state.bot.name} · Home` }))));
   document.getElementById("channels").replaceChildren(...state.channels.filter((c) => !c.is_im).map(entry));
   document.getElementById("dms").replaceChildren(...state.channels.filter((c) => c.is_im).map(entry));
 }
@@ -502,6 +536,18 @@ function renderChannel(messages) {
   renderList(document.getElementById("messages"), entries, { channel: current, key: current, inThread: false }, intro);
 }
 
+// The app's Home tab, as the app last published it for this person.
+function renderHome() {
+  document.getElementById("channel-name").textContent = `${state.bot.name} · Home`;
+  const pane = document.getElementById("home");
+  const shown = JSON.stringify([me, state.home]);
+  if (shown === shownHome) return;
+  shownHome = shown;
+  pane.replaceChildren(...(state.home
+    ? renderBlocks(state.home, { clickable: true, home: true })
+    : [h("p", { class: "intro", text: "Opening the Home tab…" })]));
+}
+
 function renderThread(messages) {
   const pane = document.getElementById("thread");
   if (!threadTs) {
@@ -526,7 +572,14 @@ function selectChannel(id) {
   threadTs = null;
   remember("channel", id);
   render();
-  document.querySelector("#composer textarea").focus();
+  if (id === HOME) openHome();
+  else document.querySelector("#composer textarea").focus();
+}
+
+// Opening the tab is what makes the app publish it (app_home_opened), as in Slack.
+async function openHome() {
+  const data = await post("/sandbox/ui/home", { user: me });
+  if (data.ok) reportDelivery(data, "Opening the Home tab");
 }
 
 function openThread(ts) {
@@ -743,6 +796,7 @@ function actAs(user) {
   remember("user", me);
   shownView = "";
   connect();
+  if (current === HOME) openHome();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -758,5 +812,13 @@ document.addEventListener("DOMContentLoaded", () => {
       closeModal(state.view.id);
     }
   });
+  // A permalink (/archives/…) lands here with the message's channel and thread.
+  const asked = new URLSearchParams(location.search);
+  if (asked.get("channel")) {
+    current = asked.get("channel");
+    threadTs = asked.get("thread");
+    history.replaceState(null, "", "/");
+  }
   connect();
+  if (current === HOME) openHome();
 });
