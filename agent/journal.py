@@ -7,20 +7,24 @@ approved calls reach it), turns that second run into an honest "outcome unknown"
 
 Entries are keyed by the call's key (`agent.gate.call_key`, the interrupt id of the
 tool's task), never by the model's tool-call id, which a model may repeat.
+
+It is public: a team running its own agent (`APPROVALS_GRAPH`) adds
+`ExecutionJournalMiddleware()` to its `create_agent` middleware, after
+`HumanInTheLoopMiddleware`; the bot hands it the journal with every run it drives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NotRequired, Protocol
 
 from langchain.agents.middleware import AgentMiddleware
-from langchain.agents.middleware.types import ToolCallRequest
+from langchain.agents.middleware.types import AgentState, PrivateStateAttr, ToolCallRequest
 from langchain_core.messages import ToolMessage
 from langgraph.types import Command
 
-from agent.gate import call_key, current_call
+from agent.gate import CALL_KEY, call_key, current_call
 
 OUTCOME_UNKNOWN = (
     "Outcome unknown — this call was started before the bot stopped and did not report "
@@ -47,14 +51,32 @@ class Journal(Protocol):
     async def finish(self, key: str, result: str, status: str) -> None: ...
 
 
-class ExecutionJournalMiddleware(AgentMiddleware):
-    """Journals approved calls; place it after the human-in-the-loop middleware.
+# The run config key under which the bot hands its journal to a team's middleware.
+JOURNAL_CONFIG_KEY = "approvals_journal"
+# ...and where it finds the approval key of a call (`agent.hitl.CallKeys`).
+CALL_KEYS_CONFIG_KEY = "approvals_call_keys"
+# A state key only this middleware adds: how the bot tells, at startup, that a graph has it.
+JOURNAL_MARK = "approvals_journaled"
 
-    With the bot's `ApprovalGate` in front it journals every call the gate let through;
-    `gated` names more tools to journal (for a graph with its own HITL middleware).
+
+class _JournalState(AgentState[Any]):
+    approvals_journaled: NotRequired[Annotated[bool, PrivateStateAttr]]
+
+
+class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
+    """Journals approved calls so each runs at most once; place it after the
+    human-in-the-loop middleware, so it sees only calls that were approved.
+
+    `journal`: where entries go. The built-in agent passes the bot's; a team's graph leaves
+    it out, and gets the bot's with each run the bot drives (a run the bot does not drive is
+    not journaled). With the bot's `ApprovalGate` in front it journals every call the gate
+    let through; `gated` names more tools to journal. Given no journal, it journals every
+    call that reaches it, or only the `gated` tools when some are named.
     """
 
-    def __init__(self, journal: Journal, gated: Collection[str] = ()) -> None:
+    state_schema = _JournalState
+
+    def __init__(self, journal: Journal | None = None, gated: Collection[str] = ()) -> None:
         super().__init__()
         self._journal = journal
         self._gated = frozenset(gated)
@@ -66,12 +88,39 @@ class ExecutionJournalMiddleware(AgentMiddleware):
     ) -> ToolMessage | Command[Any]:
         call = request.tool_call
         gated = current_call()
-        if gated is None and call["name"] not in self._gated:
-            return await handler(request)
-        key = gated.key if gated is not None else call_key()
-        thread_id = str(request.runtime.config["configurable"]["thread_id"])
+        journal = self._journal
+        configurable = request.runtime.config.get("configurable", {})
+        thread_id = str(configurable["thread_id"])
         call_id = str(call["id"])
-        earlier = await self._journal.begin(key, thread_id, call_id, call["name"], call["args"])
+        approval_key = None
+        if journal is not None:
+            if gated is None and call["name"] not in self._gated:
+                return await handler(request)
+        else:
+            journal = configurable.get(JOURNAL_CONFIG_KEY)
+            if journal is None or (self._gated and call["name"] not in self._gated):
+                return await handler(request)
+            # A team's graph: the entry is kept under the call's approval key, and the result
+            # carries it, so the bot tells each outcome on its own card.
+            keys = configurable.get(CALL_KEYS_CONFIG_KEY)
+            approval_key = await keys.call_key_for(thread_id, call_id) if keys else None
+        key = gated.key if gated is not None else approval_key or call_key()
+        result = await self._journaled(journal, key, thread_id, request, handler)
+        if approval_key is not None and isinstance(result, ToolMessage):
+            result.additional_kwargs[CALL_KEY] = approval_key
+        return result
+
+    async def _journaled(
+        self,
+        journal: Journal,
+        key: str,
+        thread_id: str,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        call = request.tool_call
+        call_id = str(call["id"])
+        earlier = await journal.begin(key, thread_id, call_id, call["name"], call["args"])
         if earlier is not None:
             finished = earlier.status == "finished" and earlier.result is not None
             return ToolMessage(
@@ -84,10 +133,10 @@ class ExecutionJournalMiddleware(AgentMiddleware):
         try:
             result = await handler(request)
         except Exception as exc:  # a cancelled call stays "started": its outcome is unknown
-            await self._journal.finish(key, f"{type(exc).__name__}: {exc}", "error")
+            await journal.finish(key, f"{type(exc).__name__}: {exc}", "error")
             raise
         message = result if isinstance(result, ToolMessage) else None
-        await self._journal.finish(
+        await journal.finish(
             key,
             # The text, not the repr of content blocks (MCP tools return a list of them).
             message.text if message else "(returned a state update)",

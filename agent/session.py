@@ -7,26 +7,19 @@ so a paused or finished step is on disk before the bot acts on it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph.state import CompiledStateGraph
+from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from agent.gate import CALL_KEY
+from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls, resume_payload
+from agent.journal import CALL_KEYS_CONFIG_KEY, JOURNAL_CONFIG_KEY, Journal
 
-
-@dataclass(frozen=True)
-class PendingCall:
-    """One gated tool call waiting for a decision (one LangGraph interrupt)."""
-
-    interrupt_id: str
-    tool_call_id: str
-    name: str
-    args: dict[str, Any]
-    description: str
+__all__ = ["AgentSession", "Event", "OnEvent", "PendingCall", "Reply", "ToolOutcome"]
 
 
 @dataclass(frozen=True)
@@ -56,29 +49,40 @@ Decision = Mapping[str, Any]
 
 
 class AgentSession:
-    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any]) -> None:
-        self._graph = graph
+    """The agent as a graph in this process: the built-in one, or a team's (`APPROVALS_GRAPH`).
 
-    @staticmethod
-    def _config(thread_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": thread_id}}
+    `graph_decides`: the graph's `allowed_decisions` set a card's buttons (False for the
+    built-in agent, whose allowed decisions are the policy's plus the bot's own reject)."""
+
+    def __init__(
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        *,
+        graph_decides: bool = False,
+        journal: Journal | None = None,
+        call_keys: CallKeys | None = None,
+    ) -> None:
+        self._graph = graph
+        self._graph_decides = graph_decides
+        self._journal = journal
+        self._call_keys = call_keys
+
+    def _config(self, thread_id: str) -> RunnableConfig:
+        # What a team's `ExecutionJournalMiddleware()` needs rides in the config.
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                JOURNAL_CONFIG_KEY: self._journal,
+                CALL_KEYS_CONFIG_KEY: self._call_keys,
+            }
+        }
 
     async def pending(self, thread_id: str) -> list[PendingCall]:
         state = await self._graph.aget_state(self._config(thread_id))
-        calls = []
-        for item in state.interrupts:
-            value = item.value
-            if isinstance(value, Mapping) and value.get("type") == "tool_approval":
-                calls.append(
-                    PendingCall(
-                        interrupt_id=item.id,
-                        tool_call_id=str(value["tool_call_id"]),
-                        name=str(value["name"]),
-                        args=dict(value["args"]),
-                        description=str(value.get("description", "")),
-                    )
-                )
-        return calls
+        values = state.values if isinstance(state.values, Mapping) else {}
+        return pending_calls(
+            state.interrupts, values.get("messages", ()), graph_decides=self._graph_decides
+        )
 
     async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
         """Feed a person's message. The caller must first check nothing is pending: new input
@@ -88,14 +92,16 @@ class AgentSession:
     async def resume(
         self, thread_id: str, decisions: Mapping[str, Decision], on_event: OnEvent
     ) -> list[PendingCall]:
-        """Answer pending interrupts by id; an un-keyed resume would answer whatever is
-        pending now, which is never what a click on an older card meant."""
+        """Answer pending calls by their key (`PendingCall.interrupt_id`); an un-keyed resume
+        would answer whatever is pending now, which is never what a click on an older card
+        meant. A batched request waits until all its calls are decided."""
         if not decisions:
             raise ValueError("resume needs at least one decision keyed by interrupt id")
-        command: Command[Any] = Command(
-            resume={key: dict(value) for key, value in decisions.items()}
-        )
-        return await self._drive(thread_id, command, on_event)
+        pending = await self.pending(thread_id)
+        answers = resume_payload(decisions, pending)
+        if not answers:
+            return pending
+        return await self._drive(thread_id, Command(resume=answers), on_event, call_keys(pending))
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         """True when a run stopped between two steps (its process was killed): LangGraph has
@@ -107,7 +113,15 @@ class AgentSession:
         """Run what is left of a run that stopped part-way, from its last checkpoint."""
         return await self._drive(thread_id, None, on_event)
 
-    async def _drive(self, thread_id: str, payload: Any, on_event: OnEvent) -> list[PendingCall]:
+    async def _drive(
+        self,
+        thread_id: str,
+        payload: Any,
+        on_event: OnEvent,
+        keys: Mapping[str, str] | None = None,
+    ) -> list[PendingCall]:
+        """`keys`: the call key of each tool call id being answered, for a team's graph, whose
+        results do not carry the key the bot's own approval gate puts on them."""
         async for chunk in self._graph.astream(
             payload, self._config(thread_id), stream_mode="updates", durability="sync"
         ):
@@ -118,10 +132,17 @@ class AgentSession:
                 if node.startswith("__") or not isinstance(update, Mapping):
                     continue
                 for message in update.get("messages", ()):
-                    event = _event_of(message)
+                    event = with_call_key(_event_of(message), keys or {})
                     if event is not None:
                         await on_event(event)
         return await self.pending(thread_id)
+
+
+def with_call_key(event: Event | None, keys: Mapping[str, str]) -> Event | None:
+    """The outcome with its call key from `keys` (see `agent.hitl.call_keys`) if it has none."""
+    if isinstance(event, ToolOutcome) and event.call_key is None and event.tool_call_id in keys:
+        return replace(event, call_key=keys[event.tool_call_id])
+    return event
 
 
 def _event_of(message: object) -> Event | None:

@@ -53,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start(settings: Settings) -> int:
-    from agent.toolsets import ToolLoadError  # imports LangChain: only when the bot runs
+    # These import LangChain: only when the bot runs.
+    from agent.server_session import ServerUnusable
+    from agent.sources import GraphLoadError
+    from agent.toolsets import ToolLoadError
 
     try:
         return asyncio.run(_run(settings))
-    except ToolLoadError as exc:
+    except (ToolLoadError, GraphLoadError, ServerUnusable) as exc:
         raise SettingsError(str(exc)) from None
 
 
@@ -156,19 +159,23 @@ class _sandbox:
     """The local Slack emulator, with the bot's settings pointed at it."""
 
     def __init__(self, settings: Settings) -> None:
-        from agent.model import describe_model, make_model
+        from agent.model import make_model
         from bot.sandbox.emulator import SlackEmulator
         from bot.sandbox.web import serve_sandbox
+        from bot.service import describe_agent
 
         self._settings = settings
         self._emulator = serve_sandbox(SlackEmulator())
+        # Checked before the bot creates them: a demo that goes on from an earlier run says so.
+        self._resumed = Path(settings.demo_inventory).exists()
         key = settings.openai_api_key
-        self._model = describe_model(
+        self._model = describe_agent(
+            settings,
             make_model(
                 key.get_secret_value() if key else None,
                 settings.openai_base_url,
                 settings.openai_model,
-            )
+            ),
         )
 
     async def __aenter__(self) -> Settings:
@@ -181,7 +188,9 @@ class _sandbox:
                 f"({exc.strerror}): set PORT to a free port"
             ) from None
         # The demo tools come with the sample policy the README walks through.
-        demo = self._settings.approvals_tools is None and self._settings.approvals_policy is None
+        own = self._settings.approvals_graph or self._settings.langgraph_url
+        demo = not own and self._settings.approvals_tools is None
+        demo = demo and self._settings.approvals_policy is None
         settings = self._settings.model_copy(
             update={
                 **({"approvals_policy": str(SAMPLE_POLICY)} if demo else {}),
@@ -208,10 +217,10 @@ class _sandbox:
 {rule}
 No SLACK_BOT_TOKEN, so the bot talks to a local Slack emulator, and that page is its Slack:
 channels, threads, buttons and modals; switch between the sample users at the top right.
-Model: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
+Agent: {self._model}{"" if settings.openai_api_key else " (set OPENAI_API_KEY for a real one)"}
 Policy: {settings.approvals_policy or "every tool gated, anyone approves"}
 Sandbox state (approvals, audit, demo clusters): {self._state_files()};
-`slack-approvals run --reset` starts afresh.
+{self._state_note()}
 
 Or with curl. Ask as alice in #ops (C0OPS):
   {say} '{{"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}}'
@@ -226,6 +235,14 @@ Ctrl-C stops.
 """,
             flush=True,
         )
+
+    def _state_note(self) -> str:
+        if self._resumed:
+            return (
+                "it goes on from the last run (what the demo changed stays changed): "
+                "`slack-approvals run --reset` starts afresh."
+            )
+        return "kept across restarts; `slack-approvals run --reset` starts afresh."
 
     def _state_files(self) -> str:
         settings = self._settings

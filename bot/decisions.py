@@ -185,6 +185,11 @@ class Decisions:
         self.cards.redraw(decided)
         return True
 
+    async def refuse(self, approval: Approval, user: str, why: str) -> None:
+        """Refuse a decision before it reaches the checks (audited), and say why."""
+        await self._refused(approval, user, why)
+        await self._tell(approval.channel, user, why, approval.thread_ts)
+
     async def _refused(self, approval: Approval, user: str, why: str) -> None:
         """Audit a refused decision, and log it: forged or replayed payloads show up here."""
         log.warning("refused a decision on %s by %s: %s", approval.id, user, why)

@@ -39,6 +39,15 @@ class Home:
         self.client = client
         self.routing = routing
 
+    @staticmethod
+    def refusal(approval: Approval) -> str | None:
+        """Why a Home tab click cannot decide this request, whoever clicks: one anyone may
+        decide is never listed there (see Routing.may_decide), so a click on it did not come
+        from a Home tab the bot published."""
+        if approval.policy.approvers:
+            return None
+        return "This request is decided on its card in the conversation, not on the Home tab."
+
     async def affected(self, approval: Approval) -> list[str]:
         """Whose Home tab shows this request: the requester's and its deciders'."""
         return list(dict.fromkeys([approval.requester, *await self.routing.deciders(approval)]))

@@ -230,7 +230,12 @@ def register(
         runner.spawn(runner.cards.home.opened(user), what="home tab")
 
     async def decide_from_home(approval_id: str, choice: Choice, user: str) -> None:
-        await decisions.decide(approval_id=approval_id, choice=choice, user=user)
+        approval = await runner.store.get(approval_id)
+        refusal = runner.cards.home.refusal(approval) if approval else None
+        if approval is not None and refusal is not None:
+            await decisions.refuse(approval, user, refusal)
+        else:
+            await decisions.decide(approval_id=approval_id, choice=choice, user=user)
         await runner.cards.home.publish(user)  # what is left for them, with this one gone
 
     @app.action(HOME_APPROVE_ACTION)
@@ -292,6 +297,10 @@ async def _deny_from_home(runner: Runner, decisions: Decisions, click: HomeClick
         log.warning("ignoring a replayed Home tab deny of %s by %s", click.value, click.user)
         return
     approval = await runner.store.get(click.value)
+    refusal = runner.cards.home.refusal(approval) if approval else None
+    if approval is not None and refusal is not None:
+        await decisions.refuse(approval, click.user, refusal)
+        return
     if approval is not None and approval.status == "pending":
         try:
             await runner.client.views_open(

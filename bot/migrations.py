@@ -14,7 +14,7 @@ PostgreSQL under the app's set-up lock (`bot.connections.setup_lock`, taken by
 `Database.open`), on SQLite under the write lock the transaction takes first
 (`BEGIN IMMEDIATE`); the second reads the version the first wrote and has nothing to do.
 
-Versions 1 to 3 are the schema as released before the version table: their statements are
+Versions 1 to 4 are the schema as released before the version table: their statements are
 `IF NOT EXISTS` or look first, so that a database made by that code is adopted as it stands,
 gaining only what it lacks (`approvals.card_status`, the outbox's retry columns…).
 """
@@ -243,6 +243,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """CREATE TABLE IF NOT EXISTS home_viewers (
     user_id TEXT PRIMARY KEY,
     opened_at REAL NOT NULL
+)""",
+        ),
+    ),
+    Migration(
+        "LangGraph Server threads",
+        (
+            # The LangGraph Server thread of each conversation, when the agent runs there.
+            """CREATE TABLE IF NOT EXISTS server_threads (
+    conversation TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    created_at REAL NOT NULL
 )""",
         ),
     ),

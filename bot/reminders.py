@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 
 from slack_sdk.errors import SlackApiError
 
@@ -42,6 +41,8 @@ class Reminders:
         self.store = runner.store
         self.db = runner.store.db
         self.client = runner.client
+        # Due times are measured like expiry's, so that expiry wins at its own deadline.
+        self.clock = runner.clock
 
     async def sweep(self) -> int:
         """Send what is due; returns how many reminders and escalations this process sent."""
@@ -56,7 +57,7 @@ class Reminders:
             await asyncio.sleep(interval)
 
     async def _due(self, column: str) -> list[Route]:
-        now = time.time()
+        now = self.clock.now()
         rows = await self.db.fetchall(
             f"SELECT * FROM approval_routes WHERE {column} IS NOT NULL AND {column} <= ?"
             + _STILL_OPEN
@@ -68,7 +69,7 @@ class Reminders:
     async def remind_due(self) -> int:
         sent = 0
         for route in await self._due("remind_at"):
-            now = time.time()
+            now = self.clock.now()
             approval: Approval | None = None
             async with self.db.transaction() as tx:
                 won = await tx.execute(
@@ -98,7 +99,7 @@ class Reminders:
     async def escalate_due(self) -> int:
         sent = 0
         for route in await self._due("escalate_at"):
-            now = time.time()
+            now = self.clock.now()
             async with self.db.transaction() as tx:
                 approval = await _approval(tx, route.approval_id)
                 added = list(approval.policy.escalate_to)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +99,11 @@ class Routing:
         return list(found)
 
     async def may_decide(self, approval: Approval, user: str, route: Route | None) -> bool:
-        """What the Home tab lists; a click still goes through the decision path's checks."""
+        """What the Home tab lists; a click still goes through the decision path's checks.
+        A request anyone may decide is not listed: "anyone" means anyone who can see its
+        card, and the Home tab would show it to people outside its conversation."""
+        if not approval.policy.approvers:
+            return False
         if not approval.policy.allow_self_approval and user == approval.requester:
             return False
         try:
@@ -166,7 +169,6 @@ class Routing:
         the route row is claimed first, so a repeated call posts nothing twice."""
         assert approval.message_ts is not None
         rules = approval.policy
-        now = time.time()
         remind_s, escalate_s = rules.remind_after_s, rules.escalate_after_s
         permalink = await self._permalink(approval.channel, approval.message_ts)
         claimed = await self.db.execute(
@@ -195,7 +197,7 @@ class Routing:
             return (
                 f":warning: Nobody can approve this request: {who(approvers)} has no one "
                 "who may decide it. Nothing will happen until the policy's approvers are "
-                f"fixed; the request {_expiry(approval, now)}."
+                f"fixed; the request {_expiry(approval)}."
             )
         notify = list(rules.notify)
         why = ""
@@ -342,7 +344,7 @@ def _before_buttons(card: list[blocks.Block], text: str) -> list[blocks.Block]:
     return [*card, line]
 
 
-def _expiry(approval: Approval, now: float) -> str:
+def _expiry(approval: Approval) -> str:
     if approval.expires_at is None:
         return "never expires, so withdraw it (say `cancel`)"
-    return f"expires at {blocks.clock(max(approval.expires_at, now))}"
+    return f"expires at {blocks.clock(approval.expires_at)}"

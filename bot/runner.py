@@ -17,8 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.policy import Policy
-from agent.session import AgentSession, Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.gate import ALL_DECISIONS
+from agent.policy import Policy, PolicySnapshot
+from agent.session import Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
+from agent.sources import Session
 from bot import blocks
 from bot.cards import Cards
 from bot.clock import Clock
@@ -51,7 +53,7 @@ class Runner:
     def __init__(
         self,
         *,
-        session: AgentSession,
+        session: Session,
         store: Store,
         messages: ThreadMessages,
         cards: Cards,
@@ -273,7 +275,7 @@ class Runner:
                 args=call.args,
                 description=call.description,
                 requester=requester,
-                policy=rules.snapshot(),
+                policy=_snapshot(rules.snapshot(), call),
                 expires_at=expires_at,
             )
             if created:
@@ -369,3 +371,13 @@ class Runner:
             await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
         except Exception as exc:  # a reaction is decoration: never worth failing a run for
             log.debug("reaction %s failed: %s", how, exc)
+
+
+def _snapshot(rules: PolicySnapshot, call: PendingCall) -> PolicySnapshot:
+    """A team's graph says which decisions it accepts, and so which buttons the card has;
+    the policy still says who decides, how many, and by when."""
+    if call.allowed_decisions is None:
+        return rules
+    # What the bot can record; `respond` (a person answering for the tool) has no button.
+    accepted = tuple(d for d in call.allowed_decisions if d in ALL_DECISIONS)
+    return rules.model_copy(update={"decisions": accepted})

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -32,7 +33,9 @@ from agent.demo_tools import DEMO_SAFE_TOOLS, DemoInventory, build_demo_tools
 from agent.mcp import load_mcp_servers, tool_facts
 from agent.model import describe_model, make_model
 from agent.policy import Policy, PolicyError
+from agent.server_session import ServerSession
 from agent.session import AgentSession
+from agent.sources import Session, load_graph
 from agent.toolsets import check_tools, load_tools
 from bot.cards import Cards
 from bot.clock import Clock
@@ -45,6 +48,7 @@ from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
 from bot.outbox import ThreadMessages
+from bot.own_agent import SqlCallKeys, SqlThreadIds
 from bot.recovery import Recovery
 from bot.reminders import Reminders
 from bot.routing import Routing
@@ -106,6 +110,10 @@ class RunningBot:
 
 
 async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]:
+    if settings.approvals_graph or settings.langgraph_url:
+        # The team's graph has its own tools, and its interrupts say which calls are gated.
+        policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else None
+        return [], policy or Policy.default()
     if settings.approvals_tools:
         tools = await load_tools(settings.approvals_tools)
         default = Policy.default()
@@ -239,14 +247,38 @@ async def _running_bot(
         leases = await open_leases(db)
         stack.push_async_callback(leases.close)
         journal = SqlJournal(db)
-        graph = build_agent(model, tools, policy, checkpointer, journal, journal)
+        session: Session
+        if settings.langgraph_url:
+            assert settings.langgraph_assistant is not None
+            server = ServerSession(
+                settings.langgraph_url,
+                settings.langgraph_assistant,
+                SqlThreadIds(db),
+                SqlCallKeys(db),
+                api_key=(
+                    settings.langgraph_api_key.get_secret_value()
+                    if settings.langgraph_api_key
+                    else None
+                ),
+            )
+            stack.push_async_callback(server.close)
+            await server.check()
+            session = server
+        elif settings.approvals_graph:
+            graph = await load_graph(settings.approvals_graph, checkpointer)
+            session = AgentSession(
+                graph, graph_decides=True, journal=journal, call_keys=SqlCallKeys(db)
+            )
+        else:
+            graph = build_agent(model, tools, policy, checkpointer, journal, journal)
+            session = AgentSession(graph)
         directory = Directory(client)
         background = Background()
         messages = ThreadMessages(store, client)
         routing = Routing(store, client, directory)
         cards = Cards(store, messages, background, routing, Home(store, client, routing))
         runner = Runner(
-            session=AgentSession(graph),
+            session=session,
             store=store,
             messages=messages,
             cards=cards,
@@ -321,11 +353,12 @@ async def _running_bot(
         # First on the way out: /readyz says "not ready" before intake closes and runs drain.
         stack.callback(setattr, health, "draining", True)
 
+        agent = describe_agent(settings, model)
         log.info(
-            "slack-approvals is up (%s mode, bot %s, model: %s)",
+            "slack-approvals is up (%s mode, bot %s, agent: %s)",
             settings.mode,
             auth["user_id"],
-            describe_model(model),
+            agent,
         )
         yield RunningBot(
             settings=settings,
@@ -335,11 +368,20 @@ async def _running_bot(
             store=store,
             bot_user_id=str(auth["user_id"]),
             team_id=str(auth["team_id"]),
-            model_description=describe_model(model),
+            model_description=agent,
             http_port=http_port,
             health_port=health_port,
             metrics=metrics,
         )
+
+
+def describe_agent(settings: Settings, model: BaseChatModel) -> str:
+    """What answers in the threads, for the start-up line and the sandbox banner."""
+    if settings.langgraph_url:
+        return f"{settings.langgraph_assistant} on LangGraph Server {settings.langgraph_url}"
+    if settings.approvals_graph:
+        return f"APPROVALS_GRAPH={settings.approvals_graph}"
+    return describe_model(model)
 
 
 EVENTS_PATH = "/slack/events"

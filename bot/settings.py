@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     demo_inventory: str = Field(
         default="demo-inventory.sqlite3", description="the demo tools' SQLite file"
     )
+    # A team's own agent instead of the built-in one: a graph in this process, or on a server.
+    approvals_graph: str | None = Field(
+        default=None, description="package.module:attr of your own compiled LangGraph graph"
+    )
+    langgraph_url: str | None = Field(
+        default=None, description="URL of LangGraph Server running your agent"
+    )
+    langgraph_assistant: str | None = Field(
+        default=None, description="the assistant id or graph name to run there"
+    )
+    langgraph_api_key: SecretStr | None = Field(
+        default=None, description="API key for LangGraph Server (x-api-key header)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -92,6 +105,23 @@ class Settings(BaseSettings):
                 "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
                 "SLACK_SIGNING_SECRET (HTTP mode) is: set one of them"
             )
+        if self.approvals_graph and self.langgraph_url:
+            raise ValueError(
+                "APPROVALS_GRAPH and LANGGRAPH_URL are both set: the agent runs either in "
+                "process (APPROVALS_GRAPH) or on LangGraph Server (LANGGRAPH_URL), not both"
+            )
+        if (self.approvals_graph or self.langgraph_url) and (
+            self.approvals_tools or self.approvals_mcp
+        ):
+            raise ValueError(
+                "APPROVALS_TOOLS or APPROVALS_MCP is set together with APPROVALS_GRAPH or "
+                "LANGGRAPH_URL: a team's own agent brings its own tools; unset them"
+            )
+        if self.langgraph_url and not self.langgraph_assistant:
+            raise ValueError(
+                "LANGGRAPH_URL is set but LANGGRAPH_ASSISTANT is not: set it to the assistant "
+                "id or graph name (from langgraph.json) the bot should run"
+            )
         if not self.slack_api_url.endswith("/"):
             self.slack_api_url += "/"
         return self
@@ -105,6 +135,7 @@ class Settings(BaseSettings):
                 self.slack_app_token,
                 self.slack_signing_secret,
                 self.openai_api_key,
+                self.langgraph_api_key,
             )
             if secret is not None
         ]

@@ -191,8 +191,11 @@ async def test_sandbox_runs_the_sample_policy_and_reset_starts_afresh(tmp_path: 
         await ui.click("U0BOB", delete)  # on call, but four eyes on deletes
         await ui.told("U0BOB", "You asked for this call")
 
-    # A restart keeps the demo's state: the walkthrough's cluster already runs 2.
+    # A restart keeps the demo's state (the walkthrough's cluster already runs 2) and says so.
+    async with sandbox(tmp_path) as (url, out):
+        assert any("goes on from the last run" in line for line in out)
     async with sandbox(tmp_path, "--reset") as (url, out), aiohttp.ClientSession() as http:
+        assert not any("goes on from the last run" in line for line in out)
         assert any("reset: deleted" in line for line in out)
         ui = SandboxUser(http, url)
         card = await ui.ask("U0ALICE", "scale down cl-001 to 2")

@@ -15,7 +15,7 @@ from agent.policy import PolicyError
 from bot.reminders import Reminders
 from bot.sandbox import payloads
 from bot.sandbox.emulator import Message
-from bot.sandbox.state import find_buttons
+from bot.sandbox.state import Button, find_buttons
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
@@ -308,3 +308,56 @@ async def test_a_routing_key_with_a_mistake_stops_the_bot_at_startup(
         async with harness.bot():
             pass
     assert f"{harness.policy_file}:" in str(raised.value)
+
+
+async def test_a_request_anyone_may_decide_stays_off_the_home_tab(harness: Harness) -> None:
+    harness.policy_file.write_text("tools:\n  list_clusters: {approval: never}\n")
+    async with harness.bot() as bot:
+        script(harness)
+        await harness.slack.post_user_message("U0ALICE", "D0ALICE", "scale down cl-001")
+        card = await copy_in(harness, "D0ALICE")
+        await harness.slack.open_home("U0CAROL")
+        home = await harness.slack.wait_for(lambda: harness.slack.home("U0CAROL"))
+        # "Anyone" means anyone who sees the card: carol does not see alice's DM.
+        assert "Nothing waits on you" in json.dumps(home)
+        ws = harness.slack.workspace
+        [approval] = await bot.store.db.fetchall("SELECT id FROM approvals")
+        forged = Button("home_approve", approval["id"], "Approve", "primary", "home:x")
+        await harness.slack.deliver(
+            "interactive",
+            payloads.home_block_actions(
+                ws, user="U0CAROL", button=forged, trigger_id=ws.new_trigger("U0CAROL")
+            ),
+        )
+        told = await said_in(harness, "D0CAROL", "not on the Home tab")
+        assert told.user is None
+        await harness.idle()
+        assert executions("scale_down") == []
+        assert [r["actor"] for r in await events(bot, "refused")] == ["U0CAROL"]
+        assert harness.slack.message("D0ALICE", card.ts).buttons()
+
+
+async def test_votes_and_a_deny_on_copies_redraw_every_copy(harness: Harness) -> None:
+    use_policy(harness, "    notify: [approvers, C0APPROVALS]\n    approvals_needed: 2\n")
+    async with harness.bot():
+        harness.model.script(
+            reply_tool_calls(("scale_down", ARGS)), reply_text("Not run, as denied.")
+        )
+        thread = await harness.ask("scale down cl-001 to 2")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        bob, dave = await copy_in(harness, "D0BOB"), await copy_in(harness, "D0DAVE")
+        channel = await copy_in(harness, "C0APPROVALS")
+        await harness.idle()
+        await harness.slack.click("U0BOB", "D0BOB", bob.ts, "approval_approve")
+        await harness.idle()
+        places = (("C0OPS", card.ts), ("C0APPROVALS", channel.ts), ("D0DAVE", dave.ts))
+        for where, ts in places:
+            assert "1 of 2" in shown(harness, where, ts), where
+        # The Deny modal opens from a copy too, and its decision lands everywhere.
+        await harness.deny("U0DAVE", "D0DAVE", dave.ts, "not today")
+        await harness.wait_text("C0OPS", thread, "Not run, as denied.")
+        await harness.idle()
+        assert executions("scale_down") == []
+        for where, ts in (*places, ("D0BOB", bob.ts)):
+            assert "Denied by <@U0DAVE>" in shown(harness, where, ts), where
+            assert harness.slack.message(where, ts).buttons() == []

@@ -32,7 +32,16 @@ CLI = Path(sys.executable).with_name("slack-approvals")
 SECRET = "test-signing-secret"
 READY_TIMEOUT_S = 60.0
 # Settings the bot reads from the environment: the test's own values replace any inherited.
-_BOT_SETTINGS = ("SLACK_", "OPENAI_", "APPROVALS_", "DATABASE_URL", "PORT", "HOST", "HEALTH_")
+_BOT_SETTINGS = (
+    "SLACK_",
+    "OPENAI_",
+    "APPROVALS_",
+    "LANGGRAPH_",
+    "DATABASE_URL",
+    "PORT",
+    "HOST",
+    "HEALTH_",
+)
 
 
 class BotProcess(ChildProcess):
@@ -152,16 +161,27 @@ def _bot_env(
 
 @asynccontextmanager
 async def deployment(
-    workdir: Path, database_url: str, replicas: int, env: Mapping[str, str] | None = None
+    workdir: Path,
+    database_url: str,
+    replicas: int,
+    env: Mapping[str, str | None] | None = None,
+    *,
+    model: FakeOpenAI | None = None,
 ) -> AsyncIterator[Deployment]:
     """Started and ready; every bot process is killed on the way out. `env` adds to (or
-    replaces) the bots' settings."""
+    replaces) the bots' settings, or removes one (None); `model` (stopped on the way out)
+    replaces the operator model."""
     slack = SlackEmulator()
     await slack.start()
-    model = await operator_model()
+    model = model or await operator_model()
     db = await Database.open(database_url)
-    env = {**_bot_env(slack, model, workdir, database_url), **(env or {})}
-    bots = [BotProcess(f"bot{i}", env, workdir) for i in range(replicas)]
+    bot_env = _bot_env(slack, model, workdir, database_url)
+    for name, value in (env or {}).items():
+        if value is None:
+            bot_env.pop(name, None)
+        else:
+            bot_env[name] = value
+    bots = [BotProcess(f"bot{i}", bot_env, workdir) for i in range(replicas)]
     ui = Harness(slack, model, workdir)
     found = Deployment(slack, model, workdir, bots, ui, db)
     try:
