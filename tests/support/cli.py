@@ -82,9 +82,11 @@ class SandboxHttp:
             found: list[dict[str, Any]] = (await response.json())["messages"]
             return found
 
-    async def poll(self, predicate: Callable[[list[dict[str, Any]]], Any]) -> Any:
+    async def poll(
+        self, predicate: Callable[[list[dict[str, Any]]], Any], limit_s: float = 30.0
+    ) -> Any:
         """Until `predicate` of #ops's messages is truthy; returns it."""
-        for _ in range(300):
+        for _ in range(int(limit_s * 10)):
             try:
                 messages = await self.messages()
             except aiohttp.ClientError:
