@@ -3,90 +3,18 @@ several replicas sharing one database."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 
-# One key for every schema set-up of this app (the saver's and the bot's own tables).
-SETUP_LOCK_KEY = 0x51AC_A990_0001
+from bot.connections import is_postgres, open_pool, setup_lock, sqlite_path
+
 # The saver serializes its queries behind one asyncio lock, so more connections would idle.
 CHECKPOINT_POOL_SIZE = 2
-CONNECT_TIMEOUT_S = 10.0
-LOCK_POLL_S = (0.01, 0.2)  # first and longest pause between tries for an advisory lock
-
-
-def is_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql://", "postgres://"))
-
-
-def sqlite_path(database_url: str) -> Path:
-    """`sqlite:///relative.db`, `sqlite:////abs/path.db` or a bare path."""
-    path = (
-        database_url.removeprefix("sqlite:///")
-        if database_url.startswith("sqlite:")
-        else database_url
-    )
-    return Path(path)
-
-
-async def take_advisory_lock(
-    conn: AsyncConnection[DictRow], key_sql: str, params: Sequence[Any]
-) -> None:
-    """Take the session advisory lock `key_sql` names (e.g. `%s, hashtext(%s)`), trying again
-    and again instead of waiting inside `pg_advisory_lock`: a session waiting inside a
-    statement holds a snapshot, and `CREATE INDEX CONCURRENTLY` (in the saver's migrations)
-    waits for every snapshot, so the holder and its waiters would wait on each other for ever
-    (and a long wait holds back vacuum)."""
-    pause = LOCK_POLL_S[0]
-    while True:
-        cursor = await conn.execute(f"SELECT pg_try_advisory_lock({key_sql}) AS taken", params)
-        row = await cursor.fetchone()
-        if row is not None and row["taken"]:
-            return
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, LOCK_POLL_S[1])
-
-
-@asynccontextmanager
-async def setup_lock(database_url: str) -> AsyncIterator[None]:
-    """Hold the app's set-up lock: replicas starting together on a new database otherwise
-    race on `CREATE TABLE` and migrations ("already exists", duplicate keys)."""
-    async with await AsyncConnection.connect(
-        database_url, autocommit=True, row_factory=dict_row, connect_timeout=int(CONNECT_TIMEOUT_S)
-    ) as conn:
-        await take_advisory_lock(conn, "%s", (SETUP_LOCK_KEY,))
-        yield
-        # Closing the session releases the lock, also when set-up failed.
-
-
-async def open_pool(
-    database_url: str, *, max_size: int, name: str, min_size: int = 1
-) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
-    """A pool of autocommit connections returning dict rows, as the saver and the bot expect."""
-    kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
-    pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
-        database_url,
-        min_size=min_size,
-        max_size=max_size,
-        kwargs=kwargs,
-        connection_class=AsyncConnection[DictRow],
-        name=name,
-        open=False,
-        # A connection broken by a database restart is replaced before anyone gets it.
-        check=AsyncConnectionPool.check_connection,
-    )
-    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-    return pool
 
 
 @asynccontextmanager

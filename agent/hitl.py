@@ -24,6 +24,10 @@ class CallKeys(Protocol):
 
     async def call_key_for(self, thread_id: str, tool_call_id: str) -> str | None: ...
 
+    async def approval_id_for(self, call_key: str) -> str | None:
+        """The approval id (the call's idempotency key) recorded under this call key."""
+        ...
+
 
 @dataclass(frozen=True)
 class PendingCall:

@@ -25,6 +25,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.types import Command
 
 from agent.gate import CALL_KEY, call_key, current_call
+from agent.idempotency import approval_id_var
 
 OUTCOME_UNKNOWN = (
     "Outcome unknown — this call was started before the bot stopped and did not report "
@@ -93,6 +94,7 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
         thread_id = str(configurable["thread_id"])
         call_id = str(call["id"])
         approval_key = None
+        keys = None
         if journal is not None:
             if gated is None and call["name"] not in self._gated:
                 return await handler(request)
@@ -105,7 +107,15 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
             keys = configurable.get(CALL_KEYS_CONFIG_KEY)
             approval_key = await keys.call_key_for(thread_id, call_id) if keys else None
         key = gated.key if gated is not None else approval_key or call_key()
-        result = await self._journaled(journal, key, thread_id, request, handler)
+        if approval_key is not None and keys is not None:
+            # The idempotency key, as the bot's own gate sets it for the built-in agent.
+            token = approval_id_var.set(await keys.approval_id_for(approval_key))
+            try:
+                result = await self._journaled(journal, key, thread_id, request, handler)
+            finally:
+                approval_id_var.reset(token)
+        else:
+            result = await self._journaled(journal, key, thread_id, request, handler)
         if approval_key is not None and isinstance(result, ToolMessage):
             result.additional_kwargs[CALL_KEY] = approval_key
         return result

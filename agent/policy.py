@@ -1,6 +1,7 @@
 """The approval policy: which tools are gated, who may decide them, and how.
 
-The file format is DESIGN §4. It is parsed whole and strictly: a typo in a key
+The file format is the README's "The policy file" (docs/design.md, "Configuration and the
+policy file"). It is parsed whole and strictly: a typo in a key
 must not silently turn a gate off, so unknown keys, bad values and tools that do
 not exist are errors that name the file and line.
 """

@@ -23,6 +23,7 @@ from bench.common import (
     BotProcess,
     Row,
     Snapshot,
+    Tally,
     ask_many,
     bench_main,
     cards_of,
@@ -30,7 +31,7 @@ from bench.common import (
     cluster_ids,
     emulator,
     enter_all,
-    failures_row,
+    failures,
     latency_rows,
     post_bare_cards,
     sqlite_url,
@@ -55,17 +56,9 @@ QUICK = Sizes({1: 10, 50: 1, 200: 1})
 
 
 @dataclass
-class Samples:
+class Samples(Tally):
     asks: list[float] = field(default_factory=list)
     clicks: list[float] = field(default_factory=list)
-    conversations: int = 0
-    lost: int = 0  # conversations that got no card, or whose click ran no tool
-
-    def add(self, other: Samples) -> None:
-        self.asks += other.asks
-        self.clicks += other.clicks
-        self.conversations += other.conversations
-        self.lost += other.lost
 
 
 async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, tag: str) -> Samples:
@@ -149,9 +142,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
                 case = f"{transport}, {n} in flight"
                 rows += latency_rows("B1", case, "/ask ack", bot[n].asks, bare[n].asks, TARGET)
                 rows += latency_rows("B1", case, "click ack", bot[n].clicks, bare[n].clicks, TARGET)
-    if total.lost or since.anything_new():
-        rows.append(failures_row("B1", total.lost, total.conversations, "conversations", since))
-    return rows
+    return rows + failures("B1", total.lost, total.conversations, "conversations", since)
 
 
 def main() -> None:

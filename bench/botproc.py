@@ -109,6 +109,7 @@ def common_handlers() -> dict[str, Handler]:
 
 async def run_bot(config: dict[str, Any]) -> None:
     from bench import tools
+    from bot.reports import approvals_by_status
     from bot.service import running_bot
     from bot.settings import load_settings
 
@@ -154,8 +155,7 @@ async def run_bot(config: dict[str, Any]) -> None:
             return {"cards": cards}
 
         async def counts() -> dict[str, Any]:
-            rows = await db.fetchall("SELECT status, COUNT(*) AS n FROM approvals GROUP BY status")
-            return {"approvals": {r["status"]: r["n"] for r in rows}}
+            return {"approvals": await approvals_by_status(db)}
 
         async def starts() -> dict[str, Any]:
             return {"starts": tools.take_starts()}

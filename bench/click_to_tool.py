@@ -27,6 +27,7 @@ from bench.common import (
     Card,
     Row,
     Snapshot,
+    Tally,
     ask_many,
     bench_main,
     cards_of,
@@ -34,7 +35,7 @@ from bench.common import (
     cpu_seconds,
     emulator,
     enter_all,
-    failures_row,
+    failures,
     graph_process,
     latency_rows,
     ms,
@@ -69,19 +70,10 @@ async def prepare(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> l
 
 
 @dataclass
-class Clicks:
+class Clicks(Tally):
     to_tool: list[float] = field(default_factory=list)  # click → tool start, s
     acks: list[float] = field(default_factory=list)  # click ack latency, s
     cpu: float = 0.0  # the bot's CPU time while it handled the clicks, s
-    conversations: int = 0
-    lost: int = 0  # conversations that got no card, or whose click ran no tool
-
-    def add(self, other: Clicks) -> None:
-        self.to_tool += other.to_tool
-        self.acks += other.acks
-        self.conversations += other.conversations
-        self.lost += other.lost
-        self.cpu += other.cpu
 
 
 async def click_each(emu: SlackEmulator, bot: BotProcess, cards: list[Card]) -> Clicks:
@@ -174,9 +166,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
         )
     overhead = ms(percentile(clicks.to_tool, 50) - percentile(bare_samples, 50))
     rows[0].note = f"the bot adds {overhead:.2f} ms at p50"
-    if clicks.lost or since.anything_new():
-        rows.append(failures_row("B2", clicks.lost, clicks.conversations, "conversations", since))
-    return rows
+    return rows + failures("B2", clicks.lost, clicks.conversations, "conversations", since)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -21,18 +20,18 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent.policy import PolicySnapshot
+from agent.policy import Policy
 from bot import blocks
 from bot.sandbox.emulator import Delivery, SlackEmulator
-from bot.store import Approval
+from tests.support.approvals import an_approval
+from tests.support.process import ChildProcess, child_env
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "bench-signing-secret"
 REQUESTER = "U0ALICE"
 APPROVER = "U0BOB"
@@ -41,8 +40,6 @@ APPROVER = "U0BOB"
 CHANNELS = {f"C0BENCH{i:02d}": f"bench-{i:02d}" for i in range(20)}
 START_TIMEOUT_S = 120.0
 CALL_TIMEOUT_S = 600.0
-# The last line of a logged traceback, e.g. "sqlite3.OperationalError: database is locked".
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b(:.*)?$")
 # Every exception the processes under test logged in this run, for the report.
 LOGGED: Counter[str] = Counter()
 # Deliveries the emulator got no ack for within Slack's 3 s, by kind: Slack would show the
@@ -187,77 +184,65 @@ def fsync_latency(directory: Path, count: int = 100) -> str:
 # the emulator and the processes under test ------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def emulator() -> AsyncIterator[SlackEmulator]:
-    emu = SlackEmulator(channels=CHANNELS)
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
+def emulator() -> SlackEmulator:
+    """The benchmarks' Slack, with channels enough to spread conversations over; started and
+    stopped by `async with`."""
+    return SlackEmulator(channels=CHANNELS)
 
 
 class StartError(RuntimeError):
     """The process under test did not come up; the message carries the end of its log."""
 
 
-@dataclass
-class BotProcess:
-    proc: asyncio.subprocess.Process
-    log: Path
-    ready: dict[str, Any] = field(default_factory=dict)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+class BotProcess(ChildProcess):
+    """A process of `bench.botproc`: the bot, or a baseline, behind a line protocol."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__(log_path)
+        self.ready: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def start(cls, config: dict[str, Any], source: Path | None = None) -> BotProcess:
         """`source`: another checkout whose code the process runs instead of this one."""
-        log = Path(config["workdir"]) / f"{config['kind']}-{time.monotonic_ns()}.log"
-        with log.open("wb") as stderr:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.botproc",
-                json.dumps(config),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-                # Not the repo: a DATABASE_URL an older bot misreads as a path lands here.
-                cwd=config["workdir"],
-                env=child_env(source),
-                limit=1 << 26,
-            )
+        workdir = Path(config["workdir"])
+        bot = cls(workdir / f"{config['kind']}-{time.monotonic_ns()}.log")
+        env = child_env()
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(source), env["PYTHONPATH"]])
+        # Not the repo as the working directory: a DATABASE_URL an older bot misreads as a
+        # path lands here.
+        await bot.spawn(
+            sys.executable,
+            "-m",
+            "bench.botproc",
+            json.dumps(config),
+            env=env,
+            cwd=workdir,
+            protocol=True,
+        )
         started = time.perf_counter()
-        bot = cls(proc, log)
         try:
             message = await asyncio.wait_for(bot._read(), START_TIMEOUT_S)
         except (TimeoutError, EOFError):
             message = {}
         if message.get("event") != "ready":
             await bot.stop()
-            raise StartError(f"{config['kind']} did not start: {bot.log_tail()}")
+            raise StartError(f"{config['kind']} did not start: {bot.tail(3, ' | ')}")
         message["process_start_s"] = time.perf_counter() - started
         bot.ready = message
         return bot
 
     async def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdout is not None
         line = await self.proc.stdout.readline()
         if not line:
             raise EOFError("the process closed its output")
         result: dict[str, Any] = json.loads(line)
         return result
 
-    def errors(self) -> Counter[str]:
-        """The exceptions this process logged, by their last line."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return Counter(line.strip() for line in lines if EXCEPTION_LINE.match(line))
-
-    def log_tail(self, lines: int = 3) -> str:
-        text = self.log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:]) or "(no output)"
-
     async def call(self, cmd: str, **args: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
+        assert self.proc is not None and self.proc.stdin is not None
         async with self._lock:
             self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
             await self.proc.stdin.drain()
@@ -267,23 +252,16 @@ class BotProcess:
         return answer
 
     async def stop(self) -> None:
+        assert self.proc is not None
         if self.proc.returncode is None and self.proc.stdin is not None:
             with contextlib.suppress(ConnectionError):
                 self.proc.stdin.write(b'{"cmd": "quit"}\n')
                 await self.proc.stdin.drain()
                 self.proc.stdin.close()
         try:
-            await asyncio.wait_for(self.proc.wait(), 40)
+            await self.wait_exit(40)
         except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-def child_env(source: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    first = [str(source)] if source is not None else []
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*first, str(ROOT), env.get("PYTHONPATH")]))
-    return env
+            await self.kill()
 
 
 def process_config(
@@ -364,10 +342,6 @@ def workdir() -> Iterator[Path]:
         yield Path(path)
 
 
-def is_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql://", "postgres://"))
-
-
 def sqlite_url(directory: Path, name: str = "bot.sqlite3") -> str:
     return f"sqlite:///{directory / name}"
 
@@ -382,6 +356,9 @@ class Card:
     ts: str
     cluster: str
 
+
+# The bare app's cards show the rules the bot's cards show in the benchmarks.
+BARE_POLICY = Policy.parse("defaults: {expires_after: 1d}")
 
 # Ids stay unique when a database is reused across runs (a PostgreSQL URL given by hand).
 RUN = uuid.uuid4().hex[:4]
@@ -451,7 +428,13 @@ async def post_bare_cards(emu: SlackEmulator, clusters: Sequence[str]) -> list[C
     client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
     cards = []
     for i, cluster in enumerate(clusters):
-        approval = _fake_approval(f"ap_bare{i:08d}", channel_for(i), cluster)
+        approval = an_approval(
+            f"ap_bare{i:08d}",
+            channel=channel_for(i),
+            args={"cluster_id": cluster, "replicas": 2},
+            requester=REQUESTER,
+            policy=BARE_POLICY,
+        )
         posted = await client.chat_postMessage(
             channel=approval.channel,
             text=blocks.card_text(approval),
@@ -461,54 +444,30 @@ async def post_bare_cards(emu: SlackEmulator, clusters: Sequence[str]) -> list[C
     return cards
 
 
-def _fake_approval(approval_id: str, channel: str, cluster: str) -> Approval:
-    """An approval as the bot would record it, for its card's blocks. Fields this does not
-    know (added to Approval later) are None, so a new optional field does not break it."""
-    now = time.time()
-    known: dict[str, Any] = dict(
-        id=approval_id,
-        interrupt_id="i" + approval_id,
-        conversation=f"slack:T0SANDBOX:{channel}:{now:.6f}",
-        team_id="T0SANDBOX",
-        channel=channel,
-        thread_ts=f"{now:.6f}",
-        message_ts=None,
-        tool_call_id="call_" + approval_id,
-        tool="scale_down",
-        args={"cluster_id": cluster, "replicas": 2},
-        description="Scale a cluster down to the given number of replicas.",
-        requester=REQUESTER,
-        status="pending",
-        policy=PolicySnapshot(expires_after_s=86400),
-        created_at=now,
-        expires_at=now + 86400,
-        decided_by=None,
-        decided_at=None,
-        reason=None,
-        decision=None,
-        resumed_at=None,
-    )
-    values = {f.name: known.get(f.name) for f in dataclasses.fields(Approval)}
-    return Approval(**values)
-
-
-def failures_row(bench: str, lost: int, total: int, what: str, since: Snapshot) -> Row:
+def failures(bench: str, lost: int, total: int, what: str, since: Snapshot) -> list[Row]:
     """What did not get through, with the errors the bots logged and the deliveries left
-    unacked since `since`. A benchmark goes on past failures: losing a few runs is a finding
-    to report, not a reason to have no figures."""
+    unacked since `since`: one row, or none when all went well. A benchmark goes on past
+    failures: losing a few runs is a finding to report, not a reason to have no figures."""
+    if not lost and not since.anything_new():
+        return []
     logged, unacked = LOGGED - since.logged, UNACKED - since.unacked
     found = [f"{message} (x{n})" for message, n in logged.most_common(3)]
     found += [f"{n} {kind} deliveries not acked within 3 s" for kind, n in unacked.items()]
-    return Row(
-        bench,
-        "all cases",
-        f"{what} that failed (of {total:,})",
-        float(lost),
-        None,
-        "",
-        "0",
-        note="; ".join(found),
-    )
+    what_failed = f"{what} that failed (of {total:,})"
+    return [Row(bench, "all cases", what_failed, float(lost), None, "", "0", "; ".join(found))]
+
+
+@dataclass
+class Tally:
+    """What a benchmark counts in one run: its samples (lists) and counters, which `add`
+    sums another run's into."""
+
+    conversations: int = 0
+    lost: int = 0  # conversations that got no card, or whose click ran no tool
+
+    def add(self, other: Self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from bench import ack_latency, click_to_tool, pending_scale, throughput
 from bench.common import (
-    ROOT,
     Row,
     fsync_latency,
     machine,
@@ -27,6 +26,7 @@ from bench.common import (
     table,
     workdir,
 )
+from tests.support.process import REPO as ROOT
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,13 @@ from bench.common import (
     cluster_ids,
     emulator,
     enter_all,
-    failures_row,
+    failures,
     graph_process,
-    is_postgres,
     sqlite_url,
     under_test,
     workdir,
 )
+from bot.connections import is_postgres
 from bot.sandbox.emulator import SlackEmulator
 
 POSTGRES_SAVER = "AsyncPostgresSaver"
@@ -209,10 +209,7 @@ async def run(sizes: Sizes = FULL, database_url: str | None = None) -> list[Row]
                 postgres.value, postgres.baseline = result.bot, result.bare
         rows.append(postgres)
     lost = sum(r.lost for r in results)
-    if lost or since.anything_new():
-        asked = sum(r.asked for r in results)
-        rows.append(failures_row("B4", lost, asked, "decisions", since))
-    return rows
+    return rows + failures("B4", lost, sum(r.asked for r in results), "decisions", since)
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from agent.checkpointer import is_postgres, sqlite_path
 from agent.policy import PolicyError, parse_duration
 from bot import audit, logcontext
+from bot.connections import is_postgres, sqlite_path
 from bot.db import Database
 from bot.redaction import Redactor, redact_logs
 from bot.settings import Settings, SettingsError, environment_help, load_settings
@@ -161,10 +161,11 @@ class _sandbox:
     def __init__(self, settings: Settings) -> None:
         from agent.model import make_model
         from bot.sandbox.emulator import SlackEmulator
+        from bot.sandbox.web import serve_sandbox
         from bot.service import describe_agent
 
         self._settings = settings
-        self._emulator = SlackEmulator()
+        self._emulator = serve_sandbox(SlackEmulator())
         # Checked before the bot creates them: a demo that goes on from an earlier run says so.
         self._resumed = Path(settings.demo_inventory).exists()
         key = settings.openai_api_key

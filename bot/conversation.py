@@ -22,7 +22,7 @@ class Conversation:
 
     @property
     def key(self) -> str:
-        """The LangGraph `thread_id` (DESIGN §1.3)."""
+        """The LangGraph `thread_id` (docs/design.md, "Conversations and keys")."""
         return f"slack:{self.team_id}:{self.channel}:{self.thread_ts}"
 
     @classmethod

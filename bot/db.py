@@ -22,8 +22,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
-from agent.checkpointer import is_postgres, open_pool, setup_lock, sqlite_path
-from bot.schema import ADDED_COLUMNS, MOVES, ON_ADDED_COLUMNS, Dialect, render, statements
+from bot.connections import is_postgres, open_pool, setup_lock, sqlite_path
+from bot.migrations import Dialect, migrate
 
 Row = dict[str, Any]
 
@@ -55,16 +55,15 @@ class Database(Statements):
 
     @classmethod
     async def open(cls, database_url: str) -> Database:
-        """Connect and create the tables; on PostgreSQL under the set-up lock, since replicas
-        starting together on a new database would otherwise race on `CREATE TABLE`."""
+        """Connect and bring the tables to the current schema version (`bot.migrations`); on
+        PostgreSQL under the set-up lock, since replicas starting together on a new database
+        would otherwise race on `CREATE TABLE`."""
         if is_postgres(database_url):
             pool = await open_pool(database_url, max_size=POOL_SIZE, name="bot")
             db: Database = PostgresDatabase(pool, database_url)
             try:
                 async with setup_lock(database_url):
-                    for statement in statements("postgresql"):
-                        await db.execute(statement)
-                    await db.upgrade()
+                    await migrate(db)
             except BaseException:
                 await db.close()
                 raise
@@ -77,7 +76,6 @@ class Database(Statements):
         await conn.execute("PRAGMA journal_mode=WAL")
         # Other processes on the same file (replicas, `slack-approvals audit`) wait their turn.
         await conn.execute("PRAGMA busy_timeout=10000")
-        await conn.executescript(";\n".join(statements("sqlite")) + ";")
         # No fsync per commit: a killed process loses nothing (the WAL is in the OS's cache),
         # a power loss the commits since the last fsync. `execute_durable` commits with one,
         # on a connection of its own; it syncs the one WAL file, so every commit before it on
@@ -86,37 +84,31 @@ class Database(Statements):
         durable = await aiosqlite.connect(path, isolation_level=None)
         await durable.execute("PRAGMA busy_timeout=10000")
         await durable.execute("PRAGMA synchronous=FULL")
-        sqlite = SqliteDatabase(conn, durable)
-        await sqlite.upgrade()
-        return sqlite
+        db = SqliteDatabase(conn, durable)
+        try:
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return db
 
     @abstractmethod
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Database:
+        """`async with await Database.open(url) as db:` closes it on the way out."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def ping(self) -> bool:
+        """A round trip to the database (readiness)."""
+        return await self.fetchone("SELECT 1 AS ok") is not None
+
     @abstractmethod
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Statements]:
         """Statements that commit together or not at all (rolled back if the body raises)."""
-
-    @abstractmethod
-    async def columns(self, where: Statements, table: str) -> set[str]: ...
-
-    async def upgrade(self) -> None:
-        """Add the columns a database made by an older version lacks, then their indexes."""
-        for table, column, kind, backfill in ADDED_COLUMNS:
-            if column in await self.columns(self, table):
-                continue
-            async with self.transaction() as tx:
-                # Again inside: another process may have added it since.
-                if column not in await self.columns(tx, table):
-                    await tx.execute(
-                        render(f"ALTER TABLE {table} ADD COLUMN {column} {kind}", self.dialect)
-                    )
-                    await tx.execute(backfill)
-        for statement in ON_ADDED_COLUMNS:
-            await self.execute(render(statement, self.dialect))
-        async with self.transaction() as tx:
-            for statement in MOVES:
-                await tx.execute(statement)
 
 
 class _SqliteStatements(Statements):
@@ -166,9 +158,6 @@ class SqliteDatabase(Database):
         async with self._turn:
             return await self._statements.fetchall(sql, params)
 
-    async def columns(self, where: Statements, table: str) -> set[str]:
-        return {row["name"] for row in await where.fetchall(f"PRAGMA table_info({table})")}
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
         async with self._turn:
@@ -200,14 +189,6 @@ class PostgresDatabase(Database):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self.pool.connection() as conn:
             return await _PostgresStatements(conn).fetchall(sql, params)
-
-    async def columns(self, where: Statements, table: str) -> set[str]:
-        rows = await where.fetchall(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        )
-        return {row["column_name"] for row in rows}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:

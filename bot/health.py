@@ -63,7 +63,7 @@ class Health:
     async def _database_ok(self) -> bool:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                return await self._db.fetchone("SELECT 1 AS ok") is not None
+                return await self._db.ping()
         except Exception as exc:
             log.warning("readiness: database unreachable: %s", exc)
             return False

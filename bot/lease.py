@@ -1,4 +1,5 @@
-"""Conversation leases: one run per conversation at a time, across processes (invariant I6).
+"""Conversation leases: one run per conversation at a time, across processes (docs/design.md,
+"One run per conversation").
 
 On PostgreSQL a lease is a session advisory lock held on its own pooled connection; a killed
 process's locks go the moment its connections close. On SQLite it is a row with an expiry
@@ -23,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from agent.checkpointer import open_pool, take_advisory_lock
+from bot.connections import open_pool, take_advisory_lock
 from bot.db import Database, PostgresDatabase
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ from slack_sdk.http_retry.state import RetryState
 from bot.conversation import Conversation
 from bot.db import Database
 from bot.logcontext import log_context
+from bot.reports import approvals_by_status, waiting_for_slack
 from bot.store import DECIDED
 
 ACK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0)
@@ -72,17 +73,12 @@ class Metrics:
     async def refresh(self, db: Database) -> None:
         """Read the approval counts; the database is shared, so every replica reports the
         same totals (aggregate with max, not sum)."""
-        rows = await db.fetchall("SELECT status, COUNT(*) AS n FROM approvals GROUP BY status")
         counts: dict[str, int] = dict.fromkeys(("pending", *DECIDED), 0)
-        counts.update({str(r["status"]): int(r["n"]) for r in rows})
+        counts.update(await approvals_by_status(db))
         for status, count in counts.items():
             self.approvals.labels(status).set(count)
-        [messages] = await db.fetchall("SELECT COUNT(*) AS n FROM outbox")
-        [cards] = await db.fetchall(
-            "SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND message_ts IS NULL"
-        )
-        self.waiting_for_slack.labels("message").set(int(messages["n"]))
-        self.waiting_for_slack.labels("card").set(int(cards["n"]))
+        for kind, count in (await waiting_for_slack(db)).items():
+            self.waiting_for_slack.labels(kind).set(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -44,3 +44,7 @@ class SqlCallKeys:
             (thread_id, tool_call_id),
         )
         return str(row["interrupt_id"]) if row is not None else None
+
+    async def approval_id_for(self, call_key: str) -> str | None:
+        row = await self.db.fetchone("SELECT id FROM approvals WHERE interrupt_id = ?", (call_key,))
+        return str(row["id"]) if row is not None else None

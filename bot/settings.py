@@ -1,4 +1,5 @@
-"""Configuration from the environment and `.env` (DESIGN §4), checked at startup."""
+"""Configuration from the environment and `.env`, checked at startup (docs/design.md,
+"Configuration and the policy file")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Approvals, event dedupe, the execution journal and the audit trail, in the bot's database.
 
 A decision is recorded by `claim`: one conditional UPDATE that only the first caller
-can win, so twenty clicks on one button count once (invariant I2), committed together with
-its audit record (I5).
+can win, so twenty clicks on one button count once, committed together with its audit
+record (docs/design.md, "A gated tool runs at most once, and only after a recorded
+approval" and "A decision and its audit record commit together").
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ import pytest
 
 from bot.clock import Clock
 from bot.sandbox.emulator import Message, SlackEmulator
+from bot.sandbox.web import serve_sandbox
 from bot.service import RunningBot, running_bot
 from bot.settings import Settings, load_settings
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, reply_text, reply_tool_calls
 from tests.support import tools
 
 POLICY = """\
@@ -78,6 +79,17 @@ class Harness:
         )
         return root.ts
 
+    async def ask_two_calls(self, answer: str | None = None) -> tuple[str, list[Message]]:
+        """`/ask` for which the model calls scale_down and delete_cluster at once, then says
+        `answer` (if given); returns the thread and its two cards."""
+        calls = reply_tool_calls(
+            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
+            ("delete_cluster", {"cluster_id": "cl-002"}),
+        )
+        self.model.script(calls, *([] if answer is None else [reply_text(answer)]))
+        thread = await self.ask("scale down cl-001 to 1 and delete cluster cl-002")
+        return thread, await self.wait_cards("C0OPS", thread, count=2)
+
     def with_button(self, channel: str, thread_ts: str, action_id: str) -> list[Message]:
         return [
             m
@@ -123,10 +135,9 @@ class Harness:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    """The emulator every test talks to, with the sandbox's page and endpoints beside it."""
+    async with serve_sandbox(SlackEmulator()) as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
 from bot.sandbox import payloads
 from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
+from bot.sandbox.faults import Fault, FaultKind
 from bot.sandbox.state import (
-    BOT_NAME,
     DEFAULT_CHANNEL_MEMBERS,
     DEFAULT_CHANNELS,
     DEFAULT_USERGROUPS,
@@ -35,10 +34,7 @@ from bot.sandbox.state import (
     find_buttons,
     random_id,
 )
-from bot.sandbox.webapi import Fault, FaultKind, WebApi
-
-if TYPE_CHECKING:
-    from bot.sandbox.web import SandboxPage
+from bot.sandbox.webapi import WebApi
 
 __all__ = [
     "Ack",
@@ -112,39 +108,46 @@ class SlackEmulator:
         self._use_http = False
         # Shown on the sandbox page, e.g. {"model": "the offline rule-based model"}.
         self.sandbox_info: dict[str, str] = {}
-        self._page: SandboxPage | None = None
+        self._more_routes: list[Callable[[web.Application], None]] = []
         self._runner: web.AppRunner | None = None
         self._host = ""
         self._port = 0
 
     # --- lifecycle ---
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        # Imported here because the page is built on this module's user actions.
-        from bot.sandbox.web import SandboxPage
+    def add_routes(self, register: Callable[[web.Application], None]) -> None:
+        """Serve more beside Slack's endpoints (the sandbox's, built on the user actions
+        below); `register` adds them to the server's app at `start()`."""
+        if self._runner is not None:
+            raise RuntimeError("add routes before the emulator starts")
+        self._more_routes.append(register)
 
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api.handle)
         app.router.add_get("/socket-mode", self._socket.handle)
         app.router.add_post("/response/{key}", self._api.handle_response_url)
-        app.router.add_post("/sandbox/say", self._sandbox_say)
-        app.router.add_post("/sandbox/click", self._sandbox_click)
-        app.router.add_get("/sandbox/messages", self._sandbox_messages)
-        self._page = SandboxPage(self, self._ws)
-        self._page.register(app)
+        for register in self._more_routes:
+            register(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         self._host, self._port = host, self._runner.addresses[0][1]
 
     async def stop(self) -> None:
-        if self._page is not None:
-            self._page.close()
         await self._socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         await self._http.close()
+
+    async def __aenter__(self) -> SlackEmulator:
+        """Started on a free loopback port; stopped on the way out."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def _url(self, scheme: str) -> str:
         if not self._port:
@@ -158,6 +161,11 @@ class SlackEmulator:
     @property
     def api_url(self) -> str:
         return self.base_url + "api/"
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace's state, for what is served beside Slack (the sandbox page)."""
+        return self._ws
 
     @property
     def socket_mode_connections(self) -> int:
@@ -187,15 +195,23 @@ class SlackEmulator:
         error: str = "internal_error",
         status: int = 500,
         delay: float = 0.0,
+        channel: str | None = None,
+        thread_ts: str | None = None,
     ) -> None:
+        """The next `times` calls of `method` fail (or wait `delay` s, then succeed): with
+        `channel` / `thread_ts`, only calls about that channel / thread — the one a message is
+        posted in, or that of the message a call changes; other calls go through."""
         if times < 1:
             raise ValueError("times must be at least 1")
-        self._api.inject_fault(method, Fault(kind, times, retry_after, error, status, delay))
+        fault = Fault(kind, times, retry_after, error, status, delay, channel, thread_ts)
+        self._api.faults.inject(method, fault)
 
-    def faults_left(self, method: str) -> int:
-        """Injected faults on `method` not yet met: 0 once the calls they wait for arrived
-        (a delayed call is then in flight)."""
-        return self._api.faults_left(method)
+    def faults_left(
+        self, method: str, *, channel: str | None = None, thread_ts: str | None = None
+    ) -> int:
+        """Injected faults on `method` (in that scope, when given) not yet met: 0 once the
+        calls they wait for arrived (a delayed call is then in flight)."""
+        return self._api.faults.left(method, channel, thread_ts)
 
     # --- records ---
 
@@ -342,7 +358,7 @@ class SlackEmulator:
         )
         delivery = await self.deliver("slash_commands", payload)
         # Slack shows a slash command's ack body to the user (or the channel, when in_channel).
-        shown = _ack_body(delivery)
+        shown = delivery.answer()
         if shown is not None and (shown.get("text") or shown.get("blocks")):
             try:
                 self._api.apply_response(target, shown)
@@ -437,7 +453,7 @@ class SlackEmulator:
             self._ws, user=user, view=view, values=values, trigger_id=self._ws.new_trigger(user)
         )
         delivery = await self.deliver("interactive", payload)
-        answer = _ack_body(delivery) or {}
+        answer = delivery.answer() or {}
         action = answer.get("response_action")
         try:
             if delivery.ack is None or delivery.ack.status != 200 or action == "errors":
@@ -469,77 +485,6 @@ class SlackEmulator:
             "interactive", payloads.view_closed(self._ws, user=user, view=view)
         )
 
-    # --- sandbox endpoints for humans with curl ---
-
-    async def _sandbox_say(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            user, channel, text = (
-                _field(data, "user"),
-                _field(data, "channel"),
-                _field(data, "text"),
-            )
-            thread_ts = _optional_field(data, "thread_ts")
-            if text.startswith("/"):
-                command, _, rest = text.partition(" ")
-                delivery = await self.slash_command(user, channel, command, rest.strip())
-                return {"delivery": _delivery_json(delivery)}
-            return {"ts": await self.post_user_message(user, channel, text, thread_ts)}
-
-        return await _sandbox_call(request, act)
-
-    async def _sandbox_click(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            delivery = await self.click(
-                _field(data, "user"),
-                _field(data, "channel"),
-                _field(data, "ts"),
-                _field(data, "action_id"),
-                _optional_field(data, "value"),
-            )
-            return {"delivery": _delivery_json(delivery)}
-
-        return await _sandbox_call(request, act)
-
-    async def _sandbox_messages(self, request: web.Request) -> web.Response:
-        channel = request.query.get("channel", "")
-        try:
-            messages = self.messages(channel)
-        except LookupError as e:
-            return _bad_request(str(e))
-        return web.json_response(
-            {
-                "ok": True,
-                "channel": channel,
-                "messages": [self._message_summary(m) for m in messages],
-                "ephemerals": [
-                    {
-                        "ts": e.ts,
-                        "thread_ts": e.thread_ts,
-                        "user": e.user,
-                        "text": e.text,
-                        "blocks": e.blocks,
-                        "buttons": [dataclasses.asdict(b) for b in e.buttons()],
-                    }
-                    for e in self.ephemerals
-                    if e.channel == channel
-                ],
-            }
-        )
-
-    def _message_summary(self, message: Message) -> dict[str, Any]:
-        return {
-            "ts": message.ts,
-            "thread_ts": message.thread_ts,
-            "user": message.user,
-            "user_name": self._ws.users.get(message.user or "", BOT_NAME),
-            "bot": message.user is None,
-            "text": message.text,
-            "blocks": message.blocks,
-            "buttons": [dataclasses.asdict(b) for b in message.buttons()],
-            "edited": message.edited,
-            "reactions": self.reactions(message.channel, message.ts),
-        }
-
 
 def not_a_command(command: str) -> str:
     """What Slack's client says to a slash command no app in the workspace registered."""
@@ -547,56 +492,3 @@ def not_a_command(command: str) -> str:
         f'{command} is not a valid command. In Slack, all messages that start with the "/" '
         "character are interpreted as commands."
     )
-
-
-def _ack_body(delivery: Delivery) -> dict[str, Any] | None:
-    """The ack's body as an object; Bolt acks plain text over HTTP as a text/plain body."""
-    if delivery.ack is None or delivery.ack.status != 200 or not delivery.ack.body:
-        return None
-    body = delivery.ack.body
-    if isinstance(body, str):
-        return {"text": body}
-    return body if isinstance(body, dict) else None
-
-
-def _delivery_json(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "kind": delivery.kind,
-        "acked": delivery.ack is not None,
-        "status": delivery.ack.status if delivery.ack else None,
-        "latency_ms": round(delivery.ack.latency * 1000, 3) if delivery.ack else None,
-        "error": delivery.error,
-    }
-
-
-def _bad_request(error: str) -> web.Response:
-    return web.json_response({"ok": False, "error": error}, status=400)
-
-
-def _field(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"field {name!r} must be a non-empty string")
-    return value
-
-
-def _optional_field(data: dict[str, Any], name: str) -> str | None:
-    return None if data.get(name) is None else _field(data, name)
-
-
-async def _sandbox_call(
-    request: web.Request, act: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-) -> web.Response:
-    try:
-        data = await request.json()
-    except ValueError:
-        return _bad_request("the body must be a JSON object")
-    if not isinstance(data, dict):
-        return _bad_request("the body must be a JSON object")
-    try:
-        result = await act(data)
-    except (LookupError, ValueError) as e:
-        return _bad_request(str(e))
-    except ConnectionError as e:
-        return web.json_response({"ok": False, "error": str(e)}, status=503)
-    return web.json_response({"ok": True, **result})

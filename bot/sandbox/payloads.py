@@ -107,15 +107,8 @@ def slash_command(
     }
 
 
-def block_actions(
-    ws: Workspace,
-    *,
-    user: str,
-    message: Message,
-    button: Button,
-    response_url: str,
-    trigger_id: str,
-) -> dict[str, Any]:
+def _button_action(button: Button) -> dict[str, Any]:
+    """A clicked button as `actions[0]` of a block_actions payload."""
     action: dict[str, Any] = {
         "action_id": button.action_id,
         "block_id": button.block_id,
@@ -127,6 +120,19 @@ def block_actions(
         action["value"] = button.value
     if button.style is not None:
         action["style"] = button.style
+    return action
+
+
+def block_actions(
+    ws: Workspace,
+    *,
+    user: str,
+    message: Message,
+    button: Button,
+    response_url: str,
+    trigger_id: str,
+) -> dict[str, Any]:
+    action = _button_action(button)
     return {
         "type": "block_actions",
         "user": _user(ws, user),
@@ -171,17 +177,7 @@ def home_block_actions(
     """A button clicked on the Home tab: the container is the view, and there is no channel,
     message or response_url."""
     view = ws.homes[user]
-    action: dict[str, Any] = {
-        "action_id": button.action_id,
-        "block_id": button.block_id,
-        "text": {"type": "plain_text", "text": button.text, "emoji": True},
-        "type": "button",
-        "action_ts": f"{time.time():.6f}",
-    }
-    if button.value is not None:
-        action["value"] = button.value
-    if button.style is not None:
-        action["style"] = button.style
+    action = _button_action(button)
     return {
         "type": "block_actions",
         "user": _user(ws, user),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import secrets
 import string
 import time
@@ -23,19 +22,6 @@ DEFAULT_USERGROUPS = {"S0SREONCALL": ["U0BOB", "U0DAVE"]}
 DEFAULT_CHANNELS = {"C0OPS": "ops", "C0GENERAL": "general", "C0APPROVALS": "approvals"}
 # Channels only some people are in; everyone is in the others.
 DEFAULT_CHANNEL_MEMBERS = {"C0APPROVALS": ["U0BOB", "U0DAVE"]}
-
-# Slack's documented Block Kit limits; exceeding them is the kind of bug (a long argument dump
-# in a section) that only shows up in production if the emulator lets it through.
-MAX_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_SECTION_TEXT = 3000
-MAX_SECTION_FIELDS = 10
-MAX_FIELD_TEXT = 2000
-MAX_CONFIRM_TEXT = 300
-MAX_HEADER_TEXT = 150
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2000
-MAX_ACTION_ID = 255
 
 
 def random_id(length: int, alphabet: str = string.ascii_uppercase + string.digits) -> str:
@@ -60,7 +46,7 @@ class Button:
     block_id: str
 
 
-def _interactive_elements(block: dict[str, Any]) -> list[dict[str, Any]]:
+def interactive_elements(block: dict[str, Any]) -> list[dict[str, Any]]:
     if block.get("type") == "actions" and isinstance(block.get("elements"), list):
         return [e for e in block["elements"] if isinstance(e, dict)]
     if block.get("type") == "section" and isinstance(block.get("accessory"), dict):
@@ -72,7 +58,7 @@ def find_buttons(blocks: list[dict[str, Any]]) -> list[Button]:
     """Buttons in `actions` blocks and section accessories, in display order."""
     found: list[Button] = []
     for block in blocks:
-        for element in _interactive_elements(block):
+        for element in interactive_elements(block):
             if element.get("type") == "button":
                 found.append(
                     Button(
@@ -149,6 +135,25 @@ class Delivery:
     at: float  # time.time() when it was sent
     ack: Ack | None = None
     error: str | None = None  # why there is no ack
+
+    def answer(self) -> dict[str, Any] | None:
+        """The ack's body as an object; Bolt acks plain text over HTTP as a text/plain body."""
+        if self.ack is None or self.ack.status != 200 or not self.ack.body:
+            return None
+        body = self.ack.body
+        if isinstance(body, str):
+            return {"text": body}
+        return body if isinstance(body, dict) else None
+
+    def summary(self) -> dict[str, Any]:
+        """What the sandbox's endpoints tell a person (or the page) about it."""
+        return {
+            "kind": self.kind,
+            "acked": self.ack is not None,
+            "status": self.ack.status if self.ack else None,
+            "latency_ms": round(self.ack.latency * 1000, 3) if self.ack else None,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -414,107 +419,3 @@ class Workspace:
 
 def dm_channel_id(user_id: str) -> str:
     return "D" + user_id.removeprefix("U")
-
-
-def decode_json_param(value: Any) -> Any:
-    """Form-encoded calls send blocks and views as JSON strings; JSON calls send objects."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def normalize_blocks(raw: Any, limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
-    """Validate blocks like Slack does and fill in the block_ids Slack generates; `limit` is
-    50 for a message, 100 for a view."""
-    if raw is None or raw == "":
-        return []
-    raw = decode_json_param(raw)
-    if not isinstance(raw, list):
-        raise ApiError(
-            "invalid_blocks", response_metadata={"messages": ["[ERROR] must be an array"]}
-        )
-    problems: list[str] = []
-    if len(raw) > limit:
-        problems.append(f"[ERROR] no more than {limit} items allowed [json-pointer:/blocks]")
-    blocks: list[dict[str, Any]] = []
-    block_ids: set[str] = set()
-    for index, item in enumerate(raw):
-        pointer = f"/blocks/{index}"
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-            problems.append(f"[ERROR] missing required field: type [json-pointer:{pointer}]")
-            continue
-        block = copy.deepcopy(item)
-        block_id = str(block.setdefault("block_id", random_id(5)))
-        for element in _interactive_elements(block):
-            element.setdefault("action_id", random_id(5))
-        if block_id in block_ids:
-            problems.append(f"[ERROR] duplicate block_id {block_id!r} [json-pointer:{pointer}]")
-        block_ids.add(block_id)
-        problems.extend(_block_problems(block, pointer))
-        blocks.append(block)
-    if problems:
-        raise ApiError("invalid_blocks", response_metadata={"messages": problems})
-    return blocks
-
-
-def _text_of(obj: Any) -> str:
-    return str(obj.get("text", "")) if isinstance(obj, dict) else ""
-
-
-def _block_problems(block: dict[str, Any], pointer: str) -> list[str]:
-    problems: list[str] = []
-    kind = block["type"]
-    if kind == "section" and len(_text_of(block.get("text"))) > MAX_SECTION_TEXT:
-        problems.append(
-            f"[ERROR] must be less than {MAX_SECTION_TEXT + 1} characters "
-            f"[json-pointer:{pointer}/text/text]"
-        )
-    fields = block.get("fields") if kind == "section" else None
-    if isinstance(fields, list):
-        if len(fields) > MAX_SECTION_FIELDS:
-            problems.append(
-                f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed "
-                f"[json-pointer:{pointer}/fields]"
-            )
-        for i, field in enumerate(fields):
-            if len(_text_of(field)) > MAX_FIELD_TEXT:
-                problems.append(
-                    f"[ERROR] must be less than {MAX_FIELD_TEXT + 1} characters "
-                    f"[json-pointer:{pointer}/fields/{i}/text]"
-                )
-    if kind == "header" and len(_text_of(block.get("text"))) > MAX_HEADER_TEXT:
-        problems.append(
-            f"[ERROR] must be less than {MAX_HEADER_TEXT + 1} characters "
-            f"[json-pointer:{pointer}/text/text]"
-        )
-    if kind == "actions" and not isinstance(block.get("elements"), list):
-        problems.append(f"[ERROR] missing required field: elements [json-pointer:{pointer}]")
-    for element in _interactive_elements(block):
-        confirm = element.get("confirm")
-        if isinstance(confirm, dict) and len(_text_of(confirm.get("text"))) > MAX_CONFIRM_TEXT:
-            problems.append(
-                f"[ERROR] confirm text must be less than {MAX_CONFIRM_TEXT + 1} characters "
-                f"[json-pointer:{pointer}]"
-            )
-    action_ids: set[str] = set()
-    for button in find_buttons([block]):
-        where = f"[json-pointer:{pointer}]"
-        if button.action_id in action_ids:
-            problems.append(f"[ERROR] duplicate action_id {button.action_id!r} {where}")
-        action_ids.add(button.action_id)
-        if len(button.action_id) > MAX_ACTION_ID:
-            problems.append(
-                f"[ERROR] action_id must be less than {MAX_ACTION_ID + 1} characters {where}"
-            )
-        if not button.text or len(button.text) > MAX_BUTTON_TEXT:
-            problems.append(f"[ERROR] button text must be 1-{MAX_BUTTON_TEXT} characters {where}")
-        if button.value is not None and len(button.value) > MAX_BUTTON_VALUE:
-            problems.append(
-                f"[ERROR] button value must be less than {MAX_BUTTON_VALUE + 1} characters {where}"
-            )
-        if button.style not in (None, "primary", "danger"):
-            problems.append(f"[ERROR] button style must be primary or danger {where}")
-    return problems

@@ -1,33 +1,28 @@
-"""The sandbox's web page: a small Slack client in the browser, served by the emulator.
+"""The sandbox's web page: a small Slack client in the browser, served beside the emulator.
 
 The page acts through the emulator's own user actions (`post_user_message`, `slash_command`,
-`click`, `submit_view`, `close_view`), so the bot receives exactly the envelopes it gets in the
-tests. The page renders from snapshots of the workspace as one user sees it, pushed over
-Server-Sent Events whenever the workspace changes.
+`click`, `submit_view`, `close_view`), saying and clicking through the same endpoints as
+`curl` does (`endpoints.py`), so the bot receives exactly the envelopes it gets in the tests.
+It renders from snapshots of the workspace as one user sees it, pushed over Server-Sent Events
+whenever the workspace changes. `serve_sandbox()` puts both beside an emulator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.sandbox.emulator import (
-    _ack_body,
-    _delivery_json,
-    _field,
-    _optional_field,
-    _sandbox_call,
-)
-from bot.sandbox.state import BOT_NAME, Message, View, Workspace
-
-if TYPE_CHECKING:
-    from bot.sandbox.emulator import SlackEmulator
+from bot.sandbox import endpoints
+from bot.sandbox.emulator import SlackEmulator
+from bot.sandbox.endpoints import endpoint, field, optional_field
+from bot.sandbox.state import BOT_NAME, Message, View
 
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
@@ -47,10 +42,17 @@ _CHANNEL = re.compile(r"(?<![\w<&/])#([a-z0-9_-]+)")
 _REACTION_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
 
 
+def serve_sandbox(emulator: SlackEmulator) -> SlackEmulator:
+    """The emulator with what people use it through: the page and the `curl` endpoints."""
+    emulator.add_routes(functools.partial(endpoints.register, emulator))
+    emulator.add_routes(SandboxPage(emulator).register)
+    return emulator
+
+
 class SandboxPage:
-    def __init__(self, emulator: SlackEmulator, workspace: Workspace) -> None:
+    def __init__(self, emulator: SlackEmulator) -> None:
         self._emu = emulator
-        self._ws = workspace
+        self._ws = emulator.workspace
         # The workspace records only the bot's reactions (all the Web API can add) and the bot
         # subscribes to no reaction events, so people's reactions live here, for display only.
         self._reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
@@ -61,18 +63,19 @@ class SandboxPage:
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/sandbox/ui/state", self._state)
         app.router.add_get("/sandbox/ui/events", self._events)
-        app.router.add_post("/sandbox/ui/say", self._say)
-        app.router.add_post("/sandbox/ui/click", self._click)
-        app.router.add_post("/sandbox/ui/submit", self._submit)
-        app.router.add_post("/sandbox/ui/close", self._close)
-        app.router.add_post("/sandbox/ui/react", self._react)
-        app.router.add_post("/sandbox/ui/home", self._home)
-        app.router.add_post("/sandbox/ui/home_click", self._home_click)
+        app.router.add_post("/sandbox/ui/say", endpoints.say(self._emu, self.slack_text))
+        app.router.add_post("/sandbox/ui/click", endpoints.click(self._emu))
+        app.router.add_post("/sandbox/ui/submit", endpoint(self._submit))
+        app.router.add_post("/sandbox/ui/close", endpoint(self._close))
+        app.router.add_post("/sandbox/ui/react", endpoint(self._react))
+        app.router.add_post("/sandbox/ui/home", endpoint(self._home))
+        app.router.add_post("/sandbox/ui/home_click", endpoint(self._home_click))
         # Where chat.getPermalink's links point: the page, opened on that message's thread.
         app.router.add_get("/archives/{channel}/{p}", self._permalink)
+        app.on_shutdown.append(self._end_streams)
 
-    def close(self) -> None:
-        """End the event streams, so the server can stop without waiting on open pages."""
+    async def _end_streams(self, _: web.Application) -> None:
+        """So that the server stops without waiting on open pages."""
         self._closed = True
         self._ws.touch()
 
@@ -193,22 +196,6 @@ class SandboxPage:
 
     # --- what the page does ---
 
-    async def _say(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            user, channel = _field(data, "user"), _field(data, "channel")
-            text = _field(data, "text").strip()
-            thread_ts = _optional_field(data, "thread_ts")
-            if text.startswith("/"):
-                command, *rest = text.split(maxsplit=1)
-                delivery = await self._emu.slash_command(user, channel, command, "".join(rest))
-                if command not in self._emu.commands:
-                    return {}  # Slack answered it: nothing went to the app, so nothing failed
-                return {"delivery": _delivery_json(delivery)}
-            ts = await self._emu.post_user_message(user, channel, self.slack_text(text), thread_ts)
-            return {"ts": ts}
-
-        return await _sandbox_call(request, act)
-
     def slack_text(self, typed: str) -> str:
         """What Slack's client sends for typed text: the three control characters escaped,
         and `@name`, `@U…` and `#channel` turned into mention tokens."""
@@ -229,67 +216,39 @@ class SandboxPage:
 
         return _CHANNEL.sub(channel, _MENTION.sub(mention, text))
 
-    async def _click(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            delivery = await self._emu.click(
-                _field(data, "user"),
-                _field(data, "channel"),
-                _field(data, "ts"),
-                _field(data, "action_id"),
-                _optional_field(data, "value"),
-            )
-            return {"delivery": _delivery_json(delivery)}
+    async def _submit(self, data: dict[str, Any]) -> dict[str, Any]:
+        values = data.get("values")
+        if not isinstance(values, dict) or not all(
+            isinstance(actions, dict) and all(isinstance(v, dict) for v in actions.values())
+            for actions in values.values()
+        ):
+            raise ValueError("values must map block_id -> action_id -> an element's state")
+        delivery = await self._emu.submit_view(field(data, "user"), field(data, "view_id"), values)
+        answer = delivery.answer() or {}
+        errors = answer.get("errors") if answer.get("response_action") == "errors" else None
+        return {"delivery": delivery.summary(), "errors": errors}
 
-        return await _sandbox_call(request, act)
+    async def _close(self, data: dict[str, Any]) -> dict[str, Any]:
+        user, view_id = field(data, "user"), field(data, "view_id")
+        view = next((v for v in self._ws.views if v.id == view_id), None)
+        if view is not None and view.is_open and not view.view.get("notify_on_close"):
+            # Slack closes such a modal without telling the app.
+            if view.user != user:
+                raise ValueError(f"view {view_id} was opened for {view.user}, not {user}")
+            view.is_open = False
+            self._ws.touch()
+            return {"delivery": None}
+        return {"delivery": (await self._emu.close_view(user, view_id)).summary()}
 
-    async def _submit(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            values = data.get("values")
-            if not isinstance(values, dict) or not all(
-                isinstance(actions, dict) and all(isinstance(v, dict) for v in actions.values())
-                for actions in values.values()
-            ):
-                raise ValueError("values must map block_id -> action_id -> an element's state")
-            delivery = await self._emu.submit_view(
-                _field(data, "user"), _field(data, "view_id"), values
-            )
-            answer = _ack_body(delivery) or {}
-            errors = answer.get("errors") if answer.get("response_action") == "errors" else None
-            return {"delivery": _delivery_json(delivery), "errors": errors}
-
-        return await _sandbox_call(request, act)
-
-    async def _close(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            user, view_id = _field(data, "user"), _field(data, "view_id")
-            view = next((v for v in self._ws.views if v.id == view_id), None)
-            if view is not None and view.is_open and not view.view.get("notify_on_close"):
-                # Slack closes such a modal without telling the app.
-                if view.user != user:
-                    raise ValueError(f"view {view_id} was opened for {view.user}, not {user}")
-                view.is_open = False
-                self._ws.touch()
-                return {"delivery": None}
-            return {"delivery": _delivery_json(await self._emu.close_view(user, view_id))}
-
-        return await _sandbox_call(request, act)
-
-    async def _home(self, request: web.Request) -> web.Response:
+    async def _home(self, data: dict[str, Any]) -> dict[str, Any]:
         """The person opened the app's Home tab."""
+        return {"delivery": (await self._emu.open_home(field(data, "user"))).summary()}
 
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            return {"delivery": _delivery_json(await self._emu.open_home(_field(data, "user")))}
-
-        return await _sandbox_call(request, act)
-
-    async def _home_click(self, request: web.Request) -> web.Response:
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            delivery = await self._emu.click_home(
-                _field(data, "user"), _field(data, "action_id"), _optional_field(data, "value")
-            )
-            return {"delivery": _delivery_json(delivery)}
-
-        return await _sandbox_call(request, act)
+    async def _home_click(self, data: dict[str, Any]) -> dict[str, Any]:
+        delivery = await self._emu.click_home(
+            field(data, "user"), field(data, "action_id"), optional_field(data, "value")
+        )
+        return {"delivery": delivery.summary()}
 
     async def _permalink(self, request: web.Request) -> web.Response:
         channel = request.match_info["channel"]
@@ -298,28 +257,24 @@ class SandboxPage:
         thread = request.query.get("thread_ts") or ts
         raise web.HTTPFound(f"/?{urlencode({'channel': channel, 'thread': thread})}")
 
-    async def _react(self, request: web.Request) -> web.Response:
+    async def _react(self, data: dict[str, Any]) -> dict[str, Any]:
         """Toggle the user's reaction, as clicking a reaction (or picking one) does in Slack."""
-
-        async def act(data: dict[str, Any]) -> dict[str, Any]:
-            user, channel, ts = _field(data, "user"), _field(data, "channel"), _field(data, "ts")
-            name = _field(data, "name").strip(":")
-            if not _REACTION_NAME.match(name):
-                raise ValueError(f"not an emoji name: {name!r}")
-            self._ws.user_name(user)
-            if not self._ws.is_member(self._ws.channel(channel), user):
-                raise ValueError(f"{user} is not a member of {channel}")
-            if self._ws.find_message(channel, ts) is None:
-                raise LookupError(f"no message with ts {ts} in {channel}")
-            users = self._reactions.setdefault((channel, ts), {}).setdefault(name, [])
-            if user in users:
-                users.remove(user)
-            else:
-                users.append(user)
-            self._ws.touch()
-            return {"reactions": self._displayed_reactions(channel, ts, user)}
-
-        return await _sandbox_call(request, act)
+        user, channel, ts = field(data, "user"), field(data, "channel"), field(data, "ts")
+        name = field(data, "name").strip(":")
+        if not _REACTION_NAME.match(name):
+            raise ValueError(f"not an emoji name: {name!r}")
+        self._ws.user_name(user)
+        if not self._ws.is_member(self._ws.channel(channel), user):
+            raise ValueError(f"{user} is not a member of {channel}")
+        if self._ws.find_message(channel, ts) is None:
+            raise LookupError(f"no message with ts {ts} in {channel}")
+        users = self._reactions.setdefault((channel, ts), {}).setdefault(name, [])
+        if user in users:
+            users.remove(user)
+        else:
+            users.append(user)
+        self._ws.touch()
+        return {"reactions": self._displayed_reactions(channel, ts, user)}
 
 
 def _group_handle(group_id: str) -> str:

@@ -6,17 +6,21 @@ import asyncio
 import json
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.blockkit import (
+    MAX_VIEW_BLOCKS,
+    MAX_VIEW_TITLE,
+    decode_json_param,
+    normalize_blocks,
+)
+from bot.sandbox.faults import Faults
 from bot.sandbox.state import (
     BOT_ID,
     BOT_NAME,
-    MAX_VIEW_BLOCKS,
     TEAM_DOMAIN,
     ApiCall,
     ApiError,
@@ -25,29 +29,15 @@ from bot.sandbox.state import (
     ResponseTarget,
     View,
     Workspace,
-    decode_json_param,
     dm_channel_id,
-    normalize_blocks,
     random_id,
 )
 
-FaultKind = Literal["ratelimited", "error", "delay"]
 Params = dict[str, Any]
 
 TRIGGER_LIFETIME = 3.0  # seconds, Slack's documented trigger_id expiry
-MAX_VIEW_TITLE = 24
 JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-
-
-@dataclass
-class Fault:
-    kind: FaultKind
-    remaining: int
-    retry_after: int
-    error: str
-    status: int
-    delay: float
 
 
 class WebApi:
@@ -65,7 +55,7 @@ class WebApi:
         self._bot_token = bot_token
         self._app_token = app_token
         self._issue_socket_url = issue_socket_url
-        self._faults: dict[str, deque[Fault]] = {}
+        self.faults = Faults(workspace)
         self._used_triggers: set[str] = set()
         self._handlers: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -88,23 +78,6 @@ class WebApi:
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
 
-    def inject_fault(self, method: str, fault: Fault) -> None:
-        # Faults for one method queue up, so "a 429 then a 500" can be scripted.
-        self._faults.setdefault(method, deque()).append(fault)
-
-    def faults_left(self, method: str) -> int:
-        return sum(fault.remaining for fault in self._faults.get(method, ()))
-
-    def _take_fault(self, method: str) -> Fault | None:
-        queue = self._faults.get(method)
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            queue.popleft()
-        return fault
-
     # --- HTTP ---
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -119,7 +92,7 @@ class WebApi:
         token = token or param_token
         recorded = {k: decode_json_param(v) if k in JSON_PARAMS else v for k, v in params.items()}
 
-        fault = self._take_fault(method)
+        fault = self.faults.take(method, params)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.delay)
         elif fault is not None and fault.kind == "ratelimited":

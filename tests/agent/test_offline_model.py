@@ -282,26 +282,34 @@ async def test_agent_memory_spans_turns(tools: list[BaseTool]) -> None:
     assert len(state["messages"]) == 8
 
 
-async def test_real_hitl_rejection_is_reported(
-    tools: list[BaseTool], inventory: DemoInventory
-) -> None:
-    # The marker the summary relies on, as the middleware really writes it.
-    agent = create_agent(
+# One conversation of the agents below.
+HITL_THREAD: RunnableConfig = {"configurable": {"thread_id": "t"}}
+
+
+def gated_agent(tools: list[BaseTool], *gated: str) -> Any:
+    """The offline model behind LangChain's own approval gate on `gated`, in memory."""
+    return create_agent(
         model=OfflineChatModel(),
         tools=tools,
         checkpointer=InMemorySaver(),
         middleware=[
             HumanInTheLoopMiddleware(
-                interrupt_on={"scale_down": True, "delete_cluster": True},
-                interrupt_mode="per_call",
+                interrupt_on=dict.fromkeys(gated, True), interrupt_mode="per_call"
             )
         ],
     )
-    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
+
+
+async def test_real_hitl_rejection_is_reported(
+    tools: list[BaseTool], inventory: DemoInventory
+) -> None:
+    # The marker the summary relies on, as the middleware really writes it.
+    agent = gated_agent(tools, "scale_down", "delete_cluster")
     await agent.ainvoke(
-        {"messages": [HumanMessage("scale down cl-001 to 2 and delete cluster cl-003")]}, config
+        {"messages": [HumanMessage("scale down cl-001 to 2 and delete cluster cl-003")]},
+        HITL_THREAD,
     )
-    pending = {i.value["name"]: i.id for i in (await agent.aget_state(config)).interrupts}
+    pending = {i.value["name"]: i.id for i in (await agent.aget_state(HITL_THREAD)).interrupts}
     state = await agent.ainvoke(
         Command(
             resume={
@@ -309,7 +317,7 @@ async def test_real_hitl_rejection_is_reported(
                 pending["delete_cluster"]: {"type": "reject", "message": "too risky"},
             }
         ),
-        config,
+        HITL_THREAD,
     )
     assert state["messages"][-1].text.splitlines() == [
         SCALED,
@@ -324,22 +332,14 @@ async def test_real_hitl_edit_reports_what_ran(
     tools: list[BaseTool], inventory: DemoInventory
 ) -> None:
     # The AI message keeps the proposed replicas=2; the summary must show the edited 3.
-    agent = create_agent(
-        model=OfflineChatModel(),
-        tools=tools,
-        checkpointer=InMemorySaver(),
-        middleware=[
-            HumanInTheLoopMiddleware(interrupt_on={"scale_down": True}, interrupt_mode="per_call")
-        ],
-    )
-    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
-    await agent.ainvoke({"messages": [HumanMessage("scale down cl-001 to 2")]}, config)
-    (pending,) = (await agent.aget_state(config)).interrupts
+    agent = gated_agent(tools, "scale_down")
+    await agent.ainvoke({"messages": [HumanMessage("scale down cl-001 to 2")]}, HITL_THREAD)
+    (pending,) = (await agent.aget_state(HITL_THREAD)).interrupts
     edit = {
         "type": "edit",
         "edited_action": {"name": "scale_down", "args": {"cluster_id": "cl-001", "replicas": 3}},
     }
-    state = await agent.ainvoke(Command(resume={pending.id: edit}), config)
+    state = await agent.ainvoke(Command(resume={pending.id: edit}), HITL_THREAD)
     assert state["messages"][-1].text.splitlines() == [
         "Ran `scale_down` (cluster_id=cl-001, replicas=3) as edited by a reviewer: "
         "Scaled cl-001 down from 5 to 3 replicas.",

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +12,10 @@ import aiohttp
 
 from bot.db import Database
 from bot.settings import Settings
-from tests.bot.test_cli import CLI, clean_env, free_port
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
-
-
-async def cli(*args: str, cwd: Path, **env: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        cwd=cwd,
-        env=clean_env(**env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
+from tests.support.cli import clean_env, cli, sandbox
+from tests.support.process import free_port
 
 
 async def test_version(tmp_path: Path) -> None:
@@ -132,42 +117,6 @@ async def test_no_sandbox_banner_for_a_bot_that_will_not_start(tmp_path: Path) -
     code, out = await cli("run", cwd=tmp_path, PORT=str(free_port()), APPROVALS_POLICY="policy.yml")
     assert code == 2 and "reboot_world" in out
     assert "Sandbox" not in out and "curl" not in out
-
-
-@asynccontextmanager
-async def sandbox(tmp_path: Path, *args: str, **env: str) -> AsyncIterator[tuple[str, list[str]]]:
-    """`slack-approvals run` in sandbox mode, until its banner: (page URL, output so far)."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *CLI,
-        "run",
-        *args,
-        cwd=tmp_path,
-        env=clean_env(PORT=str(port), **env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            output.append(line.decode())
-
-    reader = asyncio.create_task(read())
-    try:
-        async with asyncio.timeout(60):
-            while not any("Sandbox: open" in line for line in output):
-                assert proc.returncode is None, "".join(output)
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/", output
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await reader
 
 
 async def test_unreachable_model_is_a_startup_warning(tmp_path: Path) -> None:

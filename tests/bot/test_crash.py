@@ -1,10 +1,14 @@
 """kill -9 at every stage of an approval, then a restart: no call runs twice, nothing approved
-is dropped, and the thread tells the truth about each call (invariants I2, I3). SIGTERM: the
+is dropped, and the thread tells the truth about each call (docs/design.md, "A gated tool
+runs at most once, and only after a recorded approval" and "A crash mid-tool is reported,
+never re-run"). SIGTERM: the
 running turn may finish, within a bound; a second SIGTERM exits at once.
 
 The bot is a real `slack-approvals run` process. It is held at a stage from outside only: a
 Slack call the emulator delays, or a tool waiting on a file. Every round holds one
 conversation at each stage at once, then kills the process, so one restart checks all stages.
+Each delay is scoped to its conversation's thread (or a channel of its own), so no other
+conversation's call can meet it in its place, whatever order the runs post in.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ STAGES = ("after_ack", "after_claim", "in_tool", "after_tool", "before_reply")
 # A Slack call held this long never returns within the test: the bot dies while it waits.
 LONG = 600.0
 CHANNEL = "C0OPS"
+# The unposted card's conversation: its top-level post is held by channel, as it has no
+# thread yet, so it lives where no other conversation posts.
+ALONE = "C0GENERAL"
 APPROVE = "approval_approve"
 
 
@@ -39,9 +46,10 @@ class Trial:
     tool: str
     thread: str
     card: str
+    channel: str = CHANNEL
 
 
-async def ask(d: Deployment, stage: str, cluster: str) -> Trial:
+async def ask(d: Deployment, stage: str, cluster: str, channel: str = CHANNEL) -> Trial:
     """Ask for the call a stage is about; the card is not waited for (`card` is empty)."""
     if stage == "after_ack":
         tool, text = "restart_service", f"restart {cluster}"
@@ -51,19 +59,27 @@ async def ask(d: Deployment, stage: str, cluster: str) -> Trial:
         tool, text = "wipe_cache", f"wipe {cluster}"
     else:
         tool, text = "scale_down", f"scale down {cluster} to 1"
-    return Trial(stage, cluster, tool, await d.ui.ask(text), "")
+    return Trial(stage, cluster, tool, await d.ui.ask(text, channel=channel), "", channel)
 
 
 async def open_trial(d: Deployment, stage: str, cluster: str) -> Trial:
     trial = await ask(d, stage, cluster)
-    [card] = await d.ui.wait_cards(CHANNEL, trial.thread)
+    [card] = await d.ui.wait_cards(trial.channel, trial.thread)
     await d.card_recorded(card.ts)
     return dataclasses.replace(trial, card=card.ts)
 
 
 async def click(d: Deployment, user: str, trial: Trial) -> None:
-    delivery = await d.slack.click(user, CHANNEL, trial.card, APPROVE)
+    delivery = await d.slack.click(user, trial.channel, trial.card, APPROVE)
     assert delivery.ack is not None and delivery.ack.status == 200, delivery
+
+
+async def hold_in_tool(d: Deployment, trial: Trial) -> Trial:
+    """Approved, and held inside its tool until `d.release(trial.cluster)`."""
+    d.hold(trial.cluster)
+    await click(d, "U0BOB", trial)
+    await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
+    return trial
 
 
 async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
@@ -83,44 +99,46 @@ async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
     await d.wait("the group lookup", lambda: not slack.faults_left("usergroups.users.list"))
 
     # After the claim: the card update waits on Slack.
-    slack.inject_fault("chat.update", "delay", delay=LONG)
-    await click(d, "U0BOB", trials["after_claim"])
-    await d.wait("the card update", lambda: not slack.faults_left("chat.update"))
+    trial = trials["after_claim"]
+    slack.inject_fault("chat.update", "delay", delay=LONG, thread_ts=trial.thread)
+    await click(d, "U0BOB", trial)
+    await d.wait(
+        "the card update", lambda: not slack.faults_left("chat.update", thread_ts=trial.thread)
+    )
 
     # Inside the tool, its card not drawn yet: an approved card waits for the tool (or a
     # fallback), and that draw waits on Slack.
     trial = trials["in_tool"]
-    d.hold(trial.cluster)
-    slack.inject_fault("chat.update", "delay", delay=LONG)
-    await click(d, "U0BOB", trial)
-    await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
-    await d.wait("its card's update", lambda: not slack.faults_left("chat.update"))
+    slack.inject_fault("chat.update", "delay", delay=LONG, thread_ts=trial.thread)
+    await hold_in_tool(d, trial)
+    await d.wait(
+        "its card's update", lambda: not slack.faults_left("chat.update", thread_ts=trial.thread)
+    )
 
     # After the tool: it returned, and the notice that it ran is on its way to Slack.
-    trial = trials["after_tool"]
-    d.hold(trial.cluster)
-    await click(d, "U0BOB", trial)
-    await d.wait("the tool to start", lambda: d.started(trial.cluster) == 1)
-    slack.inject_fault("chat.postMessage", "delay", delay=LONG)
+    trial = await hold_in_tool(d, trials["after_tool"])
+    slack.inject_fault("chat.postMessage", "delay", delay=LONG, thread_ts=trial.thread)
     d.release(trial.cluster)
     await d.wait(
         "the tool's notice",
-        lambda: d.finished(trial.cluster) == 1 and not slack.faults_left("chat.postMessage"),
+        lambda: d.finished(trial.cluster) == 1 and not posts_held(d, trial),
     )
 
     # Before the reply is posted: the notice went out, the model's answer is on its way.
     trial = trials["before_reply"]
-    slack.inject_fault("chat.postMessage", "delay", delay=0.0)
-    slack.inject_fault("chat.postMessage", "delay", delay=LONG)
+    slack.inject_fault("chat.postMessage", "delay", delay=0.0, thread_ts=trial.thread)
+    slack.inject_fault("chat.postMessage", "delay", delay=LONG, thread_ts=trial.thread)
     await click(d, "U0BOB", trial)
-    await d.wait("the model's reply", lambda: not slack.faults_left("chat.postMessage"))
+    await d.wait("the model's reply", lambda: not posts_held(d, trial))
     assert ran_notices(d, trial) == 1
 
     # A card whose post never got through: the approval is on record, the card is not.
-    slack.inject_fault("chat.postMessage", "delay", delay=0.0)  # the /ask thread's root
-    slack.inject_fault("chat.postMessage", "delay", delay=LONG)
-    trial = trials["unposted"] = await ask(d, "unposted", f"c{round_no}p")
-    await d.wait("the card's post", lambda: not slack.faults_left("chat.postMessage"))
+    slack.inject_fault("chat.postMessage", "delay", delay=0.0, channel=ALONE)  # the root
+    slack.inject_fault("chat.postMessage", "delay", delay=LONG, channel=ALONE)
+    trials["unposted"] = await ask(d, "unposted", f"c{round_no}p", ALONE)
+    await d.wait(
+        "the card's post", lambda: not slack.faults_left("chat.postMessage", channel=ALONE)
+    )
 
     # A request that expires while no bot runs (one second after its card, which the bot has
     # recorded: the card must show the expiry).
@@ -128,22 +146,26 @@ async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
     return trials
 
 
+def posts_held(d: Deployment, trial: Trial) -> int:
+    return d.slack.faults_left("chat.postMessage", thread_ts=trial.thread)
+
+
 def ran_notices(d: Deployment, trial: Trial) -> int:
-    return sum(f"`{trial.tool}` ran:" in t for t in d.ui.texts(CHANNEL, trial.thread))
+    return sum(f"`{trial.tool}` ran:" in t for t in d.ui.texts(trial.channel, trial.thread))
 
 
 def said(d: Deployment, trial: Trial, needle: str) -> bool:
-    return any(needle in t for t in d.ui.texts(CHANNEL, trial.thread))
+    return any(needle in t for t in d.ui.texts(trial.channel, trial.thread))
 
 
 def card_says(d: Deployment, trial: Trial, needle: str) -> bool:
-    return needle in json.dumps(d.slack.message(CHANNEL, trial.card).blocks)
+    return needle in json.dumps(d.slack.message(trial.channel, trial.card).blocks)
 
 
 async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
     # The click that died before its claim was never recorded: the card still asks.
     trial = trials["after_ack"]
-    assert d.slack.message(CHANNEL, trial.card).buttons(), "the card lost its buttons"
+    assert d.slack.message(trial.channel, trial.card).buttons(), "the card lost its buttons"
     await click(d, "U0BOB", trial)
     await d.wait("the re-click's run", lambda: said(d, trial, "Summary:"))
     assert ran_notices(d, trial) == 1 and d.finished(trial.cluster) == 1
@@ -179,7 +201,7 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
 
     # The card that was never posted is posted by recovery, and works.
     trial = trials["unposted"]
-    [card] = await d.ui.wait_cards(CHANNEL, trial.thread)
+    [card] = await d.ui.wait_cards(trial.channel, trial.thread)
     await d.card_recorded(card.ts)
     await click(d, "U0BOB", dataclasses.replace(trial, card=card.ts))
     await d.wait("the reposted card's run", lambda: said(d, trial, "Summary:"))
@@ -198,7 +220,7 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
 
     await d.wait("every approval decided and handed to the agent", settled)
     for trial in trials.values():
-        texts = d.ui.texts(CHANNEL, trial.thread)
+        texts = d.ui.texts(trial.channel, trial.thread)
         assert ran_notices(d, trial) <= 1, texts
         assert sum("Summary:" in t for t in texts) <= 1, texts
     assert await d.db.fetchall("SELECT seq FROM outbox") == []
@@ -240,10 +262,13 @@ async def test_kill_9_while_a_plain_answer_is_on_its_way_posts_it_once_at_restar
 ) -> None:
     async with deployment(tmp_path, f"sqlite:///{tmp_path / 'bot.sqlite3'}", 1) as d:
         [bot] = d.bots
-        d.slack.inject_fault("chat.postMessage", "delay", delay=0.0)  # the /ask thread's root
-        d.slack.inject_fault("chat.postMessage", "delay", delay=LONG)  # the model's answer
-        thread = await d.ui.ask("hello there")
-        await d.wait("the answer's post", lambda: not d.slack.faults_left("chat.postMessage"))
+        d.slack.inject_fault("chat.postMessage", "delay", delay=0.0, channel=ALONE)  # the root
+        d.slack.inject_fault("chat.postMessage", "delay", delay=LONG, channel=ALONE)  # answer
+        thread = await d.ui.ask("hello there", channel=ALONE)
+        await d.wait(
+            "the answer's post",
+            lambda: not d.slack.faults_left("chat.postMessage", channel=ALONE),
+        )
         await bot.kill()
         await d.start()
 
@@ -251,7 +276,7 @@ async def test_kill_9_while_a_plain_answer_is_on_its_way_posts_it_once_at_restar
             return await d.db.fetchall("SELECT seq FROM outbox") == []
 
         await d.wait("the outbox to empty", posted)
-        answers = [t for t in d.ui.texts(CHANNEL, thread) if "You said: hello there" in t]
+        answers = [t for t in d.ui.texts(ALONE, thread) if "You said: hello there" in t]
         assert len(answers) == 1
         assert "Traceback" not in bot.tail()
 
@@ -261,10 +286,7 @@ async def test_sigterm_drains_the_running_turn_and_a_second_sigterm_exits_at_onc
 ) -> None:
     async with deployment(tmp_path, f"sqlite:///{tmp_path / 'bot.sqlite3'}", 1) as d:
         [bot] = d.bots
-        graceful = await open_trial(d, "in_tool", "term1")
-        d.hold(graceful.cluster)
-        await click(d, "U0BOB", graceful)
-        await d.wait("the tool to start", lambda: d.started(graceful.cluster) == 1)
+        graceful = await hold_in_tool(d, await open_trial(d, "in_tool", "term1"))
 
         bot.signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
@@ -278,10 +300,7 @@ async def test_sigterm_drains_the_running_turn_and_a_second_sigterm_exits_at_onc
 
         await d.start()
         # Inside a sync tool: its worker thread must not hold the exit up.
-        cut = await open_trial(d, "in_sync_tool", "term2")
-        d.hold(cut.cluster)
-        await click(d, "U0BOB", cut)
-        await d.wait("the tool to start", lambda: d.started(cut.cluster) == 1)
+        cut = await hold_in_tool(d, await open_trial(d, "in_sync_tool", "term2"))
         bot.signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
         bot.signal(signal.SIGTERM)

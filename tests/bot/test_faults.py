@@ -1,5 +1,7 @@
 """Slack misbehaving: rate limits, server errors, a post that fails for good, and retried event
-deliveries. Nothing is lost, nothing runs or is posted twice (invariants I2, I3); the health
+deliveries. Nothing is lost, nothing runs or is posted twice (docs/design.md, "A gated tool
+runs at most once, and only after a recorded approval", "A crash mid-tool is reported,
+never re-run"); the health
 and metrics endpoints, and the logs, say what happened."""
 
 from __future__ import annotations

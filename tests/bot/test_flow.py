@@ -69,16 +69,8 @@ async def test_deny_tells_the_model_and_never_runs_the_tool(harness: Harness) ->
 
 
 async def test_two_gated_calls_are_decided_independently(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Scaled cl-001; cl-002 stays."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        cards = await harness.wait_cards("C0OPS", thread, count=2)
+        thread, cards = await harness.ask_two_calls("Scaled cl-001; cl-002 stays.")
         by_tool = {("scale_down" if "scale_down" in c.text else "delete_cluster"): c for c in cards}
 
         await harness.slack.click("U0BOB", "C0OPS", by_tool["scale_down"].ts, "approval_approve")

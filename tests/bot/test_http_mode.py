@@ -11,18 +11,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.security.support import SECRET, http_settings
 from tests.support.tools import executions
-
-SECRET = "test-signing-secret"
-
-
-def http_settings() -> dict[str, object]:
-    return {
-        "slack_app_token": None,
-        "slack_signing_secret": SECRET,
-        "host": "127.0.0.1",
-        "port": 0,
-    }
 
 
 async def test_signed_requests_drive_the_whole_flow(harness: Harness) -> None:

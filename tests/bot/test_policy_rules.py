@@ -18,8 +18,13 @@ from tests.support.tools import executions
 ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def use_policy(harness: Harness, text: str) -> None:
-    harness.policy_file.write_text(text)
+def use_policy(harness: Harness, *tools: str, defaults: str = "") -> None:
+    """A policy of `defaults` (the inside of a flow mapping) and one entry per tool, beside
+    list_clusters, which never needs approval."""
+    lines = [f"defaults: {{{defaults}}}"] if defaults else []
+    lines += ["tools:", "  list_clusters: {approval: never}"]
+    lines += ["  " + line for tool in tools for line in tool.splitlines()]
+    harness.policy_file.write_text("\n".join(lines) + "\n")
 
 
 def card_json(harness: Harness, ts: str) -> str:
@@ -41,11 +46,7 @@ async def scale_down_card(harness: Harness, replicas: int = 2) -> tuple[str, str
 
 
 async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
-    use_policy(
-        harness,
-        "tools:\n  list_clusters: {approval: never}\n  delete_cluster: {}\n"
-        "  scale_down: {approvers: [S0SREONCALL]}\n",
-    )
+    use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
     async with harness.bot() as bot:
         thread, card = await scale_down_card(harness)
         assert "<!subteam^S0SREONCALL>" in card_json(harness, card)
@@ -67,28 +68,21 @@ async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
 
 
 async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None:
-    use_policy(
-        harness,
-        "tools:\n  list_clusters: {approval: never}\n  delete_cluster: {}\n"
-        "  scale_down: {approvers: [S0SREONCALL]}\n",
-    )
+    use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
         await harness.idle()
         assert executions("scale_down") == []
         # Carol joins the on-call group while the card waits: the cached list is stale.
-        harness.slack._ws.usergroups["S0SREONCALL"].append("U0CAROL")
+        harness.slack.workspace.usergroups["S0SREONCALL"].append("U0CAROL")
         await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
         await harness.wait_text("C0OPS", thread, "All done here.")
         assert len(executions("scale_down")) == 1
 
 
 async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None:
-    use_policy(
-        harness,
-        "defaults: {allow_self_approval: false}\ntools:\n  list_clusters: {approval: never}\n",
-    )
+    use_policy(harness, defaults="allow_self_approval: false")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         assert "(not <@U0ALICE>)" in card_json(harness, card)
@@ -101,9 +95,7 @@ async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None
 
 
 async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
-    use_policy(
-        harness, "defaults: {approvals_needed: 2}\ntools:\n  list_clusters: {approval: never}\n"
-    )
+    use_policy(harness, defaults="approvals_needed: 2")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         assert "0 of 2 approvals" in card_json(harness, card)
@@ -122,9 +114,7 @@ async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
 
 
 async def test_one_deny_rejects_a_quorum_at_once(harness: Harness) -> None:
-    use_policy(
-        harness, "defaults: {approvals_needed: 3}\ntools:\n  list_clusters: {approval: never}\n"
-    )
+    use_policy(harness, defaults="approvals_needed: 3")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
@@ -136,9 +126,7 @@ async def test_one_deny_rejects_a_quorum_at_once(harness: Harness) -> None:
 
 
 async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
-    use_policy(
-        harness, "defaults: {expires_after: 1s}\ntools:\n  list_clusters: {approval: never}\n"
-    )
+    use_policy(harness, defaults="expires_after: 1s")
     async with harness.bot() as bot:
         thread, card = await scale_down_card(harness)
         await harness.wait_text("C0OPS", thread, "All done here.")
@@ -157,9 +145,7 @@ async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
 
 
 async def test_expiry_is_swept_after_a_restart(harness: Harness) -> None:
-    use_policy(
-        harness, "defaults: {expires_after: 2s}\ntools:\n  list_clusters: {approval: never}\n"
-    )
+    use_policy(harness, defaults="expires_after: 2s")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
     await asyncio.sleep(2.5)  # the deadline passes while no bot runs
@@ -170,9 +156,7 @@ async def test_expiry_is_swept_after_a_restart(harness: Harness) -> None:
 
 
 async def test_never_expires(harness: Harness) -> None:
-    use_policy(
-        harness, "defaults: {expires_after: never}\ntools:\n  list_clusters: {approval: never}\n"
-    )
+    use_policy(harness, defaults="expires_after: never")
     async with harness.bot() as bot:
         _, card = await scale_down_card(harness)
         [approval] = await bot.store.db.fetchall("SELECT expires_at FROM approvals")
@@ -181,11 +165,7 @@ async def test_never_expires(harness: Harness) -> None:
 
 
 async def test_edit_validates_and_runs_the_edited_call(harness: Harness) -> None:
-    use_policy(
-        harness,
-        "tools:\n  list_clusters: {approval: never}\n"
-        "  scale_down: {decisions: [approve, reject, edit]}\n",
-    )
+    use_policy(harness, "scale_down: {decisions: [approve, reject, edit]}")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_edit")
@@ -222,9 +202,7 @@ async def test_edit_is_not_offered_where_the_policy_does_not_allow_it(harness: H
 
 
 async def test_confirm_puts_a_dialog_on_approve(harness: Harness) -> None:
-    use_policy(
-        harness, "tools:\n  list_clusters: {approval: never}\n  scale_down: {confirm: true}\n"
-    )
+    use_policy(harness, "scale_down: {confirm: true}")
     async with harness.bot():
         _, card = await scale_down_card(harness)
         [approve] = [
@@ -238,20 +216,9 @@ async def test_confirm_puts_a_dialog_on_approve(harness: Harness) -> None:
 
 
 async def test_approve_all_needs_a_right_to_every_call(harness: Harness) -> None:
-    use_policy(
-        harness,
-        "tools:\n  list_clusters: {approval: never}\n  delete_cluster: {approvers: [U0BOB]}\n",
-    )
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Both handled."),
-    )
+    use_policy(harness, "delete_cluster: {approvers: [U0BOB]}")
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        await harness.wait_cards("C0OPS", thread, count=2)
+        thread, _ = await harness.ask_two_calls("Both handled.")
         batch = await harness.wait_button("C0OPS", thread, "approval_approve_all")
         await harness.slack.click("U0DAVE", "C0OPS", batch.ts, "approval_approve_all")
         await harness.idle()
@@ -265,16 +232,8 @@ async def test_approve_all_needs_a_right_to_every_call(harness: Harness) -> None
 
 
 async def test_deny_all(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Nothing was changed."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        cards = await harness.wait_cards("C0OPS", thread, count=2)
+        thread, cards = await harness.ask_two_calls("Nothing was changed.")
         batch = await harness.wait_button("C0OPS", thread, "approval_deny_all")
         await harness.slack.click("U0BOB", "C0OPS", batch.ts, "approval_deny_all")
         await harness.wait_text("C0OPS", thread, "Nothing was changed.")
@@ -284,10 +243,7 @@ async def test_deny_all(harness: Harness) -> None:
 
 
 async def test_unknown_group_in_policy_is_a_startup_error(harness: Harness) -> None:
-    use_policy(
-        harness,
-        "tools:\n  list_clusters: {approval: never}\n  scale_down:\n    approvers: [S0NOSUCH]\n",
-    )
+    use_policy(harness, "scale_down:\n  approvers: [S0NOSUCH]")
     with pytest.raises(PolicyError, match=r"policy.yml:4: user group S0NOSUCH .*no_such_subteam"):
         async with harness.bot():
             pass

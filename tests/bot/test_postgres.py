@@ -1,5 +1,7 @@
 """PostgreSQL next to SQLite: one `Database` interface, set-up that replicas may race, claims
-and leases that hold across processes, and two bot processes sharing one database (I2, I6)."""
+and leases that hold across processes, and two bot processes sharing one database
+(docs/design.md, "A gated tool runs at most once, and only after a recorded approval" and
+"One run per conversation")."""
 
 from __future__ import annotations
 
@@ -10,8 +12,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,9 @@ from agent.policy import PolicySnapshot
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
 from bot.store import Approval, Store
-from tests.support.botproc import REPO, Deployment, deployment
+from tests.support.botproc import Deployment, deployment
 from tests.support.pg import BACKENDS, database_url, fresh_database, requires_postgres
+from tests.support.process import REPO
 
 CHANNEL = "C0OPS"
 
@@ -43,7 +44,7 @@ asyncio.run(main())
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_one_interface_on_both_backends(backend: str, tmp_path: Path) -> None:
-    async with database_url(backend, tmp_path) as url, opened(url) as db:
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
         assert db.dialect == backend
         now = time.time()
         assert await db.execute(
@@ -82,7 +83,7 @@ async def test_replicas_starting_together_on_a_new_database_set_it_up_once() -> 
                 await db.close()
 
         await asyncio.gather(*(start() for _ in range(6)))
-        async with opened(url) as db:
+        async with await Database.open(url) as db:
             assert await db.fetchall("SELECT * FROM approvals") == []
             [row] = await db.fetchall("SELECT COUNT(*) AS n FROM checkpoint_migrations")
             assert row["n"] > 0
@@ -110,15 +111,6 @@ async def test_a_claim_has_one_winner_across_connection_pools() -> None:
             await b.close()
 
 
-@asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Database]:
-    db = await Database.open(url)
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
 async def _approval(store: Store, n: int, message_ts: str | None = None) -> Approval:
     approval, _ = await store.create_approval(
         interrupt_id=f"i{n}",
@@ -143,7 +135,7 @@ async def _approval(store: Store, n: int, message_ts: str | None = None) -> Appr
 async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
     backend: str, tmp_path: Path
 ) -> None:
-    async with database_url(backend, tmp_path) as url, opened(url) as db:
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
         store = Store(db)
         approval = await _approval(store, 1)
         # The audit record cannot be written: the decision must not stand without it.
@@ -164,35 +156,6 @@ async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
         )
         assert await store.claim(approval.id, "approved", by="U0CAROL") is None
         assert len(await store.audit_log()) == 1
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-async def test_a_database_made_before_card_status_gains_it_on_open(
-    backend: str, tmp_path: Path
-) -> None:
-    async with database_url(backend, tmp_path) as url:
-        async with opened(url) as db:
-            store = Store(db)
-            shown = await _approval(store, 1, message_ts="2.0")
-            await store.claim(shown.id, "approved", by="U0BOB")
-            unposted = await _approval(store, 2)
-            # As it was before the column and its index.
-            await db.execute("DROP INDEX approvals_cards_behind")
-            await db.execute("ALTER TABLE approvals DROP COLUMN card_status")
-        async with opened(url) as db:
-            store = Store(db)
-            # A card posted before is taken to show its status; no redraw storm follows.
-            assert (await store.get(shown.id)).card_status == "approved"  # type: ignore[union-attr]
-            assert (await store.get(unposted.id)).card_status is None  # type: ignore[union-attr]
-            assert await store.cards_behind(time.time() + 1) == []
-            indexes = (
-                "SELECT name FROM sqlite_master WHERE type = 'index'"
-                if backend == "sqlite"
-                else "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()"
-            )
-            assert {"name": "approvals_cards_behind"} in await db.fetchall(indexes)
-        reopened = await Database.open(url)  # a second open adds nothing
-        await reopened.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -289,7 +252,8 @@ async def test_two_bot_processes_share_one_database(backend: str, tmp_path: Path
         assert d.started("race1") == 1 and len(slack.ephemerals) == 49
 
         # Two calls in one conversation, approved on different processes while the first one
-        # runs: the second run waits for the first (I6), and each call runs once.
+        # runs: the second run waits for the first (docs/design.md, "One run per
+        # conversation"), and each call runs once.
         thread = await d.ui.ask("scale down i6a to 1 and scale down i6b to 1")
         pair = await d.ui.wait_cards(CHANNEL, thread, 2)
         cards = {c: m.ts for m in pair for c in ("i6a", "i6b") if c in json.dumps(m.blocks)}

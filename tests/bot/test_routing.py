@@ -158,7 +158,7 @@ async def test_approvers_nobody_can_be_are_a_warning_and_a_notice(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     use_policy(harness)
-    harness.slack._ws.usergroups["S0SREONCALL"].clear()
+    harness.slack.workspace.usergroups["S0SREONCALL"].clear()
     with caplog.at_level(logging.WARNING):
         async with harness.bot():
             assert "user group S0SREONCALL has no members" in caplog.text
@@ -272,7 +272,7 @@ async def test_a_home_tab_click_by_someone_not_allowed_is_refused(harness: Harne
         await harness.slack.wait_for(lambda: harness.slack.home("U0BOB"))
         await harness.slack.wait_for(lambda: harness.slack.home("U0CAROL"))
         # Bob's Home tab button, clicked on carol's (a replayed or forged payload).
-        ws = harness.slack._ws
+        ws = harness.slack.workspace
         button = find_buttons(ws.homes["U0BOB"]["blocks"])[0]
         await harness.slack.deliver(
             "interactive",
@@ -320,7 +320,7 @@ async def test_a_request_anyone_may_decide_stays_off_the_home_tab(harness: Harne
         home = await harness.slack.wait_for(lambda: harness.slack.home("U0CAROL"))
         # "Anyone" means anyone who sees the card: carol does not see alice's DM.
         assert "Nothing waits on you" in json.dumps(home)
-        ws = harness.slack._ws
+        ws = harness.slack.workspace
         [approval] = await bot.store.db.fetchall("SELECT id FROM approvals")
         forged = Button("home_approve", approval["id"], "Approve", "primary", "home:x")
         await harness.slack.deliver(

@@ -151,7 +151,7 @@ async def test_a_member_removed_from_the_group_cannot_approve_the_next_card(
         thread, card = await scale_down_card(harness)
         await harness.slack.click("U0DAVE", CHANNEL, card, "approval_approve")
         await harness.wait_text(CHANNEL, thread, "All done here.")
-        harness.slack._ws.usergroups["S0SREONCALL"].remove("U0DAVE")
+        harness.slack.workspace.usergroups["S0SREONCALL"].remove("U0DAVE")
         _, second = await scale_down_card(harness, replicas=1)
         await harness.slack.click("U0DAVE", CHANNEL, second, "approval_approve")
         await harness.idle()

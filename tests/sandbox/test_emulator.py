@@ -23,6 +23,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.sandbox import delivery as delivery_module
 from bot.sandbox import webapi
 from bot.sandbox.emulator import SlackEmulator
+from tests.support.socket_mode import socket_mode
 
 SECRET = "sandbox-signing-secret"
 TS = re.compile(r"^\d{10}\.\d{6}$")
@@ -53,28 +54,8 @@ APPROVAL_BLOCKS: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[SlackEmulator]:
-    # An app subscribed to mentions and DMs only: channel chatter is not its business.
-    emulator = SlackEmulator(bot_events=("app_mention", "message.im"))
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-def client(emu: SlackEmulator) -> AsyncWebClient:
-    return AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
-
-
-@asynccontextmanager
-async def socket_mode(emu: SlackEmulator, app: AsyncApp) -> AsyncIterator[None]:
-    handler = AsyncSocketModeHandler(app, emu.app_token)
-    await handler.connect_async()
-    try:
-        yield
-    finally:
-        # slack-sdk's close can linger on its ping loop; never let it stall the suite.
-        await asyncio.wait_for(handler.close_async(), 5)
+def slack(mentions_and_dms: SlackEmulator) -> SlackEmulator:
+    return mentions_and_dms
 
 
 async def error_of(call: Any) -> str:
@@ -86,26 +67,26 @@ async def error_of(call: Any) -> str:
 # --- Web API ---
 
 
-async def test_auth(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_auth(slack: SlackEmulator, client: AsyncWebClient) -> None:
     me = await client.auth_test()
     assert (me["user_id"], me["team_id"], me["bot_id"]) == ("U0BOT", "T0SANDBOX", "B0SANDBOX")
     assert me["is_enterprise_install"] is False and me["url"]
 
-    assert await error_of(AsyncWebClient(base_url=emu.api_url).auth_test()) == "not_authed"
-    wrong = AsyncWebClient(token="xoxb-wrong", base_url=emu.api_url)
+    assert await error_of(AsyncWebClient(base_url=slack.api_url).auth_test()) == "not_authed"
+    wrong = AsyncWebClient(token="xoxb-wrong", base_url=slack.api_url)
     assert await error_of(wrong.auth_test()) == "invalid_auth"
-    app_token = AsyncWebClient(token=emu.app_token, base_url=emu.api_url)
+    app_token = AsyncWebClient(token=slack.app_token, base_url=slack.api_url)
     assert await error_of(app_token.auth_test()) == "not_allowed_token_type"
     assert await error_of(client.apps_connections_open(app_token="xoxb-sandbox")) == (
         "not_allowed_token_type"
     )
     assert await error_of(client.api_call("chat.nonsense")) == "unknown_method"
-    opened = await client.apps_connections_open(app_token=emu.app_token)
-    assert opened["url"].startswith(emu.base_url.replace("http", "ws") + "socket-mode?ticket=")
-    assert [c.status for c in emu.calls] == [200] * 7
+    opened = await client.apps_connections_open(app_token=slack.app_token)
+    assert opened["url"].startswith(slack.base_url.replace("http", "ws") + "socket-mode?ticket=")
+    assert [c.status for c in slack.calls] == [200] * 7
 
 
-async def test_messages_threads_and_updates(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_messages_threads_and_updates(slack: SlackEmulator, client: AsyncWebClient) -> None:
     root = await client.chat_postMessage(channel="C0OPS", text="approve?", blocks=APPROVAL_BLOCKS)
     assert TS.match(root["ts"]) and root["channel"] == "C0OPS"
     assert root["message"]["bot_id"] == "B0SANDBOX" and root["message"]["user"] == "U0BOT"
@@ -114,7 +95,7 @@ async def test_messages_threads_and_updates(emu: SlackEmulator, client: AsyncWeb
     assert root["ts"] < reply["ts"] < nested["ts"]
     assert nested["message"]["thread_ts"] == root["ts"]  # a reply to a reply joins the thread
 
-    stored = emu.message("C0OPS", root["ts"])
+    stored = slack.message("C0OPS", root["ts"])
     assert stored.user is None and stored.bot_id == "B0SANDBOX" and not stored.edited
     assert stored.blocks[0]["block_id"]  # generated, as Slack does
     buttons = stored.buttons()
@@ -125,38 +106,38 @@ async def test_messages_threads_and_updates(emu: SlackEmulator, client: AsyncWeb
 
     updated = await client.chat_update(channel="C0OPS", ts=root["ts"], text="Approved by bob")
     assert updated["ts"] == root["ts"]
-    after = emu.message("C0OPS", root["ts"])
+    after = slack.message("C0OPS", root["ts"])
     assert after.text == "Approved by bob" and after.edited and after.buttons()  # blocks kept
     await client.chat_update(channel="C0OPS", ts=root["ts"], text="done", blocks=[])
-    assert emu.message("C0OPS", root["ts"]).buttons() == []
+    assert slack.message("C0OPS", root["ts"]).buttons() == []
 
-    assert [m.text for m in emu.messages("C0OPS")] == ["done", "details", "more"]
-    assert [m.ts for m in emu.thread("C0OPS", root["ts"])] == [
+    assert [m.text for m in slack.messages("C0OPS")] == ["done", "details", "more"]
+    assert [m.ts for m in slack.thread("C0OPS", root["ts"])] == [
         root["ts"],
         reply["ts"],
         nested["ts"],
     ]
     dm = await client.chat_postMessage(channel="U0ALICE", text="hello")
-    assert dm["channel"] == emu.dm_channel("U0ALICE") == "D0ALICE"
+    assert dm["channel"] == slack.dm_channel("U0ALICE") == "D0ALICE"
     with pytest.raises(LookupError):
-        emu.message("C0OPS", "1.000000")
+        slack.message("C0OPS", "1.000000")
 
 
-async def test_form_encoded_calls(emu: SlackEmulator) -> None:
-    form = {"token": emu.bot_token, "channel": "C0OPS", "blocks": json.dumps(APPROVAL_BLOCKS)}
+async def test_form_encoded_calls(slack: SlackEmulator) -> None:
+    form = {"token": slack.bot_token, "channel": "C0OPS", "blocks": json.dumps(APPROVAL_BLOCKS)}
     async with (
         aiohttp.ClientSession() as http,
-        http.post(emu.api_url + "chat.postMessage", data=form) as response,
+        http.post(slack.api_url + "chat.postMessage", data=form) as response,
     ):
         body = await response.json()
     assert response.status == 200 and body["ok"] is True
-    assert emu.calls[-1].params["blocks"][1]["block_id"] == "decision"  # decoded, token dropped
-    assert "token" not in emu.calls[-1].params
-    assert emu.message("C0OPS", body["ts"]).buttons()[0].action_id == "approve"
+    assert slack.calls[-1].params["blocks"][1]["block_id"] == "decision"  # decoded, token dropped
+    assert "token" not in slack.calls[-1].params
+    assert slack.message("C0OPS", body["ts"]).buttons()[0].action_id == "approve"
 
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
-async def test_message_errors(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_message_errors(slack: SlackEmulator, client: AsyncWebClient) -> None:
     post = client.chat_postMessage
     assert await error_of(post(channel="C0NOPE", text="x")) == "channel_not_found"
     assert await error_of(post(channel="C0OPS")) == "no_text"
@@ -171,14 +152,14 @@ async def test_message_errors(emu: SlackEmulator, client: AsyncWebClient) -> Non
 
     update = client.chat_update
     assert await error_of(update(channel="C0OPS", ts="1.000001", text="x")) == "message_not_found"
-    user_ts = await emu.post_user_message("U0ALICE", "C0OPS", "a human message")
+    user_ts = await slack.post_user_message("U0ALICE", "C0OPS", "a human message")
     assert await error_of(update(channel="C0OPS", ts=user_ts, text="x")) == "cant_update_message"
 
 
-async def test_ephemerals_reactions_people(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_ephemerals_reactions_people(slack: SlackEmulator, client: AsyncWebClient) -> None:
     sent = await client.chat_postEphemeral(channel="C0OPS", user="U0CAROL", text="not yours")
     assert TS.match(sent["message_ts"])
-    assert [(e.channel, e.user, e.text) for e in emu.ephemerals] == [
+    assert [(e.channel, e.user, e.text) for e in slack.ephemerals] == [
         ("C0OPS", "U0CAROL", "not yours")
     ]
     assert await error_of(client.chat_postEphemeral(channel="D0ALICE", user="U0BOB", text="x")) == (
@@ -187,7 +168,7 @@ async def test_ephemerals_reactions_people(emu: SlackEmulator, client: AsyncWebC
 
     ts = (await client.chat_postMessage(channel="C0OPS", text="working"))["ts"]
     await client.reactions_add(channel="C0OPS", timestamp=ts, name="eyes")
-    assert emu.reactions("C0OPS", ts) == ["eyes"]
+    assert slack.reactions("C0OPS", ts) == ["eyes"]
     add_again = client.reactions_add(channel="C0OPS", timestamp=ts, name="eyes")
     assert await error_of(add_again) == "already_reacted"
     await client.reactions_remove(channel="C0OPS", timestamp=ts, name="eyes")
@@ -208,42 +189,69 @@ async def test_ephemerals_reactions_people(emu: SlackEmulator, client: AsyncWebC
     assert dm["is_im"] is True and dm["user"] == "U0ALICE"
     status = {"channel_id": "D0ALICE", "thread_ts": ts, "status": "is thinking..."}
     await client.assistant_threads_setStatus(**status)
-    assert emu.calls[-1].method == "assistant.threads.setStatus"
-    assert emu.calls[-1].params == status
+    assert slack.calls[-1].method == "assistant.threads.setStatus"
+    assert slack.calls[-1].params == status
 
 
-async def test_injected_faults(emu: SlackEmulator, client: AsyncWebClient) -> None:
-    emu.inject_fault("chat.postMessage", "ratelimited", retry_after=7)
+async def test_injected_faults(slack: SlackEmulator, client: AsyncWebClient) -> None:
+    slack.inject_fault("chat.postMessage", "ratelimited", retry_after=7)
     with pytest.raises(SlackApiError) as raised:
         await client.chat_postMessage(channel="C0OPS", text="x")
     assert raised.value.response.status_code == 429
     assert raised.value.response.headers["Retry-After"] == "7"
     assert raised.value.response["error"] == "ratelimited"
 
-    emu.inject_fault("chat.update", "error", times=2, status=503, error="service_unavailable")
+    slack.inject_fault("chat.update", "error", times=2, status=503, error="service_unavailable")
     for _ in range(2):
         assert await error_of(client.chat_update(channel="C0OPS", ts="1.1", text="x")) == (
             "service_unavailable"
         )
-    assert [c.status for c in emu.calls[-2:]] == [503, 503]
+    assert [c.status for c in slack.calls[-2:]] == [503, 503]
     assert await error_of(client.chat_update(channel="C0OPS", ts="1.1", text="x")) == (
         "message_not_found"
     )
 
-    emu.inject_fault("auth.test", "delay", delay=0.2)
+    slack.inject_fault("auth.test", "delay", delay=0.2)
     started = asyncio.get_running_loop().time()
     await client.auth_test()
     assert asyncio.get_running_loop().time() - started >= 0.2
 
-    emu.inject_fault("chat.postMessage", "ratelimited", retry_after=0)
+    slack.inject_fault("chat.postMessage", "ratelimited", retry_after=0)
     patient = AsyncWebClient(
-        token=emu.bot_token,
-        base_url=emu.api_url,
+        token=slack.bot_token,
+        base_url=slack.api_url,
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
     )
     posted = await patient.chat_postMessage(channel="C0OPS", text="eventually")
-    assert posted["ok"] and [m.text for m in emu.messages("C0OPS")] == ["eventually"]
-    assert [c.status for c in emu.calls if c.method == "chat.postMessage"] == [429, 429, 200]
+    assert posted["ok"] and [m.text for m in slack.messages("C0OPS")] == ["eventually"]
+    assert [c.status for c in slack.calls if c.method == "chat.postMessage"] == [429, 429, 200]
+
+
+async def test_a_fault_is_met_only_by_calls_in_its_scope(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    one = (await client.chat_postMessage(channel="C0OPS", text="one"))["ts"]
+    two = (await client.chat_postMessage(channel="C0OPS", text="two"))["ts"]
+    card = (await client.chat_postMessage(channel="C0OPS", text="card", thread_ts=one))["ts"]
+    slack.inject_fault("chat.postMessage", "error", times=2, error="held", thread_ts=one)
+    slack.inject_fault("chat.update", "error", error="held", thread_ts=one)
+    slack.inject_fault("chat.postMessage", "error", error="elsewhere", channel="C0GENERAL")
+
+    # Another thread's and another channel's calls, and a new top-level post, go through.
+    await client.chat_postMessage(channel="C0OPS", text="in two", thread_ts=two)
+    await client.chat_update(channel="C0OPS", ts=two, text="two, edited")
+    await client.chat_postMessage(channel="C0OPS", text="three")
+    assert slack.faults_left("chat.postMessage", thread_ts=one) == 2
+    assert slack.faults_left("chat.postMessage") == 3
+
+    # A post in the thread, and an update of a message in it (its thread found by its ts).
+    replies = [client.chat_postMessage(channel="C0OPS", text="r", thread_ts=one) for _ in "ab"]
+    assert [await error_of(r) for r in replies] == ["held", "held"]
+    assert await error_of(client.chat_update(channel="C0OPS", ts=card, text="x")) == "held"
+    await client.chat_postMessage(channel="C0OPS", text="r", thread_ts=one)
+    assert slack.faults_left("chat.postMessage", thread_ts=one) == 0
+    assert await error_of(client.chat_postMessage(channel="C0GENERAL", text="x")) == "elsewhere"
+    assert slack.faults_left("chat.postMessage") == 0
 
 
 # --- Socket Mode with a real Bolt app ---
@@ -314,34 +322,34 @@ def approval_app(client: AsyncWebClient, seen: list[dict[str, Any]]) -> AsyncApp
     return app
 
 
-async def test_socket_mode_with_bolt(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_socket_mode_with_bolt(slack: SlackEmulator, client: AsyncWebClient) -> None:
     seen: list[dict[str, Any]] = []
-    async with socket_mode(emu, approval_app(client, seen)):
-        asked = await emu.slash_command("U0ALICE", "C0OPS", "/ask", "scale down cl-001 to 2")
+    async with socket_mode(slack, approval_app(client, seen)):
+        asked = await slack.slash_command("U0ALICE", "C0OPS", "/ask", "scale down cl-001 to 2")
         assert asked.transport == "socket_mode" and asked.ack is not None
         assert asked.ack.body == {"text": "Asking the agent…"} and asked.ack.latency < 1
         assert seen[0]["command"] == "/ask" and seen[0]["channel_name"] == "ops"
-        assert seen[0]["trigger_id"] and seen[0]["response_url"].startswith(emu.base_url)
-        assert [(e.user, e.text) for e in emu.ephemerals] == [("U0ALICE", "Asking the agent…")]
-        root = emu.messages("C0OPS")[0]
+        assert seen[0]["trigger_id"] and seen[0]["response_url"].startswith(slack.base_url)
+        assert [(e.user, e.text) for e in slack.ephemerals] == [("U0ALICE", "Asking the agent…")]
+        root = slack.messages("C0OPS")[0]
         assert root.text == "<@U0ALICE> asked: scale down cl-001 to 2"
 
-        ts = await emu.post_user_message("U0BOB", "C0OPS", "<@U0BOT> status?", thread_ts=root.ts)
-        reply = await emu.wait_for(lambda: emu.thread("C0OPS", root.ts)[2:])
+        ts = await slack.post_user_message("U0BOB", "C0OPS", "<@U0BOT> status?", thread_ts=root.ts)
+        reply = await slack.wait_for(lambda: slack.thread("C0OPS", root.ts)[2:])
         assert reply[0].text == "on it"
         mention = seen[-1]
         assert mention["type"] == "app_mention" and mention["ts"] == ts
         assert mention["thread_ts"] == root.ts and mention["parent_user_id"] == "U0BOT"
 
-        await emu.post_user_message("U0CAROL", "D0CAROL", "hi <@U0BOT>")
-        dm_events = emu.deliveries[-2:]
+        await slack.post_user_message("U0CAROL", "D0CAROL", "hi <@U0BOT>")
+        dm_events = slack.deliveries[-2:]
         kinds = [d.payload["event"]["type"] for d in dm_events]
         assert kinds == ["message", "app_mention"]
         assert dm_events[0].payload["event"]["channel_type"] == "im"
         assert dm_events[0].payload["event_id"] != dm_events[1].payload["event_id"]
         assert dm_events[0].payload["authorizations"][0]["user_id"] == "U0BOT"
 
-        clicked = await emu.click("U0BOB", "C0OPS", root.ts, "approve")
+        clicked = await slack.click("U0BOB", "C0OPS", root.ts, "approve")
         assert clicked.ack is not None and clicked.ack.status == 200
         action = clicked.payload
         assert action["type"] == "block_actions" and action["user"]["id"] == "U0BOB"
@@ -355,40 +363,42 @@ async def test_socket_mode_with_bolt(emu: SlackEmulator, client: AsyncWebClient)
             "primary"
         )
         assert action["message"]["blocks"][1]["block_id"] == "decision"
-        await emu.wait_for(lambda: emu.message("C0OPS", root.ts).text.startswith("Approved"))
+        await slack.wait_for(lambda: slack.message("C0OPS", root.ts).text.startswith("Approved"))
         with pytest.raises(LookupError, match="no button approve"):
-            await emu.click("U0BOB", "C0OPS", root.ts, "approve")  # respond() removed the buttons
+            await slack.click("U0BOB", "C0OPS", root.ts, "approve")  # respond() removed the buttons
         with pytest.raises(LookupError):
-            await emu.click("U0BOB", "C0OPS", "1.000001", "approve")
+            await slack.click("U0BOB", "C0OPS", "1.000001", "approve")
 
-        await emu.slash_command("U0ALICE", "C0OPS", "/ask", "delete cl-002")
-        second = emu.messages("C0OPS")[-1]
-        await emu.click("U0DAVE", "C0OPS", second.ts, "deny", value="appr-1")
-        modal = await emu.wait_for(lambda: emu.views[-1] if emu.views else None)
+        await slack.slash_command("U0ALICE", "C0OPS", "/ask", "delete cl-002")
+        second = slack.messages("C0OPS")[-1]
+        await slack.click("U0DAVE", "C0OPS", second.ts, "deny", value="appr-1")
+        modal = await slack.wait_for(lambda: slack.views[-1] if slack.views else None)
         assert modal.user == "U0DAVE" and modal.id.startswith("V")
         empty = {"reason": {"text": {"type": "plain_text_input", "value": ""}}}
-        refused = await emu.submit_view("U0DAVE", modal.id, empty)
+        refused = await slack.submit_view("U0DAVE", modal.id, empty)
         assert refused.ack is not None and refused.ack.body["response_action"] == "errors"
         assert modal.is_open
         with pytest.raises(ValueError, match="opened for U0DAVE"):
-            await emu.submit_view("U0BOB", modal.id, empty)
+            await slack.submit_view("U0BOB", modal.id, empty)
         reason = {"reason": {"text": {"type": "plain_text_input", "value": "too risky"}}}
-        await emu.submit_view("U0DAVE", modal.id, reason)
+        await slack.submit_view("U0DAVE", modal.id, reason)
         assert not modal.is_open and seen[-1]["private_metadata"] == "appr-1"
         with pytest.raises(ValueError, match="closed"):
-            await emu.close_view("U0DAVE", modal.id)
+            await slack.close_view("U0DAVE", modal.id)
 
-        await emu.click("U0DAVE", "C0OPS", second.ts, "deny")
-        again = await emu.wait_for(lambda: emu.views[-1] if emu.views[-1] is not modal else None)
-        closed = await emu.close_view("U0DAVE", again.id)
+        await slack.click("U0DAVE", "C0OPS", second.ts, "deny")
+        again = await slack.wait_for(
+            lambda: slack.views[-1] if slack.views[-1] is not modal else None
+        )
+        closed = await slack.close_view("U0DAVE", again.id)
         assert closed.payload["type"] == "view_closed" and seen[-1]["id"] == again.id
 
-    assert all(d.ack is not None and d.ack.status == 200 for d in emu.deliveries)
-    assert all(d.ack.latency < 1 for d in emu.deliveries if d.ack)
+    assert all(d.ack is not None and d.ack.status == 200 for d in slack.deliveries)
+    assert all(d.ack.latency < 1 for d in slack.deliveries if d.ack)
 
 
 async def test_trigger_ids(
-    emu: SlackEmulator, client: AsyncWebClient, monkeypatch: pytest.MonkeyPatch
+    slack: SlackEmulator, client: AsyncWebClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = AsyncApp(client=client)
 
@@ -397,8 +407,8 @@ async def test_trigger_ids(
         await ack()
 
     async def fresh_trigger() -> str:
-        async with socket_mode(emu, app):
-            delivered = await emu.slash_command("U0BOB", "C0OPS", "/ask", "modal please")
+        async with socket_mode(slack, app):
+            delivered = await slack.slash_command("U0BOB", "C0OPS", "/ask", "modal please")
         return str(delivered.payload["trigger_id"])
 
     view = {"type": "modal", "title": {"type": "plain_text", "text": "T"}, "blocks": []}
@@ -411,7 +421,7 @@ async def test_trigger_ids(
         "invalid_arguments"
     )
     opened = (await client.views_open(trigger_id=trigger, view=view))["view"]
-    assert emu.views[-1].trigger_id == trigger and emu.views[-1].user == "U0BOB"
+    assert slack.views[-1].trigger_id == trigger and slack.views[-1].user == "U0BOB"
     assert await error_of(client.views_open(trigger_id=trigger, view=view)) == (
         "exchanged_trigger_id"
     )
@@ -419,7 +429,7 @@ async def test_trigger_ids(
     assert await error_of(stale) == "hash_conflict"
     renamed = {**view, "title": {"type": "plain_text", "text": "Renamed"}}
     await client.views_update(view_id=opened["id"], hash=opened["hash"], view=renamed)
-    assert emu.views[-1].view["title"]["text"] == "Renamed"
+    assert slack.views[-1].view["title"]["text"] == "Renamed"
     assert await error_of(client.views_update(view_id="V0NOPE", view=view)) == "not_found"
 
     monkeypatch.setattr(webapi, "TRIGGER_LIFETIME", 0.0)  # instead of waiting 3 s
@@ -428,9 +438,9 @@ async def test_trigger_ids(
 
 
 async def test_round_robin_retries_and_missing_acks(
-    emu: SlackEmulator, client: AsyncWebClient, monkeypatch: pytest.MonkeyPatch
+    slack: SlackEmulator, client: AsyncWebClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu.ack_timeout = 0.3
+    slack.ack_timeout = 0.3
     counts = [0, 0]
 
     def counting_app(index: int) -> AsyncApp:
@@ -444,47 +454,47 @@ async def test_round_robin_retries_and_missing_acks(
         return app
 
     apps = [counting_app(0), counting_app(1)]
-    async with socket_mode(emu, apps[0]), socket_mode(emu, apps[1]):
-        assert emu.socket_mode_connections == 2
+    async with socket_mode(slack, apps[0]), socket_mode(slack, apps[1]):
+        assert slack.socket_mode_connections == 2
         for _ in range(4):
-            await emu.slash_command("U0ALICE", "C0OPS", "/ask", "x")
+            await slack.slash_command("U0ALICE", "C0OPS", "/ask", "x")
         assert counts == [2, 2]
 
-        event = emu.deliveries[0].payload  # any payload works for a raw delivery
-        retried = await emu.deliver("slash_commands", event, retry_num=1, retry_reason="timeout")
+        event = slack.deliveries[0].payload  # any payload works for a raw delivery
+        retried = await slack.deliver("slash_commands", event, retry_num=1, retry_reason="timeout")
         assert retried.retry_num == 1 and retried.ack is not None
 
         # Bolt never acks what no listener handles (it answers 404 internally): Slack sees no ack.
-        hostile = await emu.deliver("events_api", {"type": "event_callback", "event": {}})
+        hostile = await slack.deliver("events_api", {"type": "event_callback", "event": {}})
         assert hostile.ack is None and hostile.error == "no ack within 0.3 s"
 
     monkeypatch.setattr(delivery_module, "CLIENT_WAIT", 0.05)
     with pytest.raises(ConnectionError, match="no Socket Mode client"):
-        await emu.slash_command("U0ALICE", "C0OPS", "/ask", "x")
+        await slack.slash_command("U0ALICE", "C0OPS", "/ask", "x")
 
 
-async def test_pings_and_reconnects(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_pings_and_reconnects(slack: SlackEmulator, client: AsyncWebClient) -> None:
     app = AsyncApp(client=client)
 
     @app.command("/ask")
     async def ask(ack: Any) -> None:
         await ack()
 
-    handler = AsyncSocketModeHandler(app, emu.app_token, ping_interval=0.1)
+    handler = AsyncSocketModeHandler(app, slack.app_token, ping_interval=0.1)
     await handler.connect_async()
     try:
         await asyncio.sleep(0.5)  # several ping/pong rounds: a missed pong would reconnect
-        opened = [c for c in emu.calls if c.method == "apps.connections.open"]
-        assert len(opened) == 1 and emu.socket_mode_connections == 1
-        await emu.send_disconnect()
-        assert len([c for c in emu.calls if c.method == "apps.connections.open"]) == 2
-        delivered = await emu.slash_command("U0ALICE", "C0OPS", "/ask", "after a refresh")
-        assert delivered.ack is not None and emu.socket_mode_connections == 1
+        opened = [c for c in slack.calls if c.method == "apps.connections.open"]
+        assert len(opened) == 1 and slack.socket_mode_connections == 1
+        await slack.send_disconnect()
+        assert len([c for c in slack.calls if c.method == "apps.connections.open"]) == 2
+        delivered = await slack.slash_command("U0ALICE", "C0OPS", "/ask", "after a refresh")
+        assert delivered.ack is not None and slack.socket_mode_connections == 1
     finally:
         await asyncio.wait_for(handler.close_async(), 5)
 
 
-async def test_response_urls(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_response_urls(slack: SlackEmulator, client: AsyncWebClient) -> None:
     app = AsyncApp(client=client)
 
     @app.command("/ask")
@@ -495,32 +505,32 @@ async def test_response_urls(emu: SlackEmulator, client: AsyncWebClient) -> None
     async def approve(ack: Any) -> None:
         await ack()
 
-    async with socket_mode(emu, app):
-        command = (await emu.slash_command("U0ALICE", "C0OPS", "/ask", "x")).payload
+    async with socket_mode(slack, app):
+        command = (await slack.slash_command("U0ALICE", "C0OPS", "/ask", "x")).payload
         posted = await client.chat_postMessage(channel="C0OPS", text="?", blocks=APPROVAL_BLOCKS)
-        clicked = (await emu.click("U0BOB", "C0OPS", posted["ts"], "approve")).payload
+        clicked = (await slack.click("U0BOB", "C0OPS", posted["ts"], "approve")).payload
 
     respond = AsyncWebhookClient(command["response_url"])
     assert (await respond.send(text="for alice only")).status_code == 200
     assert (await respond.send(text="for all", response_type="in_channel")).status_code == 200
-    assert [(e.user, e.text) for e in emu.ephemerals] == [("U0ALICE", "for alice only")]
-    assert emu.messages("C0OPS")[-1].text == "for all"
+    assert [(e.user, e.text) for e in slack.ephemerals] == [("U0ALICE", "for alice only")]
+    assert slack.messages("C0OPS")[-1].text == "for all"
 
     assert (
         await AsyncWebhookClient(clicked["response_url"]).send_dict({"delete_original": True})
     ).status_code == 200
     with pytest.raises(LookupError):
-        emu.message("C0OPS", posted["ts"])
-    unknown = await AsyncWebhookClient(emu.base_url + "response/nope").send(text="x")
+        slack.message("C0OPS", posted["ts"])
+    unknown = await AsyncWebhookClient(slack.base_url + "response/nope").send(text="x")
     assert unknown.status_code == 404
 
 
-async def test_wait_for_timeout_is_explained(emu: SlackEmulator) -> None:
+async def test_wait_for_timeout_is_explained(slack: SlackEmulator) -> None:
     def never() -> bool:
         return False
 
     with pytest.raises(TimeoutError, match=r"wait_for\(.*never\) was still false after 0.1 s"):
-        await emu.wait_for(never, timeout=0.1)
+        await slack.wait_for(never, timeout=0.1)
 
 
 # --- HTTP mode ---
@@ -537,7 +547,7 @@ async def http_bot(app: AsyncApp) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_http_delivery(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_http_delivery(slack: SlackEmulator, client: AsyncWebClient) -> None:
     headers: list[dict[str, Any]] = []
     app = AsyncApp(client=client, signing_secret=SECRET, process_before_response=True)
 
@@ -555,44 +565,46 @@ async def test_http_delivery(emu: SlackEmulator, client: AsyncWebClient) -> None
         await ack()
 
     async with http_bot(app) as url:
-        emu.use_http(url, SECRET)
-        await emu.post_user_message("U0ALICE", "C0OPS", "<@U0BOT> hi")
-        event = emu.deliveries[-1]
+        slack.use_http(url, SECRET)
+        await slack.post_user_message("U0ALICE", "C0OPS", "<@U0BOT> hi")
+        event = slack.deliveries[-1]
         assert event.transport == "http" and event.ack is not None and event.ack.status == 200
-        await emu.wait_for(lambda: any(m.text == "hello over HTTP" for m in emu.messages("C0OPS")))
+        await slack.wait_for(
+            lambda: any(m.text == "hello over HTTP" for m in slack.messages("C0OPS"))
+        )
         assert "x-slack-retry-num" not in headers[-1]
 
-        retried = await emu.deliver("events_api", event.payload, retry_num=1, retry_reason="x")
+        retried = await slack.deliver("events_api", event.payload, retry_num=1, retry_reason="x")
         assert retried.ack is not None and retried.ack.status == 200
-        await emu.wait_for(lambda: len(headers) == 2)
+        await slack.wait_for(lambda: len(headers) == 2)
         assert headers[-1]["x-slack-retry-num"] == ["1"]
         assert headers[-1]["x-slack-retry-reason"] == ["x"]
 
-        asked = await emu.slash_command("U0ALICE", "C0OPS", "/ask", "scale")
+        asked = await slack.slash_command("U0ALICE", "C0OPS", "/ask", "scale")
         assert asked.ack is not None and asked.ack.body == "got scale"
-        assert emu.ephemerals[-1].text == "got scale"
+        assert slack.ephemerals[-1].text == "got scale"
 
         posted = await client.chat_postMessage(channel="C0OPS", text="?", blocks=APPROVAL_BLOCKS)
-        clicked = await emu.click("U0BOB", "C0OPS", posted["ts"], "approve")
+        clicked = await slack.click("U0BOB", "C0OPS", posted["ts"], "approve")
         assert clicked.ack is not None and clicked.ack.status == 200
 
-        emu.use_http(url, "not-the-secret")
-        forged = await emu.slash_command("U0ALICE", "C0OPS", "/ask", "scale")
+        slack.use_http(url, "not-the-secret")
+        forged = await slack.slash_command("U0ALICE", "C0OPS", "/ask", "scale")
         assert forged.ack is not None and forged.ack.status == 401
 
 
 # --- sandbox endpoints ---
 
 
-async def test_sandbox_endpoints(emu: SlackEmulator, client: AsyncWebClient) -> None:
+async def test_sandbox_endpoints(slack: SlackEmulator, client: AsyncWebClient) -> None:
     async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with http.request(method, emu.base_url + path, json=body) as response:
+        async with http.request(method, slack.base_url + path, json=body) as response:
             return response.status, await response.json()
 
     seen: list[dict[str, Any]] = []
     async with (
         aiohttp.ClientSession() as http,
-        socket_mode(emu, approval_app(client, seen)),
+        socket_mode(slack, approval_app(client, seen)),
     ):
         say = {"user": "U0ALICE", "channel": "C0OPS", "text": "/ask scale down cl-001 to 2"}
         status, asked = await call("POST", "sandbox/say", say)
@@ -607,7 +619,7 @@ async def test_sandbox_endpoints(emu: SlackEmulator, client: AsyncWebClient) -> 
 
         chat = {"user": "U0BOB", "channel": "C0OPS", "text": "<@U0BOT> hi", "thread_ts": root["ts"]}
         status, said = await call("POST", "sandbox/say", chat)
-        assert status == 200 and emu.message("C0OPS", said["ts"]).thread_ts == root["ts"]
+        assert status == 200 and slack.message("C0OPS", said["ts"]).thread_ts == root["ts"]
 
         click = {"user": "U0BOB", "channel": "C0OPS", "ts": root["ts"], "action_id": "approve"}
         status, clicked = await call("POST", "sandbox/click", click)

@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.emulator import SlackEmulator
+from tests.support.socket_mode import socket_mode
 
 
 def plain(text: str) -> dict[str, Any]:
@@ -146,29 +145,9 @@ def form_app(client: AsyncWebClient, seen: list[dict[str, Any]]) -> AsyncApp:
     return app
 
 
-@asynccontextmanager
-async def socket_mode(emu: SlackEmulator, app: AsyncApp) -> AsyncIterator[None]:
-    handler = AsyncSocketModeHandler(app, emu.app_token)
-    await handler.connect_async()
-    try:
-        yield
-    finally:
-        # slack-sdk's close can linger on its ping loop; never let it stall the suite.
-        await asyncio.wait_for(handler.close_async(), 5)
-
-
 @pytest.fixture
-async def emu() -> AsyncIterator[SlackEmulator]:
-    # An app subscribed to mentions and DMs only: channel chatter is not its business.
-    emulator = SlackEmulator(bot_events=("app_mention", "message.im"))
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-def client(emu: SlackEmulator) -> AsyncWebClient:
-    return AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
+def slack(mentions_and_dms: SlackEmulator) -> SlackEmulator:
+    return mentions_and_dms
 
 
 @pytest.fixture
@@ -180,20 +159,20 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 class Page:
     """What the page's script does over HTTP."""
 
-    def __init__(self, emu: SlackEmulator, http: aiohttp.ClientSession, user: str) -> None:
-        self.emu, self.http, self.user = emu, http, user
+    def __init__(self, slack: SlackEmulator, http: aiohttp.ClientSession, user: str) -> None:
+        self.slack, self.http, self.user = slack, http, user
 
     async def post(self, path: str, body: Any, status: int = 200) -> dict[str, Any]:
         if isinstance(body, dict):
             body = {"user": self.user, **body}
-        async with self.http.post(f"{self.emu.base_url}sandbox/ui/{path}", json=body) as answer:
+        async with self.http.post(f"{self.slack.base_url}sandbox/ui/{path}", json=body) as answer:
             data = await answer.json()
         assert answer.status == status, data
         assert data["ok"] is (status == 200)
         return dict(data)
 
     async def state(self, user: str | None = None) -> dict[str, Any]:
-        url = f"{self.emu.base_url}sandbox/ui/state?user={user or self.user}"
+        url = f"{self.slack.base_url}sandbox/ui/state?user={user or self.user}"
         async with self.http.get(url) as answer:
             return dict(await answer.json())
 
@@ -210,24 +189,24 @@ async def next_state(stream: aiohttp.ClientResponse) -> dict[str, Any]:
     raise AssertionError("the event stream ended")
 
 
-async def test_page_and_its_files(emu: SlackEmulator, http: aiohttp.ClientSession) -> None:
-    async with http.get(emu.base_url) as page:
+async def test_page_and_its_files(slack: SlackEmulator, http: aiohttp.ClientSession) -> None:
+    async with http.get(slack.base_url) as page:
         html = await page.text()
         assert page.status == 200 and page.content_type == "text/html"
     assert '<script src="/static/app.js"' in html and "/static/style.css" in html
     for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
-        async with http.get(f"{emu.base_url}static/{name}") as served:
+        async with http.get(f"{slack.base_url}static/{name}") as served:
             assert served.status == 200 and kind in served.content_type
             assert served.headers["Cache-Control"] == "no-cache"
     for missing in ("static/nope.js", "static/..%2Fweb.py", "static/%2E%2E%2Fstate.py"):
-        async with http.get(emu.base_url + missing) as answer:
+        async with http.get(slack.base_url + missing) as answer:
             assert answer.status == 404, missing
 
 
 async def test_a_snapshot_is_what_one_user_sees(
-    emu: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
+    slack: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
 ) -> None:
-    emu.sandbox_info = {"model": "the offline rule-based model"}
+    slack.sandbox_info = {"model": "the offline rule-based model"}
     root = await client.chat_postMessage(channel="C0OPS", text="*card*", blocks=FORM_MESSAGE)
     await client.chat_postMessage(channel="C0OPS", text="in the thread", thread_ts=root["ts"])
     await client.chat_postMessage(channel="U0ALICE", text="for alice")
@@ -235,7 +214,7 @@ async def test_a_snapshot_is_what_one_user_sees(
     await client.chat_postEphemeral(channel="C0OPS", user="U0CAROL", text="only carol")
     await client.chat_update(channel="C0OPS", ts=root["ts"], text="updated")
 
-    alice = await Page(emu, http, "U0ALICE").state()
+    alice = await Page(slack, http, "U0ALICE").state()
     assert alice["me"] == "U0ALICE" and alice["info"] == {"model": "the offline rule-based model"}
     assert alice["bot"] == {"id": "U0BOT", "name": "approvals"}
     assert [(c["id"], c["name"], c["is_im"]) for c in alice["channels"]] == [
@@ -260,19 +239,19 @@ async def test_a_snapshot_is_what_one_user_sees(
     assert "D0BOB" not in alice["messages"] and alice["ephemerals"] == []
     assert alice["view"] is None
 
-    carol = await Page(emu, http, "U0CAROL").state()
+    carol = await Page(slack, http, "U0CAROL").state()
     assert [(e["channel"], e["text"], e["thread_ts"]) for e in carol["ephemerals"]] == [
         ("C0OPS", "only carol", None)
     ]
     # A page that remembers a user this workspace does not have is shown the first user.
-    assert (await Page(emu, http, "U0GONE").state())["me"] == "U0ALICE"
+    assert (await Page(slack, http, "U0GONE").state())["me"] == "U0ALICE"
 
 
 async def test_the_event_stream_pushes_every_change(
-    emu: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
+    slack: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
 ) -> None:
-    alice = Page(emu, http, "U0ALICE")
-    url = f"{emu.base_url}sandbox/ui/events?user=U0ALICE"
+    alice = Page(slack, http, "U0ALICE")
+    url = f"{slack.base_url}sandbox/ui/events?user=U0ALICE"
     async with http.get(url) as stream:
         assert stream.content_type == "text/event-stream"
         first = await next_state(stream)
@@ -295,20 +274,20 @@ async def test_the_event_stream_pushes_every_change(
 
         # Stopping the emulator ends open streams at once instead of stalling the shutdown.
         async with asyncio.timeout(1.5):
-            await emu.stop()
+            await slack.stop()
         with pytest.raises(AssertionError, match="ended"):
             await next_state(stream)
 
 
 async def test_say_delivers_what_slack_would(
-    emu: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
+    slack: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
 ) -> None:
     seen: list[dict[str, Any]] = []
-    bob = Page(emu, http, "U0BOB")
-    async with socket_mode(emu, form_app(client, seen)):
+    bob = Page(slack, http, "U0BOB")
+    async with socket_mode(slack, form_app(client, seen)):
         typed = "@bot can @alice & @Dave check #ops <now>? mail a@b.io @nobody @U0CAROL"
         said = await bob.post("say", {"channel": "C0GENERAL", "text": typed})
-        mention = await emu.wait_for(lambda: seen and seen[-1])
+        mention = await slack.wait_for(lambda: seen and seen[-1])
         assert mention["type"] == "app_mention" and mention["ts"] == said["ts"]
         assert mention["text"] == (
             "<@U0BOT> can <@U0ALICE> &amp; <@U0DAVE> check <#C0OPS|ops> &lt;now&gt;? "
@@ -318,11 +297,11 @@ async def test_say_delivers_what_slack_would(
         said = await bob.post(
             "say", {"channel": "C0GENERAL", "text": "and @approvals?", "thread_ts": said["ts"]}
         )
-        await emu.wait_for(lambda: len(seen) == 2)
+        await slack.wait_for(lambda: len(seen) == 2)
         assert seen[-1]["thread_ts"] == mention["ts"] and seen[-1]["text"] == "and <@U0BOT>?"
 
         await bob.post("say", {"channel": "D0BOB", "text": "hello there"})
-        await emu.wait_for(lambda: len(seen) == 3)
+        await slack.wait_for(lambda: len(seen) == 3)
         assert (seen[-1]["type"], seen[-1]["channel_type"]) == ("message", "im")
 
         asked = await bob.post("say", {"channel": "C0OPS", "text": " /ask scale down @bob "})
@@ -345,16 +324,16 @@ async def test_say_delivers_what_slack_would(
 
 
 async def test_clicks_and_modals(
-    emu: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
+    slack: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
 ) -> None:
     seen: list[dict[str, Any]] = []
-    alice = Page(emu, http, "U0ALICE")
+    alice = Page(slack, http, "U0ALICE")
     card = await client.chat_postMessage(channel="C0OPS", text="form", blocks=FORM_MESSAGE)
-    async with socket_mode(emu, form_app(client, seen)):
+    async with socket_mode(slack, form_app(client, seen)):
         click = {"channel": "C0OPS", "ts": card["ts"], "action_id": "open_form", "value": "form-1"}
         clicked = await alice.post("click", click)
         assert clicked["delivery"]["acked"] and seen[-1]["type"] == "block_actions"
-        await emu.wait_for(lambda: emu.views)
+        await slack.wait_for(lambda: slack.views)
         view = (await alice.state())["view"]
         assert view["view"]["title"]["text"] == "Request access"
         assert view["view"]["private_metadata"] == "form-1"
@@ -377,16 +356,16 @@ async def test_clicks_and_modals(
         assert (await alice.state())["view"] is None
 
         await alice.post("click", click)
-        again = await emu.wait_for(lambda: emu.views[-1].is_open and emu.views[-1])
+        again = await slack.wait_for(lambda: slack.views[-1].is_open and slack.views[-1])
         closed = await alice.post("close", {"view_id": again.id})
         assert closed["delivery"]["acked"] and seen[-1]["type"] == "view_closed"
 
         # Without notify_on_close, Slack closes the modal and tells the app nothing.
         await alice.post("click", {**click, "action_id": "open_quiet_form", "value": None})
-        quiet = await emu.wait_for(lambda: emu.views[-1].is_open and emu.views[-1])
-        deliveries = len(emu.deliveries)
+        quiet = await slack.wait_for(lambda: slack.views[-1].is_open and slack.views[-1])
+        deliveries = len(slack.deliveries)
         silent = await alice.post("close", {"view_id": quiet.id})
-        assert silent["delivery"] is None and len(emu.deliveries) == deliveries
+        assert silent["delivery"] is None and len(slack.deliveries) == deliveries
         assert (await alice.state())["view"] is None
 
         await alice.post("submit", {"view_id": again.id, "values": values}, status=400)
@@ -397,9 +376,9 @@ async def test_clicks_and_modals(
 
 
 async def test_reactions_people_add(
-    emu: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
+    slack: SlackEmulator, client: AsyncWebClient, http: aiohttp.ClientSession
 ) -> None:
-    alice, bob = Page(emu, http, "U0ALICE"), Page(emu, http, "U0BOB")
+    alice, bob = Page(slack, http, "U0ALICE"), Page(slack, http, "U0BOB")
     ts = (await client.chat_postMessage(channel="C0OPS", text="working"))["ts"]
     await client.reactions_add(channel="C0OPS", timestamp=ts, name="hourglass_flowing_sand")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from bot.sandbox.emulator import Message, SlackEmulator, View
 from bot.sandbox.state import DeliveryKind
 from bot.service import RunningBot
 from tests.conftest import Harness
+from tests.fakes.openai_server import reply_text, reply_tool_calls
 
 SECRET = "security-test-signing-secret"
 FORM = "application/x-www-form-urlencoded"
@@ -35,6 +38,31 @@ def http_settings() -> dict[str, Any]:
         "host": "127.0.0.1",
         "port": 0,
     }
+
+
+@dataclass(frozen=True)
+class HttpCard:
+    """A bot in HTTP mode, and the card it posted for one gated call."""
+
+    bot: RunningBot
+    url: str
+    thread: str
+    card: Message
+
+
+@asynccontextmanager
+async def card_over_http(
+    harness: Harness, ask: str, call: tuple[str, dict[str, Any]], answer: str
+) -> AsyncIterator[HttpCard]:
+    """`ask` in #ops makes the model `call` a gated tool (and then say `answer`); yields once
+    its card is posted, with Slack delivering signed requests to the bot."""
+    harness.model.script(reply_tool_calls(call), reply_text(answer))
+    async with harness.bot(**http_settings()) as bot:
+        url = events_url(bot)
+        harness.slack.use_http(url, SECRET)
+        thread = await harness.ask(ask)
+        [card] = await harness.wait_cards("C0OPS", thread)
+        yield HttpCard(bot, url, thread, card)
 
 
 def events_url(bot: RunningBot) -> str:
@@ -87,7 +115,7 @@ def click_payload(
 ) -> dict[str, Any]:
     """A block_actions payload for a button of `message`, as Slack would send it; `value`
     forges the button's value (an approval id copied from elsewhere)."""
-    ws = slack._ws
+    ws = slack.workspace
     button = next(b for b in message.buttons() if b.action_id == action_id)
     if value is not None:
         button = type(button)(button.action_id, value, button.text, button.style, button.block_id)
@@ -105,7 +133,7 @@ def submission_payload(
     slack: SlackEmulator, user: str, view: View, values: dict[str, Any]
 ) -> dict[str, Any]:
     """A view_submission of `view` as sent for `user`, whoever the modal was opened for."""
-    ws = slack._ws
+    ws = slack.workspace
     return payloads.view_submission(
         ws, user=user, view=view, values=values, trigger_id=ws.new_trigger(user)
     )

@@ -34,7 +34,6 @@ from bot.sandbox import payloads
 from bot.sandbox.state import DeliveryKind
 from bot.service import RunningBot
 from tests.conftest import Harness
-from tests.fakes.openai_server import reply_tool_calls
 from tests.security.support import deny_values, edit_values, open_view
 from tests.support.tools import EXECUTIONS
 
@@ -105,26 +104,10 @@ ASK_FIELDS = (("team_id",), ("channel_id",), ("user_id",), ("trigger_id",))
 @pytest.fixture
 async def arena(harness: Harness) -> AsyncIterator[Arena]:
     harness.policy_file.write_text(POLICY)
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        )
-    )
     async with harness.bot() as running:
-        slack, ws = harness.slack, harness.slack._ws
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        cards = await harness.wait_cards("C0OPS", thread, count=2)
-        batch = await slack.wait_for(
-            lambda: next(
-                (
-                    m
-                    for m in slack.thread("C0OPS", thread)
-                    if any(b.action_id == "approval_approve_all" for b in m.buttons())
-                ),
-                None,
-            )
-        )
+        slack, ws = harness.slack, harness.slack.workspace
+        thread, cards = await harness.ask_two_calls()
+        batch = await harness.wait_button("C0OPS", thread, "approval_approve_all")
         scale_card = next(c for c in cards if "scale_down" in c.text)
         deny_view = await open_view(harness, "U0CAROL", scale_card.ts, "approval_deny")
         edit_view = await open_view(harness, "U0CAROL", scale_card.ts, "approval_edit")

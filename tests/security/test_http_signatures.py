@@ -18,12 +18,12 @@ import pytest
 
 from bot.sandbox import payloads
 from tests.conftest import Harness
-from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.fakes.openai_server import reply_text
 from tests.security.support import (
     FORM,
-    SECRET,
     approvals,
     audit_events,
+    card_over_http,
     click_payload,
     deny_values,
     ephemerals_for,
@@ -42,7 +42,7 @@ MIB = 1024 * 1024
 
 
 def slash_body(harness: Harness, text: str) -> str:
-    ws = harness.slack._ws
+    ws = harness.slack.workspace
     payload = payloads.slash_command(
         ws,
         user="U0ALICE",
@@ -130,15 +130,9 @@ async def test_unsigned_junk_is_refused_before_it_is_parsed(
 
 
 async def test_wrong_secret_is_refused_for_events_and_clicks(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-007"})),
-        reply_text("Deleted."),
-    )
-    async with harness.bot(**http_settings()) as bot:
-        url = events_url(bot)
-        harness.slack.use_http(url, SECRET)
-        thread = await harness.ask("delete cluster cl-007")
-        [card] = await harness.wait_cards("C0OPS", thread)
+    call = ("delete_cluster", {"cluster_id": "cl-007"})
+    async with card_over_http(harness, "delete cluster cl-007", call, "Deleted.") as http:
+        bot, url, card = http.bot, http.url, http.card
         requests = len(harness.model.requests)
 
         harness.slack.use_http(url, "not-the-signing-secret")
@@ -157,15 +151,9 @@ async def test_wrong_secret_is_refused_for_events_and_clicks(harness: Harness) -
 
 
 async def test_stale_and_future_timestamps_are_refused_for_a_click(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-008"})),
-        reply_text("Deleted."),
-    )
-    async with harness.bot(**http_settings()) as bot:
-        url = events_url(bot)
-        harness.slack.use_http(url, SECRET)
-        thread = await harness.ask("delete cluster cl-008")
-        [card] = await harness.wait_cards("C0OPS", thread)
+    call = ("delete_cluster", {"cluster_id": "cl-008"})
+    async with card_over_http(harness, "delete cluster cl-008", call, "Deleted.") as http:
+        bot, url, thread, card = http.bot, http.url, http.thread, http.card
         body, content_type = form_body(
             "interactive", click_payload(harness.slack, "U0BOB", card, "approval_approve")
         )
@@ -188,7 +176,7 @@ async def test_stale_and_future_timestamps_are_refused_for_a_click(harness: Harn
 async def test_a_replayed_event_starts_one_turn(harness: Harness) -> None:
     harness.model.script(reply_text("Two clusters."))
     async with harness.bot(**http_settings()) as bot:
-        ws = harness.slack._ws
+        ws = harness.slack.workspace
         message = ws.add_message(
             "C0OPS",
             user="U0ALICE",
@@ -235,21 +223,16 @@ async def test_a_replayed_slash_command_starts_one_turn(harness: Harness) -> Non
 
 
 async def test_a_replayed_approve_click_runs_the_tool_once(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 1})),
-        reply_text("Scaled."),
-    )
-    async with harness.bot(**http_settings()) as bot:
-        harness.slack.use_http(events_url(bot), SECRET)
-        thread = await harness.ask("scale down cl-001 to 1")
-        [card] = await harness.wait_cards("C0OPS", thread)
+    call = ("scale_down", {"cluster_id": "cl-001", "replicas": 1})
+    async with card_over_http(harness, "scale down cl-001 to 1", call, "Scaled.") as http:
+        bot, url, thread, card = http.bot, http.url, http.thread, http.card
         body, headers = signed_interaction(
             click_payload(harness.slack, "U0BOB", card, "approval_approve")
         )
-        assert (await post(events_url(bot), body, headers))[0] == 200
+        assert (await post(url, body, headers))[0] == 200
         await harness.wait_text("C0OPS", thread, "Scaled.")
         await harness.idle()
-        assert (await post(events_url(bot), body, headers))[0] == 200
+        assert (await post(url, body, headers))[0] == 200
         await harness.idle()
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 1}]
         assert any("Already decided" in t for t in ephemerals_for(harness, "U0BOB"))
@@ -259,21 +242,16 @@ async def test_a_replayed_approve_click_runs_the_tool_once(harness: Harness) -> 
 async def test_a_replayed_deny_click_does_not_deny(harness: Harness) -> None:
     """The first click opens the reason modal; the replay must not turn into a denial
     (its trigger is spent, and a failed modal otherwise falls back to denying at once)."""
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-002"})),
-        reply_text("Deleted."),
-    )
-    async with harness.bot(**http_settings()) as bot:
-        harness.slack.use_http(events_url(bot), SECRET)
-        thread = await harness.ask("delete cluster cl-002")
-        [card] = await harness.wait_cards("C0OPS", thread)
+    call = ("delete_cluster", {"cluster_id": "cl-002"})
+    async with card_over_http(harness, "delete cluster cl-002", call, "Deleted.") as http:
+        bot, url, thread, card = http.bot, http.url, http.thread, http.card
         body, headers = signed_interaction(
             click_payload(harness.slack, "U0BOB", card, "approval_deny")
         )
-        assert (await post(events_url(bot), body, headers))[0] == 200
+        assert (await post(url, body, headers))[0] == 200
         await harness.slack.wait_for(lambda: harness.slack.views)
         await harness.idle()
-        assert (await post(events_url(bot), body, headers))[0] == 200
+        assert (await post(url, body, headers))[0] == 200
         await harness.idle()
         assert len(harness.slack.views) == 1
         assert [r["status"] for r in await approvals(bot)] == ["pending"]
@@ -285,23 +263,18 @@ async def test_a_replayed_deny_click_does_not_deny(harness: Harness) -> None:
 
 
 async def test_a_replayed_deny_submission_decides_once(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-003"})),
-        reply_text("Left alone."),
-    )
-    async with harness.bot(**http_settings()) as bot:
-        harness.slack.use_http(events_url(bot), SECRET)
-        thread = await harness.ask("delete cluster cl-003")
-        [card] = await harness.wait_cards("C0OPS", thread)
+    call = ("delete_cluster", {"cluster_id": "cl-003"})
+    async with card_over_http(harness, "delete cluster cl-003", call, "Left alone.") as http:
+        bot, url, thread, card = http.bot, http.url, http.thread, http.card
         view = await open_view(harness, "U0BOB", card.ts, "approval_deny")
         body, headers = signed_interaction(
             submission_payload(harness.slack, "U0BOB", view, deny_values("change freeze"))
         )
-        assert (await post(events_url(bot), body, headers))[0] == 200
+        assert (await post(url, body, headers))[0] == 200
         await harness.wait_text("C0OPS", thread, "Left alone.")
         await harness.idle()
         requests = len(harness.model.requests)
-        assert (await post(events_url(bot), body, headers))[0] == 200
+        assert (await post(url, body, headers))[0] == 200
         await harness.idle()
         [row] = await approvals(bot)
         assert (row["status"], row["decided_by"], row["reason"]) == (

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import traceback
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from bot.settings import SettingsError
 from tests.conftest import Harness
 from tests.fakes.openai_server import FakeOpenAI, reply_text, reply_tool_calls
 from tests.security.support import SECRET, events_url, http_settings
+from tests.support.process import stopped_by_sigterm
 
 BOT_TOKEN = "xoxb-4242-LEAKCANARYBOTTOKEN"
 APP_TOKEN = "xapp-1-LEAKCANARYAPPTOKEN"
@@ -37,10 +37,8 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 @pytest.fixture
 async def canary_slack() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    async with SlackEmulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -209,28 +207,17 @@ async def test_the_cli_redacts_a_secret_an_upstream_echoes(
         "OPENAI_MODEL": "fake-model",
     }
     proc = await run_cli(env, tmp_path)
-    output: list[str] = []
-
-    async def read() -> None:
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            output.append(line.decode(errors="replace"))
-
-    reader = asyncio.create_task(read())
     try:
-        await canary_slack.wait_for(lambda: canary_slack.socket_mode_connections, timeout=60)
-        await canary_slack.slash_command("U0ALICE", "C0OPS", "/ask", "list clusters")
-        await canary_slack.wait_for(
-            lambda: any("Something went wrong" in m.text for m in canary_slack.messages("C0OPS")),
-            timeout=30,
-        )
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        async with stopped_by_sigterm(proc) as output:
+            await canary_slack.wait_for(lambda: canary_slack.socket_mode_connections, timeout=60)
+            await canary_slack.slash_command("U0ALICE", "C0OPS", "/ask", "list clusters")
+            await canary_slack.wait_for(
+                lambda: any(
+                    "Something went wrong" in m.text for m in canary_slack.messages("C0OPS")
+                ),
+                timeout=30,
+            )
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await reader
         await upstream.cleanup()
     log = "".join(output)
     assert "Incorrect API key provided: Bearer [redacted]" in log

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.policy import PolicySnapshot
 from bot import blocks
-from bot.sandbox.state import MAX_BLOCKS
+from bot.sandbox.blockkit import MAX_BLOCKS
 from bot.store import Approval
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
@@ -232,7 +232,7 @@ async def test_every_builder_survives_extreme_input(harness: Harness) -> None:
         assert response["ok"]
     for view in (blocks.deny_modal(extreme),):
         # views.open needs a live trigger, as Slack's does.
-        trigger = harness.slack._ws.new_trigger("U0BOB")
+        trigger = harness.slack.workspace.new_trigger("U0BOB")
         assert (await client.views_open(trigger_id=trigger, view=view))["ok"]
     assert len(blocks.batch_card(many[:50])[1]["elements"][0]["value"]) <= 2000
     assert "actions" not in json.dumps(blocks.batch_card(many))

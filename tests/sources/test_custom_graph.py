@@ -16,6 +16,7 @@ from bot.service import RunningBot
 from bot.settings import SettingsError
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.support import keyed_tools
 from tests.support.tools import executions
 
 
@@ -176,3 +177,20 @@ def test_a_graph_and_a_server_at_once_is_refused(harness: Harness) -> None:
             langgraph_url="http://127.0.0.1:1",
             langgraph_assistant="agent",
         )
+
+
+async def test_a_tool_in_a_teams_graph_reads_the_audited_approval_id_as_its_key(
+    harness: Harness,
+) -> None:
+    keyed_tools.KEYS.clear()
+    harness.model.script(
+        reply_tool_calls(("rotate_secret", {"service": "api"})), reply_text("Rotated.")
+    )
+    async with bot_on(harness, "keyed_agent") as bot:
+        thread = await harness.ask("rotate the api secret")
+        [card] = await harness.wait_cards("C0OPS", thread)
+        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
+        await harness.wait_text("C0OPS", thread, "Rotated.")
+        await harness.idle()
+        [approved] = [r for r in await bot.store.audit_log() if r["event"] == "approved"]
+        assert [("rotate_secret", approved["approval_id"])] == keyed_tools.KEYS

@@ -11,9 +11,6 @@ import asyncio
 import contextlib
 import inspect
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -29,8 +26,8 @@ from tests.conftest import Harness
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import durable_tools
 from tests.support.operator import operator_model
+from tests.support.process import ChildProcess, child_env, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("slack-approvals")
 SECRET = "test-signing-secret"
 READY_TIMEOUT_S = 60.0
@@ -47,40 +44,20 @@ _BOT_SETTINGS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class BotProcess:
+class BotProcess(ChildProcess):
     def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+        super().__init__(workdir / f"{name}.log")
         self.name = name
         self.port = free_port()
         self.env = {**env, "PORT": str(self.port)}
         self.workdir = workdir
-        self.log_path = workdir / f"{name}.log"
-        self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
     async def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                str(CLI),
-                "run",
-                env=self.env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        await self.spawn(str(CLI), "run", env=self.env, cwd=self.workdir)
 
     async def wait_ready(self) -> None:
         """Until `/readyz` answers 200: the database is reachable and recovery has started."""
@@ -95,27 +72,6 @@ class BotProcess:
                             return
                 await asyncio.sleep(0.05)
         raise TimeoutError(f"{self.name} not ready after {READY_TIMEOUT_S} s:\n{self.tail()}")
-
-    async def kill(self) -> None:
-        """kill -9, and reap it (a zombie still looks alive to a lease's liveness check)."""
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        await self.proc.wait()
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    async def wait_exit(self, limit: float) -> int:
-        assert self.proc is not None
-        async with asyncio.timeout(limit):
-            return await self.proc.wait()
-
-    def tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return "(no output)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass
@@ -180,12 +136,13 @@ async def _value(result: object | Awaitable[object]) -> object:
 def _bot_env(
     slack: SlackEmulator, model: FakeOpenAI, workdir: Path, database_url: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_BOT_SETTINGS)}
+    env = child_env(
+        {k: v for k, v in os.environ.items() if not k.upper().startswith(_BOT_SETTINGS)}
+    )
     policy = workdir / "durable-policy.yml"
     policy.write_text(durable_tools.POLICY)
     (workdir / "hold").mkdir(exist_ok=True)
     env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))),
         SLACK_BOT_TOKEN=slack.bot_token,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=slack.api_url,

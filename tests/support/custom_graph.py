@@ -27,7 +27,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 
 from agent.journal import ExecutionJournalMiddleware
-from tests.support import durable_tools, tools
+from tests.support import durable_tools, keyed_tools, tools
 
 REVIEW = {
     "scale_down": {"allowed_decisions": ["approve", "edit", "reject"]},
@@ -56,6 +56,12 @@ def _agent(
 
 def batched_agent(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     return _agent(tools.TOOLS, checkpointer, REVIEW)
+
+
+def keyed_agent(checkpointer: BaseCheckpointSaver[Any]) -> Any:
+    """Tools that record the idempotency key they read while they ran."""
+    review = {t.name: {"allowed_decisions": ["approve", "reject"]} for t in keyed_tools.TOOLS}
+    return _agent(keyed_tools.TOOLS, checkpointer, review)
 
 
 def durable_agent(checkpointer: BaseCheckpointSaver[Any]) -> Any:
