@@ -27,7 +27,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, Interrupt
 
-from agent.idempotency import approval_id_var
+from agent.idempotency import approval_id_var, with_approval_id
 from agent.policy import PolicySnapshot
 
 # Every decision the bot can record. Which of them a person is offered is the policy's
@@ -128,8 +128,11 @@ class ApprovalGate(AgentMiddleware):
             else GatedCall(key, None, name in self._editable_now)
         )
         token = _current.set(call)
-        # The tool's idempotency key; only an approved call gets past the interrupt to read it.
+        # The tool's idempotency key; only an approved call gets past the interrupt to read it,
+        # from `current_approval_id()` or, in a tool taking `runtime: ToolRuntime`, from
+        # `runtime.config["configurable"]["approval_id"]`.
         key_token = approval_id_var.set(call.approval_id)
+        request = with_approval_id(request, call.approval_id)
         try:
             result = await handler(request)
         finally:

@@ -26,6 +26,14 @@ sees it, and nothing outside the call does.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import replace
+
+from langchain.agents.middleware.types import ToolCallRequest
+from langchain.tools import ToolRuntime
+
+APPROVAL_ID_KEY = "approval_id"
+"""Where the key is in the runtime config of a tool that takes `runtime: ToolRuntime`:
+`runtime.config["configurable"]["approval_id"]`."""
 
 approval_id_var: ContextVar[str | None] = ContextVar("approval_id", default=None)
 """Set by the approval gate (`agent.gate.ApprovalGate`) around each approved gated call."""
@@ -34,3 +42,13 @@ approval_id_var: ContextVar[str | None] = ContextVar("approval_id", default=None
 def current_approval_id() -> str | None:
     """The approval id of the gated call running now; None outside an approved call."""
     return approval_id_var.get()
+
+
+def with_approval_id(request: ToolCallRequest, approval_id: str | None) -> ToolCallRequest:
+    """The request with the key in the runtime config its tool is given."""
+    if approval_id is None or not isinstance(request.runtime, ToolRuntime):
+        return request
+    config = request.runtime.config
+    configurable = {**config.get("configurable", {}), APPROVAL_ID_KEY: approval_id}
+    runtime = replace(request.runtime, config={**config, "configurable": configurable})
+    return replace(request, runtime=runtime)

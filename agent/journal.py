@@ -25,7 +25,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.types import Command
 
 from agent.gate import CALL_KEY, call_key, current_call
-from agent.idempotency import approval_id_var
+from agent.idempotency import approval_id_var, with_approval_id
 
 OUTCOME_UNKNOWN = (
     "Outcome unknown — this call was started before the bot stopped and did not report "
@@ -109,9 +109,11 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
         key = gated.key if gated is not None else approval_key or call_key()
         if approval_key is not None and keys is not None:
             # The idempotency key, as the bot's own gate sets it for the built-in agent.
-            token = approval_id_var.set(await keys.approval_id_for(approval_key))
+            approval_id = await keys.approval_id_for(approval_key)
+            token = approval_id_var.set(approval_id)
+            keyed = with_approval_id(request, approval_id)
             try:
-                result = await self._journaled(journal, key, thread_id, request, handler)
+                result = await self._journaled(journal, key, thread_id, keyed, handler)
             finally:
                 approval_id_var.reset(token)
         else:

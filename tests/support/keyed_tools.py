@@ -3,17 +3,21 @@ each records the idempotency key it read while it ran."""
 
 from __future__ import annotations
 
+from langchain.tools import ToolRuntime
 from langchain_core.tools import tool
 
-from agent.idempotency import current_approval_id
+from agent.idempotency import APPROVAL_ID_KEY, current_approval_id
 
 KEYS: list[tuple[str, str | None]] = []
 
 
 @tool
-async def rotate_secret(service: str) -> str:
+async def rotate_secret(service: str, runtime: ToolRuntime) -> str:
     """Rotate a service's secret."""
-    KEYS.append(("rotate_secret", current_approval_id()))
+    key = current_approval_id()
+    # The same key in the tool's runtime config, for tools that read it there.
+    configured = runtime.config.get("configurable", {}).get(APPROVAL_ID_KEY)
+    KEYS.append(("rotate_secret", key if configured == key else f"runtime config: {configured}"))
     return f"{service} secret rotated"
 
 
