@@ -27,28 +27,21 @@ async def read(
     since: float | None = None,
     tool: str | None = None,
     actor: str | None = None,
+    as_written: bool = False,
 ) -> list[Row]:
-    rows = await as_written(db, since=since, tool=tool, actor=actor)
-    for row in rows:
-        row["event"] = event_name(row["event"])
-    return rows
-
-
-async def as_written(
-    db: Database,
-    *,
-    since: float | None = None,
-    tool: str | None = None,
-    actor: str | None = None,
-) -> list[Row]:
-    """The audit records, oldest first, under the names they were written with."""
+    """The audit records, oldest first; old event names under their new one unless
+    `as_written`."""
     clauses, params = [], []
     for clause, value in (("at >= ?", since), ("tool = ?", tool), ("actor = ?", actor)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    return await db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
+    rows = await db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
+    if not as_written:
+        for row in rows:
+            row["event"] = event_name(row["event"])
+    return rows
 
 
 def as_json(row: Row) -> str:

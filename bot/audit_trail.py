@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.audit import as_written
+from bot import audit
 from bot.db import Database, Row, Statements
 
 if TYPE_CHECKING:
@@ -54,8 +54,7 @@ class AuditTrail:
     async def audit_log(
         self, *, since: float | None = None, tool: str | None = None, user: str | None = None
     ) -> list[Row]:
-        """The records as stored: old event names are not renamed (see `audit.read`)."""
-        return await as_written(self.db, since=since, tool=tool, actor=user)
+        return await audit.read(self.db, since=since, tool=tool, actor=user, as_written=True)
 
 
 async def audit_in(where: Statements, entry: AuditEntry) -> None:
