@@ -105,6 +105,16 @@ async def open_modal(
         click.channel,
         click.message_ts,
     )
+
+    async def deny() -> None:
+        await decisions.decide(
+            approval_id=approval_id,
+            choice="reject",
+            user=user,
+            channel=channel,
+            message_ts=message_ts,
+        )
+
     # A replayed click would find its trigger used or expired, and the fallback below would
     # then deny on the replayer's word: a trigger is honoured once.
     if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
@@ -116,13 +126,7 @@ async def open_modal(
         or not await runner.cards.routing.belongs(approval, channel, message_ts)
         or approval.status != "pending"
     ):
-        await decisions.decide(
-            approval_id=approval_id,
-            choice="reject",
-            user=user,
-            channel=channel,
-            message_ts=message_ts,
-        )  # refuses, and says why
+        await deny()  # refuses, and says why
         return
     view = (
         blocks.deny_modal(approval)
@@ -135,10 +139,4 @@ async def open_modal(
         log.warning("could not open the %s modal: %s", kind, exc.response.get("error"))
         if kind == "deny":
             # The person asked to deny; failing to ask for a reason must not block that.
-            await decisions.decide(
-                approval_id=approval_id,
-                choice="reject",
-                user=user,
-                channel=channel,
-                message_ts=message_ts,
-            )
+            await deny()
