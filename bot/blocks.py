@@ -91,7 +91,6 @@ def _arg_sections(args: dict[str, Any]) -> tuple[list[Block], bool]:
     return sections, complete
 
 
-
 def _context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, 3000)}]}
 
@@ -313,3 +312,18 @@ def card_text(approval: Approval) -> str:
     if approval.status == "pending":
         return f"Approval needed: {approval.tool} (requested by {mention(approval.requester)})"
     return f"{approval.tool}: {outcome_line(approval)}"
+
+
+def with_link(card: list[Block], permalink: str | None) -> list[Block]:
+    """A copy's card: the thread's, with a link back to the conversation."""
+    if permalink is None:
+        return card
+    return before_buttons(card, f":link: <{permalink}|Open the conversation>")
+
+
+def before_buttons(card: list[Block], text: str) -> list[Block]:
+    """`card` with a context line of `text` above its buttons (or at its end)."""
+    line = _context(text)
+    if card and card[-1].get("type") == "actions":
+        return [*card[:-1], line, card[-1]]
+    return [*card, line]

@@ -18,7 +18,7 @@ from bot.batches import BatchCards
 from bot.conversation import Conversation
 from bot.home import Home
 from bot.outbox import UNREACHABLE, ThreadMessages
-from bot.routing import Routing
+from bot.routing import Routing, update_card
 from bot.store import Approval, Store
 from bot.tasks import Background, local_lock
 
@@ -54,18 +54,20 @@ class Cards:
         """Post the card of a pending approval; False when Slack did not take it (the
         approval is recorded, and the card is posted again later)."""
         try:
-            response = await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.reply_thread_ts,
-                text=blocks.card_text(approval),
-                blocks=blocks.approval_card(approval),
-            )
+            ts = await self._post(conv, blocks.card_text(approval), blocks.approval_card(approval))
         except UNREACHABLE as exc:
             log.warning("could not post the card for %s; will try again: %s", approval.id, exc)
             return False
-        await self.store.set_message(approval.id, str(response["ts"]))
-        await self._route(conv, dataclasses.replace(approval, message_ts=str(response["ts"])))
+        await self.store.set_message(approval.id, ts)
+        await self._route(conv, dataclasses.replace(approval, message_ts=ts))
         return True
+
+    async def _post(self, conv: Conversation, text: str, card: list[blocks.Block]) -> str:
+        """Post a card in the conversation's thread (or its main view); the card's ts."""
+        posted = await self.client.chat_postMessage(
+            channel=conv.channel, thread_ts=conv.reply_thread_ts, text=text, blocks=card
+        )
+        return str(posted["ts"])
 
     async def _route(self, conv: Conversation, approval: Approval) -> None:
         """Take the request to its approvers and onto their Home tabs (under the
@@ -82,16 +84,11 @@ class Cards:
 
     async def post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
         try:
-            posted = await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.reply_thread_ts,
-                text=blocks.batch_text(approvals),
-                blocks=blocks.batch_card(approvals),
-            )
+            ts = await self._post(conv, blocks.batch_text(approvals), blocks.batch_card(approvals))
         except UNREACHABLE:
             log.exception("could not post the batch card in %s", conv.key)
             return
-        await self.batches.record(conv.channel, str(posted["ts"]), approvals)
+        await self.batches.record(conv.channel, ts, approvals)
 
     async def post_unposted(self, conv: Conversation) -> int:
         """Post the cards of this conversation that Slack did not take before; returns how
@@ -148,12 +145,7 @@ class Cards:
                 else blocks.decided_card(fresh, votes),
             )
             try:
-                await self.client.chat_update(
-                    channel=fresh.channel,
-                    ts=fresh.message_ts,
-                    text=blocks.card_text(fresh),
-                    blocks=card,
-                )
+                await update_card(self.client, fresh.channel, fresh.message_ts, fresh, card)
             except UNREACHABLE as exc:
                 error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
                 if error not in CARD_GONE:
