@@ -12,6 +12,7 @@ import dataclasses
 import logging
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.batches import BatchCards
@@ -30,25 +31,22 @@ CARD_GONE = frozenset(
 )
 
 
+@dataclasses.dataclass(eq=False)
 class Cards:
-    def __init__(
-        self,
-        store: Store,
-        messages: ThreadMessages,
-        background: Background,
-        routing: Routing,
-        home: Home,
-    ) -> None:
-        self.store = store
-        self.messages = messages
-        self.client = messages.client
-        self.background = background
-        # Copies of each card where its approvers are, and their Home tabs (bot/routing.py,
-        # bot/home.py): posted after the thread's card, redrawn with it.
-        self.routing = routing
-        self.home = home
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.batches = BatchCards(store.db, self.client)
+    store: Store
+    messages: ThreadMessages
+    background: Background
+    # Copies of each card where its approvers are, and their Home tabs (bot/routing.py,
+    # bot/home.py): posted after the thread's card, redrawn with it.
+    routing: Routing
+    home: Home
+    client: AsyncWebClient = dataclasses.field(init=False)
+    batches: BatchCards = dataclasses.field(init=False)
+    _locks: dict[str, asyncio.Lock] = dataclasses.field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = self.messages.client
+        self.batches = BatchCards(self.store.db, self.client)
 
     async def post(self, conv: Conversation, approval: Approval) -> bool:
         """Post the card of a pending approval; False when Slack did not take it (the
