@@ -30,7 +30,6 @@ class AuditEntry:
     args: dict[str, Any] | None = None
 
 
-
 class AuditTrail:
     """The audit part of `bot.store.Store`."""
 
@@ -76,4 +75,3 @@ async def audit_in(where: Statements, entry: AuditEntry) -> None:
             entry.detail,
         ),
     )
-

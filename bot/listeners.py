@@ -15,8 +15,7 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot import blocks
-from bot import listener_tasks as tasks
+from bot import blocks, listener_tasks
 from bot.conversation import MAIN_VIEW, Conversation
 from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, parse_edit
@@ -52,7 +51,7 @@ def register(
             await ack(text=help_text, blocks=help_blocks)
             return
         await ack()
-        runner.spawn(tasks.ask(runner, parsed, respond), what="/ask")
+        runner.spawn(listener_tasks.ask(runner, parsed, respond), what="/ask")
 
     async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
         message = UserMessage.parse(event, team_id)
@@ -65,7 +64,7 @@ def register(
             return
         text = mention_token.sub("", message.text).strip()
         # By channel id, not event kind: a mention in a DM also comes as app_mention.
-        in_main_view = tasks.is_dm(channel) and not event.get("thread_ts")
+        in_main_view = listener_tasks.is_dm(channel) and not event.get("thread_ts")
         # ... and is answered where the person writes, not in a thread.
         conv = Conversation(team, channel, MAIN_VIEW if in_main_view else message.thread_ts)
         if kind == "message" and not await runner.store.knows(conv.key):
@@ -131,13 +130,15 @@ def register(
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await click(ack, body, "approve")
 
-    def open_modal(kind: tasks.Modal) -> ClickListener:
+    def open_modal(kind: listener_tasks.Modal) -> ClickListener:
         async def open_it(ack: AsyncAck, body: dict[str, Any]) -> None:
             parsed = await acked_click(ack, body, kind, trigger=True)
             if parsed is None or parsed.trigger_id is None:
                 return
             runner.spawn(
-                tasks.open_modal(runner, decisions, tools, parsed, parsed.trigger_id, kind),
+                listener_tasks.open_modal(
+                    runner, decisions, tools, parsed, parsed.trigger_id, kind
+                ),
                 what=f"{kind} modal {parsed.value}",
             )
 
@@ -152,7 +153,8 @@ def register(
         if parsed is None or parsed.trigger_id is None:
             return
         runner.spawn(
-            tasks.show_args(runner, parsed, parsed.trigger_id), what=f"arguments of {parsed.value}"
+            listener_tasks.show_args(runner, parsed, parsed.trigger_id),
+            what=f"arguments of {parsed.value}",
         )
 
     def decide_all(choice: Choice) -> ClickListener:
@@ -162,7 +164,7 @@ def register(
                 return
             thread_ts = parsed.thread_ts
             if thread_ts is None and isinstance(body.get("message"), dict):
-                thread_ts = MAIN_VIEW if tasks.is_dm(parsed.channel) else None
+                thread_ts = MAIN_VIEW if listener_tasks.is_dm(parsed.channel) else None
             if thread_ts is None:
                 log.warning("ignoring a %s-all click outside a thread", choice)
                 return
@@ -257,7 +259,9 @@ def register(
     async def home_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
         if (parsed := await acked_home_click(ack, body)) is None:
             return
-        runner.spawn(tasks.deny_from_home(runner, decisions, parsed), what=f"deny {parsed.value}")
+        runner.spawn(
+            listener_tasks.deny_from_home(runner, decisions, parsed), what=f"deny {parsed.value}"
+        )
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

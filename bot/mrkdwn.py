@@ -56,6 +56,7 @@ def clock(epoch: float) -> str:
 def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT)}}
 
+
 def code_sections(text: str) -> list[Block]:
     """`text` whole, escaped, as code blocks in as many sections as it takes."""
     return [section(f"```{chunk}```") for chunk in _chunks(text)]
@@ -73,6 +74,7 @@ def _chunks(text: str) -> list[str]:
         chunks.append(piece)
         start += size
     return chunks or [""]
+
 
 def notice(text: str) -> list[Block]:
     """A plain threaded notice as a single section (text already escaped by the caller)."""

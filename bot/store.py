@@ -70,7 +70,6 @@ class Approval:
         return cls(**values)
 
 
-
 class Store(OutboxQueue, AuditTrail):
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -342,4 +341,3 @@ _UNREPORTED = (
     " WHERE j.status = 'finished' AND NOT EXISTS (SELECT 1 FROM audit u"
     " WHERE u.approval_id = a.id AND u.event IN (?, ?, ?, ?))"
 )
-
