@@ -27,7 +27,10 @@ async def read(
     since: float | None = None,
     tool: str | None = None,
     actor: str | None = None,
+    as_written: bool = False,
 ) -> list[Row]:
+    """The audit records, oldest first; old event names under their new one unless
+    `as_written`."""
     clauses, params = [], []
     for clause, value in (("at >= ?", since), ("tool = ?", tool), ("actor = ?", actor)):
         if value is not None:
@@ -35,8 +38,9 @@ async def read(
             params.append(value)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = await db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
-    for row in rows:
-        row["event"] = event_name(row["event"])
+    if not as_written:
+        for row in rows:
+            row["event"] = event_name(row["event"])
     return rows
 
 

@@ -1,18 +1,29 @@
-"""Block Kit for approval messages and thread notices; pure functions, no I/O.
+"""Block Kit for approval cards (one call, a batch, decided) and their texts; pure functions.
 
-Everything that came from a person, the model or a tool is escaped before it goes
-into mrkdwn, so `<!channel>` in an argument pings nobody, and cut to Slack's limits.
+Text helpers and limits are in `bot.mrkdwn`, the modals in `bot.modals`; both are
+importable from here too.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from slack_sdk.models.blocks import ConfirmObject, HeaderBlock, SectionBlock
-from slack_sdk.models.views import View
-
+# `as` marks a re-export: callers reach these as `blocks.X`.
+from bot.modals import args_modal as args_modal
+from bot.modals import deny_modal as deny_modal
+from bot.mrkdwn import BATCH_LIMIT as BATCH_LIMIT
+from bot.mrkdwn import CONFIRM_TEXT_LIMIT, FIELD_LIMIT, HEADER_LIMIT, MAX_ARG_FIELDS
+from bot.mrkdwn import FIELDS_PER_SECTION as FIELDS_PER_SECTION
+from bot.mrkdwn import SECTION_TEXT_LIMIT as SECTION_TEXT_LIMIT
+from bot.mrkdwn import Block as Block
+from bot.mrkdwn import clock as clock
+from bot.mrkdwn import count as count
+from bot.mrkdwn import cut as cut
+from bot.mrkdwn import escape as escape
+from bot.mrkdwn import mention as mention
+from bot.mrkdwn import notice as notice
+from bot.mrkdwn import section as section
 from bot.store import Approval, Status
 
 APPROVE_ACTION = "approval_approve"
@@ -21,46 +32,6 @@ EDIT_ACTION = "approval_edit"
 SHOW_ARGS_ACTION = "approval_show_args"
 APPROVE_ALL_ACTION = "approval_approve_all"
 DENY_ALL_ACTION = "approval_deny_all"
-
-# Block Kit's limits, from slack-sdk's models where it states them.
-SECTION_TEXT_LIMIT = SectionBlock.text_max_length
-FIELDS_PER_SECTION = SectionBlock.fields_max_length
-HEADER_LIMIT = HeaderBlock.text_max_length
-CONFIRM_TEXT_LIMIT = ConfirmObject.text_max_length
-MODAL_BLOCK_LIMIT = View.blocks_max_length
-MODAL_TITLE_LIMIT = View.title_max_length
-FIELD_LIMIT = 2000  # a section field's text
-MAX_ARG_FIELDS = 20
-# A button value holds at most 2,000 characters: 50 approval ids ("ap_" + 16 hex) and their
-# commas take 999, so "approve all" can always name every call it decides.
-BATCH_LIMIT = 50
-
-Block = dict[str, Any]
-
-
-def escape(text: str) -> str:
-    """Slack's three control characters; anything else is literal in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def count(n: int, noun: str) -> str:
-    """`1 approval`, `2 approvals`: a number and a noun that agree."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def mention(user_id: str) -> str:
-    return f"<@{user_id}>"
-
-
-def clock(epoch: float) -> str:
-    """A time each reader sees in their own time zone; the fallback (UTC) is for clients that
-    cannot format it, and for notifications."""
-    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
-    return f"<!date^{int(epoch)}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 # How a decided approval's status is said to people: one word for each, everywhere.
@@ -118,10 +89,6 @@ def _arg_sections(args: dict[str, Any]) -> tuple[list[Block], bool]:
         for i in range(0, len(fields), FIELDS_PER_SECTION)
     ]
     return sections, complete
-
-
-def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT)}}
 
 
 def _context(text: str) -> Block:
@@ -340,55 +307,6 @@ def decided_card(approval: Approval, votes: list[str] | None = None) -> list[Blo
     return card
 
 
-def args_modal(approval: Approval) -> dict[str, Any]:
-    """Every argument of a call, whole: code blocks of at most a section's text each."""
-    blocks: list[Block] = [
-        section(
-            f"*`{escape(approval.tool)}`* requested by {mention(approval.requester)} — "
-            f"{count(len(approval.args), 'argument')}"
-        )
-    ]
-    for key, value in approval.args.items():
-        text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
-        blocks.append({"type": "header", "text": {"type": "plain_text", "text": cut(key, 150)}})
-        blocks.extend(code_sections(text))
-    if len(blocks) > MODAL_BLOCK_LIMIT:
-        hidden = len(blocks) - MODAL_BLOCK_LIMIT + 1
-        blocks = blocks[: MODAL_BLOCK_LIMIT - 1]
-        blocks.append(
-            section(
-                f"_{count(hidden, 'more part')} too long for one Slack view: "
-                "`slack-approvals audit --json` has every argument whole._"
-            )
-        )
-    return {
-        "type": "modal",
-        "callback_id": "show_args",
-        "title": {"type": "plain_text", "text": cut("All arguments", MODAL_TITLE_LIMIT)},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": blocks,
-    }
-
-
-def code_sections(text: str) -> list[Block]:
-    """`text` whole, escaped, as code blocks in as many sections as it takes."""
-    return [section(f"```{chunk}```") for chunk in _chunks(text)]
-
-
-def _chunks(text: str) -> list[str]:
-    """`text` escaped, in pieces that each fit a section between ``` fences."""
-    room = SECTION_TEXT_LIMIT - 6
-    chunks: list[str] = []
-    start = 0
-    while start < len(text):
-        size = room
-        while len(piece := escape(text[start : start + size])) > room:
-            size = size * 3 // 4
-        chunks.append(piece)
-        start += size
-    return chunks or [""]
-
-
 def card_text(approval: Approval) -> str:
     """The notification / fallback text of a card."""
     if approval.status == "pending":
@@ -396,34 +314,16 @@ def card_text(approval: Approval) -> str:
     return f"{approval.tool}: {outcome_line(approval)}"
 
 
-def deny_modal(approval: Approval) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": "deny_reason",
-        "private_metadata": approval.id,
-        "title": {"type": "plain_text", "text": "Deny this call"},
-        "submit": {"type": "plain_text", "text": "Deny"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            section(
-                f"Deny *`{escape(approval.tool)}`* requested by {mention(approval.requester)}?"
-            ),
-            {
-                "type": "input",
-                "block_id": "reason",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Reason (the agent reads it)"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "reason",
-                    "multiline": True,
-                    "max_length": 1000,
-                },
-            },
-        ],
-    }
+def with_link(card: list[Block], permalink: str | None) -> list[Block]:
+    """A copy's card: the thread's, with a link back to the conversation."""
+    if permalink is None:
+        return card
+    return before_buttons(card, f":link: <{permalink}|Open the conversation>")
 
 
-def notice(text: str) -> list[Block]:
-    """A plain threaded notice as a single section (text already escaped by the caller)."""
-    return [section(text)]
+def before_buttons(card: list[Block], text: str) -> list[Block]:
+    """`card` with a context line of `text` above its buttons (or at its end)."""
+    line = _context(text)
+    if card and card[-1].get("type") == "actions":
+        return [*card[:-1], line, card[-1]]
+    return [*card, line]

@@ -13,13 +13,14 @@ import dataclasses
 import logging
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.batches import BatchCards
 from bot.conversation import Conversation
 from bot.home import Home
 from bot.outbox import UNREACHABLE, ThreadMessages
-from bot.routing import Routing
+from bot.routing import Routing, update_card
 from bot.store import Approval, Store
 from bot.tasks import Background, local_lock
 
@@ -33,43 +34,42 @@ CARD_GONE = frozenset(
 CARD_AFTER_TOOL_S = 0.25
 
 
+@dataclasses.dataclass(eq=False)
 class Cards:
-    def __init__(
-        self,
-        store: Store,
-        messages: ThreadMessages,
-        background: Background,
-        routing: Routing,
-        home: Home,
-    ) -> None:
-        self.store = store
-        self.messages = messages
-        self.client = messages.client
-        self.background = background
-        # Copies of each card where its approvers are, and their Home tabs (bot/routing.py,
-        # bot/home.py): posted after the thread's card, redrawn with it.
-        self.routing = routing
-        self.home = home
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._held: dict[str, asyncio.Event] = {}
-        self.batches = BatchCards(store.db, self.client)
+    store: Store
+    messages: ThreadMessages
+    background: Background
+    # Copies of each card where its approvers are, and their Home tabs (bot/routing.py,
+    # bot/home.py): posted after the thread's card, redrawn with it.
+    routing: Routing
+    home: Home
+    client: AsyncWebClient = dataclasses.field(init=False)
+    batches: BatchCards = dataclasses.field(init=False)
+    _locks: dict[str, asyncio.Lock] = dataclasses.field(init=False, default_factory=dict)
+    _held: dict[str, asyncio.Event] = dataclasses.field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = self.messages.client
+        self.batches = BatchCards(self.store.db, self.client)
 
     async def post(self, conv: Conversation, approval: Approval) -> bool:
         """Post the card of a pending approval; False when Slack did not take it (the
         approval is recorded, and the card is posted again later)."""
         try:
-            response = await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.reply_thread_ts,
-                text=blocks.card_text(approval),
-                blocks=blocks.approval_card(approval),
-            )
+            ts = await self._post(conv, blocks.card_text(approval), blocks.approval_card(approval))
         except UNREACHABLE as exc:
             log.warning("could not post the card for %s; will try again: %s", approval.id, exc)
             return False
-        await self.store.set_message(approval.id, str(response["ts"]))
-        await self._route(conv, dataclasses.replace(approval, message_ts=str(response["ts"])))
+        await self.store.set_message(approval.id, ts)
+        await self._route(conv, dataclasses.replace(approval, message_ts=ts))
         return True
+
+    async def _post(self, conv: Conversation, text: str, card: list[blocks.Block]) -> str:
+        """Post a card in the conversation's thread (or its main view); the card's ts."""
+        posted = await self.client.chat_postMessage(
+            channel=conv.channel, thread_ts=conv.reply_thread_ts, text=text, blocks=card
+        )
+        return str(posted["ts"])
 
     async def _route(self, conv: Conversation, approval: Approval) -> None:
         """Take the request to its approvers and onto their Home tabs (under the
@@ -86,16 +86,11 @@ class Cards:
 
     async def post_batch(self, conv: Conversation, approvals: list[Approval]) -> None:
         try:
-            posted = await self.client.chat_postMessage(
-                channel=conv.channel,
-                thread_ts=conv.reply_thread_ts,
-                text=blocks.batch_text(approvals),
-                blocks=blocks.batch_card(approvals),
-            )
+            ts = await self._post(conv, blocks.batch_text(approvals), blocks.batch_card(approvals))
         except UNREACHABLE:
             log.exception("could not post the batch card in %s", conv.key)
             return
-        await self.batches.record(conv.channel, str(posted["ts"]), approvals)
+        await self.batches.record(conv.channel, ts, approvals)
 
     async def post_unposted(self, conv: Conversation) -> int:
         """Post the cards of this conversation that Slack did not take before; returns how
@@ -176,12 +171,7 @@ class Cards:
                 else blocks.decided_card(fresh, votes),
             )
             try:
-                await self.client.chat_update(
-                    channel=fresh.channel,
-                    ts=fresh.message_ts,
-                    text=blocks.card_text(fresh),
-                    blocks=card,
-                )
+                await update_card(self.client, fresh.channel, fresh.message_ts, fresh, card)
             except UNREACHABLE as exc:
                 error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
                 if error not in CARD_GONE:

@@ -13,7 +13,7 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
-from bot.blocks import MODAL_BLOCK_LIMIT, code_sections, cut, escape, section
+from bot.mrkdwn import MODAL_BLOCK_LIMIT, code_sections, cut, escape, section
 from bot.store import Approval
 
 JSON_BLOCK = "args_json"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from agent.policy import Policy, ToolPolicy
-from bot.blocks import Block, count, escape, mention
+from bot.mrkdwn import Block, count, escape, mention
 
 HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
 

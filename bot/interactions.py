@@ -83,6 +83,13 @@ class UserMessage:
         return cls(str(team_id or event.get("team") or ""), channel, user, ts, thread_ts, text)
 
 
+def _button_value_and_user(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The clicked button's value (block_actions carry the one action), and who clicked."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return _text(_get(first, "value")), slack_id(_get(body, "user", "id"))
+
+
 @dataclass(frozen=True)
 class Click:
     """A button click on a message (block_actions)."""
@@ -96,10 +103,7 @@ class Click:
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> Click | None:
-        actions = body.get("actions")
-        first = actions[0] if isinstance(actions, list) and actions else None
-        value = _text(_get(first, "value"))
-        user = slack_id(_get(body, "user", "id"))
+        value, user = _button_value_and_user(body)
         channel = slack_id(_get(body, "channel", "id") or _get(body, "container", "channel_id"))
         message_ts = slack_ts(_get(body, "container", "message_ts"))
         if not (value and user and channel and message_ts):
@@ -124,10 +128,7 @@ class HomeClick:
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> HomeClick | None:
-        actions = body.get("actions")
-        first = actions[0] if isinstance(actions, list) and actions else None
-        value = _text(_get(first, "value"))
-        user = slack_id(_get(body, "user", "id"))
+        value, user = _button_value_and_user(body)
         trigger_id = _text(body.get("trigger_id"))
         if not (value and user and trigger_id) or _get(body, "container", "type") != "view":
             return None

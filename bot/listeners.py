@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from langchain_core.tools import BaseTool
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, listener_tasks
 from bot.conversation import MAIN_VIEW, Conversation
 from bot.decisions import Choice, Decisions
-from bot.edit_form import EditError, edit_modal, parse_edit
+from bot.edit_form import EditError, parse_edit
 from bot.help import ask_help, wants_help
 from bot.home import HOME_APPROVE_ACTION, HOME_DENY_ACTION
 from bot.interactions import Click, HomeClick, SlashCommand, Submission, UserMessage, slack_id
@@ -27,7 +26,7 @@ from bot.runner import Runner, is_cancel
 
 log = logging.getLogger(__name__)
 
-Modal = Literal["deny", "edit"]
+ClickListener = Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]
 
 
 def register(
@@ -52,7 +51,7 @@ def register(
             await ack(text=help_text, blocks=help_blocks)
             return
         await ack()
-        runner.spawn(_ask(runner, parsed, respond), what="/ask")
+        runner.spawn(listener_tasks.ask(runner, parsed, respond), what="/ask")
 
     async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
         message = UserMessage.parse(event, team_id)
@@ -65,7 +64,7 @@ def register(
             return
         text = mention_token.sub("", message.text).strip()
         # By channel id, not event kind: a mention in a DM also comes as app_mention.
-        in_main_view = _is_dm(channel) and not event.get("thread_ts")
+        in_main_view = listener_tasks.is_dm(channel) and not event.get("thread_ts")
         # ... and is answered where the person writes, not in a thread.
         conv = Conversation(team, channel, MAIN_VIEW if in_main_view else message.thread_ts)
         if kind == "message" and not await runner.store.knows(conv.key):
@@ -103,11 +102,21 @@ def register(
             what=f"{choice} {approval_id}",
         )
 
-    async def click(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
+    async def acked_click(
+        ack: AsyncAck, body: dict[str, Any], what: str, *, trigger: bool = False
+    ) -> Click | None:
+        """Ack, then the click parsed; None, with a warning, when it is malformed (or lacks
+        the trigger id a modal needs)."""
         await ack()
         parsed = Click.parse(body)
+        if parsed is None or (trigger and parsed.trigger_id is None):
+            log.warning("ignoring a malformed %s click", what)
+            return None
+        return parsed
+
+    async def click(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
+        parsed = await acked_click(ack, body, choice)
         if parsed is None:
-            log.warning("ignoring a malformed %s click", choice)
             return
         decide_later(
             parsed.value,
@@ -121,66 +130,59 @@ def register(
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await click(ack, body, "approve")
 
-    async def open_modal(ack: AsyncAck, body: dict[str, Any], kind: Modal) -> None:
-        await ack()
-        parsed = Click.parse(body)
-        if parsed is None or parsed.trigger_id is None:
-            log.warning("ignoring a malformed %s click", kind)
-            return
-        runner.spawn(
-            _open_modal(runner, decisions, tools, parsed, parsed.trigger_id, kind),
-            what=f"{kind} modal {parsed.value}",
-        )
+    def open_modal(kind: listener_tasks.Modal) -> ClickListener:
+        async def open_it(ack: AsyncAck, body: dict[str, Any]) -> None:
+            parsed = await acked_click(ack, body, kind, trigger=True)
+            if parsed is None or parsed.trigger_id is None:
+                return
+            runner.spawn(
+                listener_tasks.open_modal(
+                    runner, decisions, tools, parsed, parsed.trigger_id, kind
+                ),
+                what=f"{kind} modal {parsed.value}",
+            )
 
-    @app.action(blocks.DENY_ACTION)
-    async def deny(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await open_modal(ack, body, "deny")
+        return open_it
 
-    @app.action(blocks.EDIT_ACTION)
-    async def edit(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await open_modal(ack, body, "edit")
+    app.action(blocks.DENY_ACTION)(open_modal("deny"))
+    app.action(blocks.EDIT_ACTION)(open_modal("edit"))
 
     @app.action(blocks.SHOW_ARGS_ACTION)
     async def show_args(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        parsed = Click.parse(body)
+        parsed = await acked_click(ack, body, "show-arguments", trigger=True)
         if parsed is None or parsed.trigger_id is None:
-            log.warning("ignoring a malformed show-arguments click")
             return
         runner.spawn(
-            _show_args(runner, parsed, parsed.trigger_id), what=f"arguments of {parsed.value}"
+            listener_tasks.show_args(runner, parsed, parsed.trigger_id),
+            what=f"arguments of {parsed.value}",
         )
 
-    async def decide_all(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
-        await ack()
-        parsed = Click.parse(body)
-        if parsed is None:
-            log.warning("ignoring a malformed %s-all click", choice)
-            return
-        thread_ts = parsed.thread_ts
-        if thread_ts is None and isinstance(body.get("message"), dict) and _is_dm(parsed.channel):
-            thread_ts = MAIN_VIEW
-        if thread_ts is None:
-            log.warning("ignoring a %s-all click outside a thread", choice)
-            return
-        runner.spawn(
-            decisions.decide_all(
-                approval_ids=parsed.value.split(",")[: blocks.BATCH_LIMIT],
-                choice=choice,
-                user=parsed.user,
-                channel=parsed.channel,
-                thread_ts=thread_ts,
-            ),
-            what=f"{choice} all",
-        )
+    def decide_all(choice: Choice) -> ClickListener:
+        async def decide_them(ack: AsyncAck, body: dict[str, Any]) -> None:
+            parsed = await acked_click(ack, body, f"{choice}-all")
+            if parsed is None:
+                return
+            thread_ts = parsed.thread_ts
+            if thread_ts is None and isinstance(body.get("message"), dict):
+                thread_ts = MAIN_VIEW if listener_tasks.is_dm(parsed.channel) else None
+            if thread_ts is None:
+                log.warning("ignoring a %s-all click outside a thread", choice)
+                return
+            runner.spawn(
+                decisions.decide_all(
+                    approval_ids=parsed.value.split(",")[: blocks.BATCH_LIMIT],
+                    choice=choice,
+                    user=parsed.user,
+                    channel=parsed.channel,
+                    thread_ts=thread_ts,
+                ),
+                what=f"{choice} all",
+            )
 
-    @app.action(blocks.APPROVE_ALL_ACTION)
-    async def approve_all(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await decide_all(ack, body, "approve")
+        return decide_them
 
-    @app.action(blocks.DENY_ALL_ACTION)
-    async def deny_all(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await decide_all(ack, body, "reject")
+    app.action(blocks.APPROVE_ALL_ACTION)(decide_all("approve"))
+    app.action(blocks.DENY_ALL_ACTION)(decide_all("reject"))
 
     @app.view("deny_reason")
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -238,12 +240,16 @@ def register(
             await decisions.decide(approval_id=approval_id, choice=choice, user=user)
         await runner.cards.home.publish(user)  # what is left for them, with this one gone
 
-    @app.action(HOME_APPROVE_ACTION)
-    async def home_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def acked_home_click(ack: AsyncAck, body: dict[str, Any]) -> HomeClick | None:
         await ack()
         parsed = HomeClick.parse(body)
         if parsed is None:
             log.warning("ignoring a malformed Home tab click")
+        return parsed
+
+    @app.action(HOME_APPROVE_ACTION)
+    async def home_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        if (parsed := await acked_home_click(ack, body)) is None:
             return
         runner.spawn(
             decide_from_home(parsed.value, "approve", parsed.user), what=f"approve {parsed.value}"
@@ -251,134 +257,12 @@ def register(
 
     @app.action(HOME_DENY_ACTION)
     async def home_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        parsed = HomeClick.parse(body)
-        if parsed is None:
-            log.warning("ignoring a malformed Home tab click")
+        if (parsed := await acked_home_click(ack, body)) is None:
             return
-        runner.spawn(_deny_from_home(runner, decisions, parsed), what=f"deny {parsed.value}")
+        runner.spawn(
+            listener_tasks.deny_from_home(runner, decisions, parsed), what=f"deny {parsed.value}"
+        )
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
-
-
-def _is_dm(channel: str) -> bool:
-    return channel.startswith("D")
-
-
-async def _ask(runner: Runner, command: SlashCommand, respond: AsyncRespond) -> None:
-    team, channel, user, text = command.team, command.channel, command.user, command.text
-    # Slack never re-sends a slash command; the same trigger again is a replayed request.
-    if not await runner.store.first_sighting(f"trigger:{command.trigger_id}"):
-        log.warning("ignoring a replayed /ask from %s in %s", user, channel)
-        return
-    try:
-        root = await runner.client.chat_postMessage(
-            channel=channel, text=f"{blocks.mention(user)} asked: {blocks.escape(text)}"
-        )
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        log.warning("cannot start a thread in %s: %s", channel, error)
-        await respond(
-            f"I can't post in this channel ({error}). Invite me with `/invite` or DM me.",
-            response_type="ephemeral",
-        )
-        return
-    # In a DM the answer stays in the main view, under the "asked" line, as a chat does.
-    conv = Conversation(team, channel, MAIN_VIEW if _is_dm(channel) else str(root["ts"]))
-    await runner.on_message(conv, user, text)
-
-
-async def _deny_from_home(runner: Runner, decisions: Decisions, click: HomeClick) -> None:
-    """Deny asks for a reason, as on a card; what cannot be denied is refused by the decision
-    path, which says why."""
-    if not await runner.store.first_sighting(f"trigger:{click.trigger_id}"):
-        log.warning("ignoring a replayed Home tab deny of %s by %s", click.value, click.user)
-        return
-    approval = await runner.store.get(click.value)
-    refusal = runner.cards.home.refusal(approval) if approval else None
-    if approval is not None and refusal is not None:
-        await decisions.refuse(approval, click.user, refusal)
-        return
-    if approval is not None and approval.status == "pending":
-        try:
-            await runner.client.views_open(
-                trigger_id=click.trigger_id, view=blocks.deny_modal(approval)
-            )
-            return
-        except SlackApiError as exc:
-            log.warning("could not open the deny modal: %s", exc.response.get("error"))
-    await decisions.decide(approval_id=click.value, choice="reject", user=click.user)
-    await runner.cards.home.publish(click.user)
-
-
-async def _show_args(runner: Runner, click: Click, trigger_id: str) -> None:
-    """Everything the card could not show; only to someone who sees the card it belongs to
-    (in its thread, or a copy of it)."""
-    approval = await runner.store.get(click.value)
-    if approval is None or not await runner.cards.routing.belongs(
-        approval, click.channel, click.message_ts
-    ):
-        log.warning("refused to show the arguments of %r to %s", click.value[:100], click.user)
-        return
-    try:
-        await runner.client.views_open(trigger_id=trigger_id, view=blocks.args_modal(approval))
-    except SlackApiError as exc:
-        log.warning(
-            "could not show the arguments of %s: %s", click.value, exc.response.get("error")
-        )
-
-
-async def _open_modal(
-    runner: Runner,
-    decisions: Decisions,
-    tools: Mapping[str, BaseTool],
-    click: Click,
-    trigger_id: str,
-    kind: Modal,
-) -> None:
-    """Open the Deny or Edit modal; the trigger id lives 3 s, so nothing slow comes first."""
-    approval_id, user, channel, message_ts = (
-        click.value,
-        click.user,
-        click.channel,
-        click.message_ts,
-    )
-    # A replayed click would find its trigger used or expired, and the fallback below would
-    # then deny on the replayer's word: a trigger is honoured once.
-    if not await runner.store.first_sighting(f"trigger:{trigger_id}"):
-        log.warning("ignoring a replayed %s click on %s by %s", kind, approval_id, user)
-        return
-    approval = await runner.store.get(approval_id)
-    if (
-        approval is None
-        or not await runner.cards.routing.belongs(approval, channel, message_ts)
-        or approval.status != "pending"
-    ):
-        await decisions.decide(
-            approval_id=approval_id,
-            choice="reject",
-            user=user,
-            channel=channel,
-            message_ts=message_ts,
-        )  # refuses, and says why
-        return
-    view = (
-        blocks.deny_modal(approval)
-        if kind == "deny"
-        else edit_modal(approval, tools.get(approval.tool))
-    )
-    try:
-        await runner.client.views_open(trigger_id=trigger_id, view=view)
-    except SlackApiError as exc:
-        log.warning("could not open the %s modal: %s", kind, exc.response.get("error"))
-        if kind == "deny":
-            # The person asked to deny; failing to ask for a reason must not block that.
-            await decisions.decide(
-                approval_id=approval_id,
-                choice="reject",
-                user=user,
-                channel=channel,
-                message_ts=message_ts,
-            )

@@ -74,6 +74,18 @@ async def _outbox_retries(tx: Statements, dialect: Dialect) -> None:
         await tx.execute(render("ALTER TABLE outbox ADD COLUMN next_at REAL", dialect))
 
 
+# A gated call's journal entry: the same in `journal` (version 1) and in `executions`, which
+# replaced it (version 2).
+_JOURNAL_COLUMNS = """thread_id TEXT NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    result_status TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "the tables of the first release, and approvals.card_status",
@@ -112,16 +124,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     seen_at REAL NOT NULL
 )""",
             "CREATE INDEX IF NOT EXISTS seen_events_by_time ON seen_events (seen_at)",
-            """CREATE TABLE IF NOT EXISTS journal (
-    thread_id TEXT NOT NULL,
-    tool_call_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    args TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    result_status TEXT,
-    started_at REAL NOT NULL,
-    finished_at REAL,
+            f"""CREATE TABLE IF NOT EXISTS journal (
+    {_JOURNAL_COLUMNS},
     PRIMARY KEY (thread_id, tool_call_id)
 )""",
             """CREATE TABLE IF NOT EXISTS audit (
@@ -168,17 +172,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # Keyed by the call's key (the interrupt id of its tool task): model tool-call ids
             # repeat (`call_0` in every answer from some servers), keys never do.
-            """CREATE TABLE IF NOT EXISTS executions (
+            f"""CREATE TABLE IF NOT EXISTS executions (
     call_key TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    tool_call_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    args TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    result_status TEXT,
-    started_at REAL NOT NULL,
-    finished_at REAL
+    {_JOURNAL_COLUMNS}
 )""",
             # A run in progress, from its start until the approvals table agrees with the
             # graph: what a stopped process leaves here is settled at the next start, on

@@ -250,7 +250,7 @@ class Routing:
             response = await self.client.chat_postMessage(
                 channel=channel,
                 text=blocks.card_text(approval),
-                blocks=with_link(card, permalink),
+                blocks=blocks.with_link(card, permalink),
             )
         except SlackApiError as exc:
             log.warning(
@@ -298,7 +298,7 @@ class Routing:
         if route is None or not route.escalated_to:
             return card
         at = f" at {blocks.clock(route.escalated_at)}" if route.escalated_at else ""
-        return _before_buttons(
+        return blocks.before_buttons(
             card, f":arrow_double_up: Escalated to {who(route.escalated_to)}{at}"
         )
 
@@ -309,16 +309,11 @@ class Routing:
         if not copies:
             return True
         route = await self.route(approval.id)
-        drawn = with_link(card, route.permalink if route else None)
+        drawn = blocks.with_link(card, route.permalink if route else None)
         ok = True
         for copy in copies:
             try:
-                await self.client.chat_update(
-                    channel=copy.channel,
-                    ts=copy.message_ts,
-                    text=blocks.card_text(approval),
-                    blocks=drawn,
-                )
+                await update_card(self.client, copy.channel, copy.message_ts, approval, drawn)
             except SlackApiError as exc:
                 error = exc.response.get("error")
                 where = (approval.id, copy.channel)
@@ -330,18 +325,11 @@ class Routing:
         return ok
 
 
-def with_link(card: list[blocks.Block], permalink: str | None) -> list[blocks.Block]:
-    """A copy's card: the thread's, with a link back to the conversation."""
-    if permalink is None:
-        return card
-    return _before_buttons(card, f":link: <{permalink}|Open the conversation>")
-
-
-def _before_buttons(card: list[blocks.Block], text: str) -> list[blocks.Block]:
-    line = {"type": "context", "elements": [{"type": "mrkdwn", "text": blocks.cut(text, 3000)}]}
-    if card and card[-1].get("type") == "actions":
-        return [*card[:-1], line, card[-1]]
-    return [*card, line]
+async def update_card(
+    client: AsyncWebClient, channel: str, ts: str, approval: Approval, card: list[blocks.Block]
+) -> None:
+    """Redraw a posted card (the thread's or a copy) as `card`."""
+    await client.chat_update(channel=channel, ts=ts, text=blocks.card_text(approval), blocks=card)
 
 
 def _expiry(approval: Approval) -> str:

@@ -1,4 +1,7 @@
-"""The composition root: from settings to a running bot, and a bounded, orderly stop."""
+"""The composition root: from settings to a running bot, and a bounded, orderly stop.
+
+The start-up checks (`bot.preflight`) and Slack's intake and client (`bot.intake`) are
+imported under the private names they had when they lived here."""
 
 from __future__ import annotations
 
@@ -13,30 +16,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from langchain_core.language_models import BaseChatModel
-from langchain_core.tools import BaseTool
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.builder import build_agent
 from agent.checkpointer import open_checkpointer
-from agent.demo_tools import DEMO_SAFE_TOOLS, DemoInventory, build_demo_tools
-from agent.mcp import load_mcp_servers, tool_facts
 from agent.model import describe_model, make_model
-from agent.policy import Policy, PolicyError
 from agent.server_session import ServerSession
 from agent.session import AgentSession
 from agent.sources import Session, load_graph
-from agent.toolsets import check_tools, load_tools
 from bot.cards import Cards
 from bot.clock import Clock
 from bot.db import Database
@@ -44,11 +34,19 @@ from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.health import Health, serve
 from bot.home import Home
+from bot.intake import close_socket as _close_socket
+from bot.intake import events_app as _events_app
+from bot.intake import slack_client
 from bot.lease import open_leases
 from bot.listeners import register
-from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
+from bot.metrics import MeasuredApp, Metrics
 from bot.outbox import ThreadMessages
 from bot.own_agent import SqlCallKeys, SqlThreadIds
+from bot.preflight import OPENAI_BASE_URL
+from bot.preflight import check_groups as _check_groups
+from bot.preflight import probe_model as _probe_model
+from bot.preflight import reason as _reason
+from bot.preflight import tools_and_policy as _tools_and_policy
 from bot.recovery import Recovery
 from bot.reminders import Reminders
 from bot.routing import Routing
@@ -59,39 +57,10 @@ from bot.tasks import Background
 
 log = logging.getLogger(__name__)
 
-SOCKET_CLOSE_TIMEOUT_S = 3.0
 # Inside the 30 s that Kubernetes (and most supervisors) give between SIGTERM and SIGKILL.
 DRAIN_TIMEOUT_S = 25.0
 CANCEL_TIMEOUT_S = 3.0
 INTAKE_CLOSE_TIMEOUT_S = 3.0
-
-
-def slack_client(
-    settings: Settings,
-    token: str | None,
-    metrics: Metrics,
-    http: aiohttp.ClientSession,
-    *,
-    retry_connection: bool = True,
-) -> AsyncWebClient:
-    """A Web API client at `SLACK_API_URL`; slack-sdk's retry handlers share one attempt
-    counter, so the limits are raised well above its default of one retry. Without a shared
-    session slack-sdk opens a connection (and a TLS handshake) for every call.
-    `retry_connection=False` is for the start-up checks: a Slack that cannot be reached then
-    is a configuration or network problem to report at once, not ride out."""
-    connection = [AsyncConnectionErrorRetryHandler(max_retry_count=4)] if retry_connection else []
-    return AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        session=http,
-        timeout=15,
-        retry_handlers=[
-            SlackErrorCounter(metrics),
-            *connection,
-            AsyncRateLimitErrorRetryHandler(max_retry_count=6),
-            AsyncServerErrorRetryHandler(max_retry_count=4),
-        ],
-    )
 
 
 @dataclass
@@ -107,75 +76,6 @@ class RunningBot:
     http_port: int | None
     health_port: int | None
     metrics: Metrics
-
-
-async def _tools_and_policy(settings: Settings) -> tuple[list[BaseTool], Policy]:
-    if settings.approvals_graph or settings.langgraph_url:
-        # The team's graph has its own tools, and its interrupts say which calls are gated.
-        policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else None
-        return [], policy or Policy.default()
-    if settings.approvals_tools:
-        tools = await load_tools(settings.approvals_tools)
-        default = Policy.default()
-    else:
-        inventory = DemoInventory(settings.demo_inventory)
-        await inventory.setup()
-        tools = build_demo_tools(inventory)
-        default = Policy.default(DEMO_SAFE_TOOLS)
-    if settings.approvals_mcp:
-        # Gated by default like any other tool: only the policy can let one run freely.
-        tools = check_tools([*tools, *await load_mcp_servers(settings.approvals_mcp)])
-    policy = Policy.load(settings.approvals_policy) if settings.approvals_policy else default
-    policy.check_tools(t.name for t in tools)
-    policy.describe_tools({t.name: facts for t in tools if (facts := tool_facts(t))})
-    policy.check_editable({t.name: t.args for t in tools})
-    return tools, policy
-
-
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-MODEL_PROBE_TIMEOUT_S = 5.0
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
-async def _probe_model(base_url: str, http: aiohttp.ClientSession) -> None:
-    """Warn at start-up when the model endpoint cannot be reached at all. Any HTTP answer
-    (even 401 or 404) means it can; the bot still starts, since the model may come back."""
-    try:
-        async with http.get(
-            base_url.rstrip("/") + "/models",
-            timeout=aiohttp.ClientTimeout(total=MODEL_PROBE_TIMEOUT_S),
-        ):
-            return
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        log.warning(
-            "cannot reach the model at %s (%s): check the network or OPENAI_BASE_URL; "
-            "the agent will fail to answer until it is reachable",
-            base_url,
-            _reason(exc),
-        )
-
-
-async def _check_groups(policy: Policy, client: AsyncWebClient) -> None:
-    for group in sorted(policy.group_ids()):
-        try:
-            listed = await client.usergroups_users_list(usergroup=group)
-        except SlackApiError as exc:
-            raise PolicyError(
-                f"{policy.source}:{policy.line_of(group)}: user group {group} is not usable "
-                f"({exc.response.get('error')}); check the id and the usergroups:read scope"
-            ) from None
-        if not listed.get("users"):
-            # Not fatal: people may join before anyone asks; each request says so meanwhile.
-            log.warning(
-                "%s:%s: user group %s has no members: requests it must approve can reach "
-                "nobody until someone joins it",
-                policy.source,
-                policy.line_of(group),
-                group,
-            )
 
 
 @asynccontextmanager
@@ -384,43 +284,6 @@ def describe_agent(settings: Settings, model: BaseChatModel) -> str:
     if settings.approvals_graph:
         return f"APPROVALS_GRAPH={settings.approvals_graph}"
     return describe_model(model)
-
-
-EVENTS_PATH = "/slack/events"
-MAX_BODY_BYTES = 1024 * 1024
-
-
-def _events_app(app: AsyncApp, signing_secret: str) -> web.Application:
-    """/slack/events that verifies the raw body's signature before Bolt parses anything:
-    Bolt's adapter parses first, so unsigned junk would otherwise reach its parser (500)."""
-    verifier = SignatureVerifier(signing_secret)
-
-    @web.middleware
-    async def signed_only(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path != EVENTS_PATH:
-            passed: web.StreamResponse = await handler(request)
-            return passed
-        body = await request.read()  # aiohttp answers 413 past client_max_size
-        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        signature = request.headers.get("X-Slack-Signature", "")
-        if not (stamp.isascii() and stamp.isdigit() and verifier.is_valid(body, stamp, signature)):
-            return web.json_response({"error": "invalid request"}, status=401)
-        verified: web.StreamResponse = await handler(request)
-        return verified
-
-    async def events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
-
-    web_app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[signed_only])
-    web_app.router.add_post(EVENTS_PATH, events)
-    return web_app
-
-
-async def _close_socket(handler: AsyncSocketModeHandler) -> None:
-    # slack-sdk's aiohttp client can linger ~10 s in its ping loop: bound it.
-    with contextlib.suppress(TimeoutError):
-        closing = handler.close_async()  # type: ignore[no-untyped-call]  # slack-bolt
-        await asyncio.wait_for(closing, SOCKET_CLOSE_TIMEOUT_S)
 
 
 async def _drain(runner: Runner) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,20 +17,21 @@ class SettingsError(ValueError):
     """Configuration a person must fix before the bot can start."""
 
 
+def unset(description: str) -> Any:
+    """A setting that is off (None) unless set."""
+    return Field(default=None, description=description)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    slack_bot_token: SecretStr | None = Field(
-        default=None, description="bot token (xoxb-…); unset: the local sandbox"
+    slack_bot_token: SecretStr | None = unset("bot token (xoxb-…); unset: the local sandbox")
+    slack_app_token: SecretStr | None = unset(
+        "app-level token (xapp-…, connections:write): Socket Mode"
     )
-    slack_app_token: SecretStr | None = Field(
-        default=None, description="app-level token (xapp-…, connections:write): Socket Mode"
-    )
-    slack_signing_secret: SecretStr | None = Field(
-        default=None, description="instead of SLACK_APP_TOKEN: HTTP mode on PORT"
-    )
+    slack_signing_secret: SecretStr | None = unset("instead of SLACK_APP_TOKEN: HTTP mode on PORT")
     slack_api_url: str = Field(default=SLACK_API_URL, description="Slack Web API base")
     port: int = Field(
         default=3000, ge=0, le=65535, description="HTTP mode's /slack/events; the sandbox page"
@@ -43,43 +44,27 @@ class Settings(BaseSettings):
         description="Socket Mode: /healthz, /readyz, /metrics (0 = any free port)",
     )
 
-    openai_api_key: SecretStr | None = Field(
-        default=None, description="key of an OpenAI-compatible endpoint; unset: offline model"
+    openai_api_key: SecretStr | None = unset(
+        "key of an OpenAI-compatible endpoint; unset: offline model"
     )
-    openai_base_url: str | None = Field(
-        default=None, description="that endpoint's base URL (unset: OpenAI's)"
-    )
+    openai_base_url: str | None = unset("that endpoint's base URL (unset: OpenAI's)")
     openai_model: str = Field(default="gpt-4o-mini", description="the model to ask")
 
     database_url: str = Field(
         default="sqlite:///slack-approvals.sqlite3",
         description="sqlite:///FILE or postgresql://user@host/db",
     )
-    approvals_tools: str | None = Field(
-        default=None, description="package.module:attr of your tools; unset: the demo tools"
-    )
-    approvals_mcp: str | None = Field(
-        default=None, description="an mcpServers JSON file of MCP servers whose tools join"
-    )
-    approvals_policy: str | None = Field(
-        default=None, description="policy file (sandbox: examples/policy.yml)"
-    )
+    approvals_tools: str | None = unset("package.module:attr of your tools; unset: the demo tools")
+    approvals_mcp: str | None = unset("an mcpServers JSON file of MCP servers whose tools join")
+    approvals_policy: str | None = unset("policy file (sandbox: examples/policy.yml)")
     demo_inventory: str = Field(
         default="demo-inventory.sqlite3", description="the demo tools' SQLite file"
     )
     # A team's own agent instead of the built-in one: a graph in this process, or on a server.
-    approvals_graph: str | None = Field(
-        default=None, description="package.module:attr of your own compiled LangGraph graph"
-    )
-    langgraph_url: str | None = Field(
-        default=None, description="URL of LangGraph Server running your agent"
-    )
-    langgraph_assistant: str | None = Field(
-        default=None, description="the assistant id or graph name to run there"
-    )
-    langgraph_api_key: SecretStr | None = Field(
-        default=None, description="API key for LangGraph Server (x-api-key header)"
-    )
+    approvals_graph: str | None = unset("package.module:attr of your own compiled LangGraph graph")
+    langgraph_url: str | None = unset("URL of LangGraph Server running your agent")
+    langgraph_assistant: str | None = unset("the assistant id or graph name to run there")
+    langgraph_api_key: SecretStr | None = unset("API key for LangGraph Server (x-api-key header)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

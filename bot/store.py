@@ -1,4 +1,6 @@
-"""Approvals, event dedupe, the execution journal and the audit trail, in the bot's database.
+"""Approvals, runs in progress and event dedupe, in the bot's database; with the outbox
+(`bot.outbox_queue`) and the audit trail (`bot.audit_trail`) it is the bot's `Store`. The
+agent's execution journal is `bot.journal_store.SqlJournal`.
 
 A decision is recorded by `claim`: one conditional UPDATE that only the first caller
 can win, so twenty clicks on one button count once, committed together with its audit
@@ -11,14 +13,19 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.gate import Recorded
-from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
-from bot.db import Database, Row, Statements
+
+# `X as X` marks a re-export: callers import these from here.
+from bot.audit_trail import AuditEntry as AuditEntry
+from bot.audit_trail import AuditTrail
+from bot.audit_trail import audit_in as _audit  # a decision's record, in its transaction
+from bot.audit_trail import audit_in as audit_in
+from bot.db import Database, Row
+from bot.journal_store import SqlJournal as SqlJournal
+from bot.outbox_queue import OutboxQueue
 
 Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
 # `dropped`: the graph no longer waits on the call (the agent moved on without it), so it
@@ -63,22 +70,7 @@ class Approval:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One line of the audit trail. `args` are the arguments that ran, where they differ
-    from the approval's."""
-
-    event: str
-    approval: Approval | None = None
-    actor: str | None = None
-    reason: str | None = None
-    detail: str | None = None
-    conversation: str | None = None
-    tool: str | None = None
-    args: dict[str, Any] | None = None
-
-
-class Store:
+class Store(OutboxQueue, AuditTrail):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -342,79 +334,6 @@ class Store:
         """Drop dedupe keys first seen before `before`; returns how many."""
         return await self.db.execute("DELETE FROM seen_events WHERE seen_at < ?", (before,))
 
-    # outbox ------------------------------------------------------------------------------
-
-    async def outbox_put(
-        self, conversation: str, text: str, audit: AuditEntry | None = None
-    ) -> int:
-        """Keep a thread message until it is posted; with `audit`, the audit record of what
-        the message reports is committed with it."""
-        insert = (
-            "INSERT INTO outbox (conversation, text, created_at) VALUES (?, ?, ?) RETURNING seq"
-        )
-        params = (conversation, text, time.time())
-        if audit is None:
-            [row] = await self.db.fetchall(insert, params)
-            return int(row["seq"])
-        async with self.db.transaction() as tx:
-            [row] = await tx.fetchall(insert, params)
-            await _audit(tx, audit)
-        return int(row["seq"])
-
-    async def outbox_done(self, seq: int) -> None:
-        await self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-
-    async def outbox_later(self, seq: int, attempts: int, next_at: float) -> None:
-        await self.db.execute(
-            "UPDATE outbox SET attempts = ?, next_at = ? WHERE seq = ?", (attempts, next_at, seq)
-        )
-
-    async def outbox_left(self, conversation: str) -> list[Row]:
-        """Messages not yet posted in this conversation, oldest first."""
-        return await self.db.fetchall(
-            "SELECT seq, text, attempts, next_at FROM outbox WHERE conversation = ? ORDER BY seq",
-            (conversation,),
-        )
-
-    async def waiting_for_slack(self, *, due_before: float) -> list[str]:
-        """Conversations with a message or a card that Slack has not taken yet and that is
-        due to be tried again."""
-        rows = await self.db.fetchall(
-            "SELECT conversation FROM outbox WHERE next_at IS NOT NULL AND next_at <= ?"
-            " UNION SELECT conversation FROM approvals WHERE status = 'pending'"
-            " AND message_ts IS NULL AND created_at <= ?",
-            (due_before, due_before),
-        )
-        return sorted({str(r["conversation"]) for r in rows})
-
-    # audit -------------------------------------------------------------------------------
-
-    async def audit(
-        self,
-        event: str,
-        *,
-        approval: Approval | None = None,
-        actor: str | None = None,
-        reason: str | None = None,
-        detail: str | None = None,
-        conversation: str | None = None,
-        tool: str | None = None,
-    ) -> None:
-        await _audit(
-            self.db, AuditEntry(event, approval, actor, reason, detail, conversation, tool)
-        )
-
-    async def audit_log(
-        self, *, since: float | None = None, tool: str | None = None, user: str | None = None
-    ) -> list[Row]:
-        clauses, params = [], []
-        for clause, value in (("at >= ?", since), ("tool = ?", tool), ("actor = ?", user)):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return await self.db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
-
 
 _OUTCOME_EVENTS = ("executed", "failed", "not_run", "outcome_unknown")
 _UNREPORTED = (
@@ -422,73 +341,3 @@ _UNREPORTED = (
     " WHERE j.status = 'finished' AND NOT EXISTS (SELECT 1 FROM audit u"
     " WHERE u.approval_id = a.id AND u.event IN (?, ?, ?, ?))"
 )
-
-
-async def _audit(where: Statements, entry: AuditEntry) -> None:
-    approval = entry.approval
-    args = entry.args if entry.args is not None else approval.args if approval else None
-    await where.execute(
-        "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
-        " detail) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            time.time(),
-            entry.event,
-            approval.id if approval else None,
-            approval.conversation if approval else entry.conversation,
-            approval.tool if approval else entry.tool,
-            json.dumps(args, default=str) if args is not None else None,
-            entry.actor,
-            entry.reason,
-            entry.detail,
-        ),
-    )
-
-
-async def audit_in(where: Statements, entry: AuditEntry) -> None:
-    """An audit record in the caller's transaction."""
-    await _audit(where, entry)
-
-
-class SqlJournal:
-    """The agent's execution journal (agent.journal.Journal) and the gate's approval records
-    (agent.gate.ApprovalRecords), in the bot's database."""
-
-    def __init__(self, db: Database, on_begin: Callable[[str], None] | None = None) -> None:
-        self._db = db
-        # Told each call key once its entry is committed, just before the tool starts.
-        self._on_begin = on_begin
-
-    async def approval_for(self, call_key: str) -> Recorded | None:
-        row = await self._db.fetchone(
-            "SELECT id, policy FROM approvals WHERE interrupt_id = ?", (call_key,)
-        )
-        if row is None:
-            return None
-        return Recorded.under(str(row["id"]), PolicySnapshot.model_validate_json(row["policy"]))
-
-    async def begin(
-        self, key: str, thread_id: str, tool_call_id: str, name: str, args: dict[str, Any]
-    ) -> JournalEntry | None:
-        # The one durable commit before a gated tool starts: a power loss after it cannot
-        # make the call look never started, so it is never run twice.
-        inserted = await self._db.execute_durable(
-            "INSERT INTO executions (call_key, thread_id, tool_call_id, tool, args, status,"
-            " started_at) VALUES (?,?,?,?,?,'started',?) ON CONFLICT (call_key) DO NOTHING",
-            (key, thread_id, tool_call_id, name, json.dumps(args, default=str), time.time()),
-        )
-        if self._on_begin is not None:
-            self._on_begin(key)
-        if inserted == 1:
-            return None
-        row = await self._db.fetchone(
-            "SELECT status, result, result_status FROM executions WHERE call_key = ?", (key,)
-        )
-        assert row is not None
-        return JournalEntry(row["status"], row["result"], row["result_status"])
-
-    async def finish(self, key: str, result: str, status: str) -> None:
-        await self._db.execute(
-            "UPDATE executions SET status = 'finished', result = ?, result_status = ?,"
-            " finished_at = ? WHERE call_key = ?",
-            (result, status, time.time(), key),
-        )

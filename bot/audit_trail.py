@@ -1,0 +1,77 @@
+"""Writing the audit trail: one record per decision, execution and notice, in the caller's
+transaction where it must commit with what it records."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot import audit
+from bot.db import Database, Row, Statements
+
+if TYPE_CHECKING:
+    from bot.store import Approval
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit trail. `args` are the arguments that ran, where they differ
+    from the approval's."""
+
+    event: str
+    approval: Approval | None = None
+    actor: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    conversation: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+
+
+class AuditTrail:
+    """The audit part of `bot.store.Store`."""
+
+    db: Database
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        approval: Approval | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+        conversation: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        await audit_in(
+            self.db, AuditEntry(event, approval, actor, reason, detail, conversation, tool)
+        )
+
+    async def audit_log(
+        self, *, since: float | None = None, tool: str | None = None, user: str | None = None
+    ) -> list[Row]:
+        return await audit.read(self.db, since=since, tool=tool, actor=user, as_written=True)
+
+
+async def audit_in(where: Statements, entry: AuditEntry) -> None:
+    """An audit record in the caller's transaction."""
+    approval = entry.approval
+    args = entry.args if entry.args is not None else approval.args if approval else None
+    await where.execute(
+        "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
+        " detail) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            time.time(),
+            entry.event,
+            approval.id if approval else None,
+            approval.conversation if approval else entry.conversation,
+            approval.tool if approval else entry.tool,
+            json.dumps(args, default=str) if args is not None else None,
+            entry.actor,
+            entry.reason,
+            entry.detail,
+        ),
+    )
