@@ -9,7 +9,8 @@ import time
 import uuid
 from typing import Any
 
-from bot.sandbox.state import TEAM_DOMAIN, Button, Message, View, Workspace, random_id
+from bot.sandbox.records import TEAM_DOMAIN, Button, Message, View, random_id
+from bot.sandbox.state import Workspace
 
 VERIFICATION_TOKEN = "sandbox-verification-token"  # Slack's deprecated per-app token
 

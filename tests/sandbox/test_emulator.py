@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.sandbox import delivery as delivery_module
-from bot.sandbox import webapi
+from bot.sandbox import views
 from bot.sandbox.emulator import SlackEmulator
 from tests.support.socket_mode import socket_mode
 
@@ -432,7 +432,7 @@ async def test_trigger_ids(
     assert slack.views[-1].view["title"]["text"] == "Renamed"
     assert await error_of(client.views_update(view_id="V0NOPE", view=view)) == "not_found"
 
-    monkeypatch.setattr(webapi, "TRIGGER_LIFETIME", 0.0)  # instead of waiting 3 s
+    monkeypatch.setattr(views, "TRIGGER_LIFETIME", 0.0)  # instead of waiting 3 s
     late = await fresh_trigger()
     assert await error_of(client.views_open(trigger_id=late, view=view)) == "expired_trigger_id"
 

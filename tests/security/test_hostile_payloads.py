@@ -31,7 +31,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 import agent
 import bot
 from bot.sandbox import payloads
-from bot.sandbox.state import DeliveryKind
+from bot.sandbox.records import DeliveryKind
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.security.support import deny_values, edit_values, open_view
