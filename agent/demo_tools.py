@@ -212,36 +212,30 @@ class DemoInventory:
 
     @staticmethod
     async def _cluster(db: aiosqlite.Connection, cluster_id: str) -> Cluster:
-        cursor = await db.execute(
-            "SELECT id, name, region, replicas, status FROM clusters WHERE id = ?", (cluster_id,)
-        )
-        row = await cursor.fetchone()
-        if row is None:
-            known = await _ids(db, "SELECT id FROM clusters ORDER BY id")
-            raise ToolException(f"Unknown cluster {cluster_id!r}. Known clusters: {known}.")
-        return Cluster(*row)
+        columns = "id, name, region, replicas, status"
+        return Cluster(*await _row(db, "clusters", columns, "id", cluster_id, "cluster"))
 
     @staticmethod
     async def _instance(db: aiosqlite.Connection, instance_id: str) -> Instance:
-        cursor = await db.execute(
-            "SELECT id, cluster_id, state FROM instances WHERE id = ?", (instance_id,)
-        )
-        row = await cursor.fetchone()
-        if row is None:
-            known = await _ids(db, "SELECT id FROM instances ORDER BY id")
-            raise ToolException(f"Unknown instance {instance_id!r}. Known instances: {known}.")
-        return Instance(*row)
+        columns = "id, cluster_id, state"
+        return Instance(*await _row(db, "instances", columns, "id", instance_id, "instance"))
 
     @staticmethod
     async def _table(db: aiosqlite.Connection, table: str) -> Table:
-        cursor = await db.execute(
-            "SELECT name, row_count, state FROM db_tables WHERE name = ?", (table,)
-        )
-        row = await cursor.fetchone()
-        if row is None:
-            known = await _ids(db, "SELECT name FROM db_tables ORDER BY name")
-            raise ToolException(f"Unknown table {table!r}. Known tables: {known}.")
-        return Table(*row)
+        return Table(*await _row(db, "db_tables", "name, row_count, state", "name", table, "table"))
+
+
+async def _row(
+    db: aiosqlite.Connection, table: str, columns: str, key: str, value: str, kind: str
+) -> aiosqlite.Row:
+    """The row of `table` whose `key` is `value`; an unknown value is an error that lists the
+    known ones. `table`, `columns` and `key` are this module's constants, never input."""
+    cursor = await db.execute(f"SELECT {columns} FROM {table} WHERE {key} = ?", (value,))
+    row = await cursor.fetchone()
+    if row is None:
+        known = await _ids(db, f"SELECT {key} FROM {table} ORDER BY {key}")
+        raise ToolException(f"Unknown {kind} {value!r}. Known {kind}s: {known}.")
+    return row
 
 
 @asynccontextmanager

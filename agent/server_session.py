@@ -19,7 +19,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import APIStatusError, NotFoundError
 from pydantic import ValidationError
 
-from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls, resume_payload
+from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls
 from agent.session import (
     Decision,
     Event,
@@ -27,6 +27,7 @@ from agent.session import (
     Reply,
     ToolOutcome,
     _text,
+    pending_and_answers,
     with_call_key,
 )
 
@@ -127,10 +128,7 @@ class ServerSession:
     async def resume(
         self, thread_id: str, decisions: Mapping[str, Decision], on_event: OnEvent
     ) -> list[PendingCall]:
-        if not decisions:
-            raise ValueError("resume needs at least one decision keyed by interrupt id")
-        pending = await self.pending(thread_id)
-        answers = resume_payload(decisions, pending)
+        pending, answers = await pending_and_answers(self.pending, thread_id, decisions)
         if not answers:
             return pending
         payload = {"command": {"resume": answers}}

@@ -95,10 +95,7 @@ class AgentSession:
         """Answer pending calls by their key (`PendingCall.interrupt_id`); an un-keyed resume
         would answer whatever is pending now, which is never what a click on an older card
         meant. A batched request waits until all its calls are decided."""
-        if not decisions:
-            raise ValueError("resume needs at least one decision keyed by interrupt id")
-        pending = await self.pending(thread_id)
-        answers = resume_payload(decisions, pending)
+        pending, answers = await pending_and_answers(self.pending, thread_id, decisions)
         if not answers:
             return pending
         return await self._drive(thread_id, Command(resume=answers), on_event, call_keys(pending))
@@ -173,3 +170,16 @@ def _text(content: object) -> str:
             if isinstance(part, str | dict)
         )
     return str(content)
+
+
+async def pending_and_answers(
+    pending: Callable[[str], Awaitable[list[PendingCall]]],
+    thread_id: str,
+    decisions: Mapping[str, Decision],
+) -> tuple[list[PendingCall], dict[str, Any]]:
+    """What is pending on the thread, and the resume answers `decisions` give it (empty
+    while a batched request still waits for some of its calls)."""
+    if not decisions:
+        raise ValueError("resume needs at least one decision keyed by interrupt id")
+    calls = await pending(thread_id)
+    return calls, resume_payload(decisions, calls)

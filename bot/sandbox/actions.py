@@ -3,11 +3,13 @@ submit or close a modal), each delivered to the app as Slack delivers it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 from bot.sandbox import payloads
+from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
 from bot.sandbox.records import (
     ApiError,
     Delivery,
@@ -24,13 +26,16 @@ from bot.sandbox.webapi import WebApi
 
 
 class UserActions(ABC):
-    """The emulator's user actions; SlackEmulator supplies the workspace, the Web API and the
-    delivery they go through."""
+    """The emulator's user actions and the delivery they go through; SlackEmulator supplies the
+    workspace, the Web API and the transports."""
 
     _ws: Workspace
     _api: WebApi
+    _socket: SocketModeServer
+    _http: HttpDelivery
     _use_http: bool
     commands: frozenset[str]
+    ack_timeout: float
 
     @property
     @abstractmethod
@@ -39,7 +44,6 @@ class UserActions(ABC):
     @abstractmethod
     def message(self, channel: str, ts: str) -> Message: ...
 
-    @abstractmethod
     async def deliver(
         self,
         kind: DeliveryKind,
@@ -47,7 +51,30 @@ class UserActions(ABC):
         *,
         retry_num: int = 0,
         retry_reason: str = "",
-    ) -> Delivery: ...
+    ) -> Delivery:
+        transport = self._http if self._use_http else self._socket
+        if not self._use_http:
+            await self._socket.ready()  # outside the ack deadline: waiting for a client is setup
+        delivery = Delivery(
+            kind=kind,
+            payload=payload,
+            retry_num=retry_num,
+            retry_reason=retry_reason,
+            transport="http" if self._use_http else "socket_mode",
+            at=time.time(),
+        )
+        try:
+            async with asyncio.timeout(self.ack_timeout):
+                delivery.ack = await transport.send(
+                    kind, payload, retry_num=retry_num, retry_reason=retry_reason
+                )
+        except TimeoutError:
+            delivery.error = f"no ack within {self.ack_timeout} s"
+        except NoAck as e:
+            delivery.error = str(e)
+        self._ws.deliveries.append(delivery)
+        self._ws.touch()
+        return delivery
 
     def _member(self, user: str, channel: str) -> None:
         self._ws.user_name(user)

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from aiohttp import web
 
 from bot.sandbox.actions import UserActions
-from bot.sandbox.delivery import HttpDelivery, NoAck, SocketModeServer
+from bot.sandbox.delivery import HttpDelivery, SocketModeServer
 from bot.sandbox.faults import Fault, FaultKind
 from bot.sandbox.records import (
     Ack,
     ApiCall,
     Button,
     Delivery,
-    DeliveryKind,
     Ephemeral,
     Message,
     View,
@@ -275,37 +273,3 @@ class SlackEmulator(UserActions):
             f"wait_for({name}) was still false after {timeout} s; "
             f"last API calls: {calls or 'none'}; last deliveries: {deliveries or 'none'}"
         )
-
-    # --- deliveries ---
-
-    async def deliver(
-        self,
-        kind: DeliveryKind,
-        payload: dict[str, Any],
-        *,
-        retry_num: int = 0,
-        retry_reason: str = "",
-    ) -> Delivery:
-        transport = self._http if self._use_http else self._socket
-        if not self._use_http:
-            await self._socket.ready()  # outside the ack deadline: waiting for a client is setup
-        delivery = Delivery(
-            kind=kind,
-            payload=payload,
-            retry_num=retry_num,
-            retry_reason=retry_reason,
-            transport="http" if self._use_http else "socket_mode",
-            at=time.time(),
-        )
-        try:
-            async with asyncio.timeout(self.ack_timeout):
-                delivery.ack = await transport.send(
-                    kind, payload, retry_num=retry_num, retry_reason=retry_reason
-                )
-        except TimeoutError:
-            delivery.error = f"no ack within {self.ack_timeout} s"
-        except NoAck as e:
-            delivery.error = str(e)
-        self._ws.deliveries.append(delivery)
-        self._ws.touch()
-        return delivery
