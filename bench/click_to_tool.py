@@ -19,24 +19,18 @@ from bench.common import (
     APPROVER,
     BotProcess,
     Card,
-    Row,
-    Snapshot,
-    Tally,
     ask_many,
     bench_main,
     cards_of,
     cluster_ids,
     emulator,
     enter_all,
-    failures,
     graph_process,
-    latency_rows,
-    ms,
-    percentile,
     sqlite_url,
     under_test,
     workdir,
 )
+from bench.results import Row, Snapshot, Tally, failures, latency_rows, ms, percentile
 from bot import blocks
 from bot.sandbox.emulator import SlackEmulator
 
