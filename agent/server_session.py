@@ -20,7 +20,7 @@ from langgraph_sdk.errors import APIStatusError, NotFoundError
 from pydantic import ValidationError
 
 from agent.gate import Recorded
-from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls, resume_payload
+from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls
 from agent.session import (
     Decision,
     Event,
@@ -28,6 +28,7 @@ from agent.session import (
     Reply,
     ToolOutcome,
     _text,
+    pending_and_answers,
     with_call_key,
 )
 
@@ -133,10 +134,7 @@ class ServerSession:
         records: Mapping[str, Recorded] | None = None,
     ) -> list[PendingCall]:
         # `records` is for a gate in this process; a graph on a server reads its own.
-        if not decisions:
-            raise ValueError("resume needs at least one decision keyed by interrupt id")
-        pending = await self.pending(thread_id)
-        answers = resume_payload(decisions, pending)
+        pending, answers = await pending_and_answers(self.pending, thread_id, decisions)
         if not answers:
             return pending
         payload = {"command": {"resume": answers}}

@@ -109,9 +109,9 @@ class AgentSession:
         meant. A batched request waits until all its calls are decided. `records`: the
         approval records of the calls answered, if the caller has them at hand (see
         `GateContext`)."""
-        if not decisions:
-            raise ValueError("resume needs at least one decision keyed by interrupt id")
         if self._call_keys is None:
+            if not decisions:
+                raise ValueError("resume needs at least one decision keyed by interrupt id")
             # The built-in agent asks per call, keyed by interrupt id, and its gate puts each
             # call's key on its result, so its state need not be read first: LangGraph checks
             # the answers as it loads the thread (strict resume).
@@ -119,8 +119,7 @@ class AgentSession:
             keys = None
             context = GateContext(records or {})
         else:
-            pending = await self.pending(thread_id)
-            answers = resume_payload(decisions, pending)
+            pending, answers = await pending_and_answers(self.pending, thread_id, decisions)
             if not answers:
                 return pending
             keys = call_keys(pending)
@@ -207,3 +206,16 @@ def _text(content: object) -> str:
             if isinstance(part, str | dict)
         )
     return str(content)
+
+
+async def pending_and_answers(
+    pending: Callable[[str], Awaitable[list[PendingCall]]],
+    thread_id: str,
+    decisions: Mapping[str, Decision],
+) -> tuple[list[PendingCall], dict[str, Any]]:
+    """What is pending on the thread, and the resume answers `decisions` give it (empty
+    while a batched request still waits for some of its calls)."""
+    if not decisions:
+        raise ValueError("resume needs at least one decision keyed by interrupt id")
+    calls = await pending(thread_id)
+    return calls, resume_payload(decisions, calls)

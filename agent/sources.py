@@ -7,7 +7,6 @@ LangGraph Server (`LANGGRAPH_URL`, `agent.server_session.ServerSession`).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from langgraph.pregel import Pregel
 from agent.gate import Recorded
 from agent.journal import JOURNAL_MARK
 from agent.session import Decision, OnEvent, PendingCall
+from agent.specs import import_attribute
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +65,7 @@ async def load_graph(spec: str, checkpointer: BaseCheckpointSaver[Any]) -> Prege
     """Resolve `package.module:attr` to a compiled graph: the attribute itself, or what it
     returns (sync or async) when called with the bot's checkpointer. A graph compiled without
     a checkpointer gets the bot's: approvals wait in it across restarts."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise GraphLoadError(f"APPROVALS_GRAPH={spec!r} must look like 'package.module:attribute'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GraphLoadError(
-            f"APPROVALS_GRAPH={spec!r}: cannot import {module_name}: {exc}"
-        ) from exc
-    try:
-        target: Any = module
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except AttributeError:
-        raise GraphLoadError(f"APPROVALS_GRAPH={spec!r}: {module_name} has no {attr!r}") from None
+    target = import_attribute("APPROVALS_GRAPH", spec, GraphLoadError)
     if not isinstance(target, Pregel) and callable(target):
         target = target(checkpointer)
         if inspect.isawaitable(target):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterable
-from typing import Any
 
 from langchain_core.tools import BaseTool, tool
+
+from agent.specs import import_attribute
 
 
 class ToolLoadError(ValueError):
@@ -21,21 +21,7 @@ async def load_tools(spec: str) -> list[BaseTool]:
     become tools from their signature and docstring), or a callable — sync or async —
     returning such a list.
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ToolLoadError(f"APPROVALS_TOOLS={spec!r} must look like 'package.module:attribute'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ToolLoadError(
-            f"APPROVALS_TOOLS={spec!r}: cannot import {module_name}: {exc}"
-        ) from exc
-    try:
-        target: Any = module
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except AttributeError:
-        raise ToolLoadError(f"APPROVALS_TOOLS={spec!r}: {module_name} has no {attr!r}") from None
+    target = import_attribute("APPROVALS_TOOLS", spec, ToolLoadError)
     if callable(target) and not isinstance(target, BaseTool):
         target = target()
         if inspect.isawaitable(target):

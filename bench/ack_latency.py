@@ -21,9 +21,6 @@ from pathlib import Path
 
 from bench.common import (
     BotProcess,
-    Row,
-    Snapshot,
-    Tally,
     ask_many,
     bench_main,
     cards_of,
@@ -31,13 +28,12 @@ from bench.common import (
     cluster_ids,
     emulator,
     enter_all,
-    failures,
-    latency_rows,
     post_bare_cards,
     sqlite_url,
     under_test,
     workdir,
 )
+from bench.results import Row, Snapshot, Tally, failures, latency_rows
 from bot.sandbox.emulator import SlackEmulator
 
 TARGET = "p99 ≤ 1.3x bare, ≪ 3 s"

@@ -29,19 +29,16 @@ from statistics import median
 from bench.click_to_tool import Clicks, click_to_tool
 from bench.common import (
     BotProcess,
-    Row,
-    Snapshot,
     ask_many,
     bench_main,
     cluster_ids,
     emulator,
     enter_all,
-    failures,
-    latency_rows,
     sqlite_url,
     under_test,
     workdir,
 )
+from bench.results import Row, Snapshot, failures, latency_rows
 from bot.sandbox.emulator import SlackEmulator
 
 MB = 1024 * 1024

@@ -17,15 +17,8 @@ import time
 from dataclasses import dataclass
 
 from bench import ack_latency, click_to_tool, pending_scale, throughput
-from bench.common import (
-    Row,
-    fsync_latency,
-    machine,
-    notes,
-    quiet_logs,
-    table,
-    workdir,
-)
+from bench.common import quiet_logs, workdir
+from bench.results import Row, fsync_latency, machine, notes, table
 from tests.support.process import REPO as ROOT
 
 

@@ -26,8 +26,6 @@ from pathlib import Path
 
 from bench.common import (
     BotProcess,
-    Row,
-    Snapshot,
     StartError,
     ask_many,
     bench_main,
@@ -36,12 +34,12 @@ from bench.common import (
     cluster_ids,
     emulator,
     enter_all,
-    failures,
     graph_process,
     sqlite_url,
     under_test,
     workdir,
 )
+from bench.results import Row, Snapshot, failures
 from bot.connections import is_postgres
 from bot.sandbox.emulator import SlackEmulator
 

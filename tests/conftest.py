@@ -90,6 +90,23 @@ class Harness:
         thread = await self.ask("scale down cl-001 to 1 and delete cluster cl-002")
         return thread, await self.wait_cards("C0OPS", thread, count=2)
 
+    async def ask_call(
+        self, text: str, tool: str, args: dict[str, Any], answer: str, channel: str = "C0OPS"
+    ) -> tuple[str, Message]:
+        """`/ask` for which the model makes one gated call, then says `answer`; returns the
+        thread and its card."""
+        self.model.script(reply_tool_calls((tool, args)), reply_text(answer))
+        thread = await self.ask(text, channel=channel)
+        [card] = await self.wait_cards(channel, thread)
+        return thread, card
+
+    async def approve_and_wait(self, thread: str, card: Message, answer: str) -> None:
+        """The on-call approver approves `card`; returns once the bot said `answer` in the
+        thread and its background work is done."""
+        await self.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
+        await self.wait_text("C0OPS", thread, answer)
+        await self.idle()
+
     def with_button(self, channel: str, thread_ts: str, action_id: str) -> list[Message]:
         return [
             m

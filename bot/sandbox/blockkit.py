@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.sandbox.state import ApiError, find_buttons, interactive_elements, random_id
+from bot.sandbox.records import ApiError, find_buttons, interactive_elements, random_id
 
 # Slack's Block Kit limits, from slack-sdk's models where they carry them; exceeding them is
 # the kind of bug (a long argument dump in a section) that only shows up in production if the

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.state import Ack, DeliveryKind
+from bot.sandbox.records import Ack, DeliveryKind
 
 CLIENT_WAIT = 5.0  # how long a delivery waits for a Socket Mode client to (re)connect
 CLOSE_TIMEOUT = 2.0

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.emulator import SlackEmulator
-from bot.sandbox.state import BOT_NAME, Message
+from bot.sandbox.records import BOT_NAME, Message
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

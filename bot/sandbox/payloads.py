@@ -9,7 +9,8 @@ import time
 import uuid
 from typing import Any
 
-from bot.sandbox.state import TEAM_DOMAIN, Button, Message, View, Workspace, random_id
+from bot.sandbox.records import TEAM_DOMAIN, Button, Message, View, random_id
+from bot.sandbox.state import Workspace
 
 VERIFICATION_TOKEN = "sandbox-verification-token"  # Slack's deprecated per-app token
 
@@ -132,28 +133,23 @@ def block_actions(
     response_url: str,
     trigger_id: str,
 ) -> dict[str, Any]:
-    action = _button_action(button)
-    return {
-        "type": "block_actions",
-        "user": _user(ws, user),
-        "api_app_id": ws.app_id,
-        "token": VERIFICATION_TOKEN,
-        "container": {
-            "type": "message",
-            "message_ts": message.ts,
-            "channel_id": message.channel,
-            "is_ephemeral": False,
-        },
-        "trigger_id": trigger_id,
-        "team": _team(ws),
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": message.channel, "name": ws.channel(message.channel).name},
-        "message": ws.message_json(message),
-        "state": {"values": {}},
-        "response_url": response_url,
-        "actions": [action],
+    container = {
+        "type": "message",
+        "message_ts": message.ts,
+        "channel_id": message.channel,
+        "is_ephemeral": False,
     }
+    return _block_actions(
+        ws,
+        user,
+        button,
+        trigger_id,
+        container,
+        channel={"id": message.channel, "name": ws.channel(message.channel).name},
+        message=ws.message_json(message),
+        state={"values": {}},
+        response_url=response_url,
+    )
 
 
 def app_home_opened(ws: Workspace, *, user: str, channel: str) -> dict[str, Any]:
@@ -177,19 +173,31 @@ def home_block_actions(
     """A button clicked on the Home tab: the container is the view, and there is no channel,
     message or response_url."""
     view = ws.homes[user]
-    action = _button_action(button)
+    container = {"type": "view", "view_id": view["id"]}
+    return _block_actions(ws, user, button, trigger_id, container, view=copy.deepcopy(view))
+
+
+def _block_actions(
+    ws: Workspace,
+    user: str,
+    button: Button,
+    trigger_id: str,
+    container: dict[str, Any],
+    **where: Any,
+) -> dict[str, Any]:
+    """A block_actions payload; `where` is what the container adds (its channel, message…)."""
     return {
         "type": "block_actions",
         "user": _user(ws, user),
         "api_app_id": ws.app_id,
         "token": VERIFICATION_TOKEN,
-        "container": {"type": "view", "view_id": view["id"]},
+        "container": container,
         "trigger_id": trigger_id,
         "team": _team(ws),
         "enterprise": None,
         "is_enterprise_install": False,
-        "view": copy.deepcopy(view),
-        "actions": [action],
+        **where,
+        "actions": [_button_action(button)],
     }
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from bot.sandbox import endpoints
 from bot.sandbox.emulator import SlackEmulator
 from bot.sandbox.endpoints import endpoint, field, optional_field
-from bot.sandbox.state import BOT_NAME, Message, View
+from bot.sandbox.records import BOT_NAME, Message, View
 
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open

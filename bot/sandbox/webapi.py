@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,13 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.blockkit import (
-    MAX_VIEW_BLOCKS,
-    MAX_VIEW_TITLE,
     decode_json_param,
     normalize_blocks,
 )
+from bot.sandbox.directory import Directory, channel_param
 from bot.sandbox.faults import Faults
-from bot.sandbox.state import (
+from bot.sandbox.records import (
     BOT_ID,
     BOT_NAME,
     TEAM_DOMAIN,
@@ -27,15 +25,13 @@ from bot.sandbox.state import (
     Channel,
     Ephemeral,
     ResponseTarget,
-    View,
-    Workspace,
     dm_channel_id,
-    random_id,
 )
+from bot.sandbox.state import Workspace
+from bot.sandbox.views import Views
 
 Params = dict[str, Any]
 
-TRIGGER_LIFETIME = 3.0  # seconds, Slack's documented trigger_id expiry
 JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
@@ -56,7 +52,8 @@ class WebApi:
         self._app_token = app_token
         self._issue_socket_url = issue_socket_url
         self.faults = Faults(workspace)
-        self._used_triggers: set[str] = set()
+        self.views = Views(workspace)
+        directory = Directory(workspace)
         self._handlers: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "apps.connections.open": self._apps_connections_open,
@@ -64,17 +61,17 @@ class WebApi:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
-            "views.open": self._views_open,
-            "views.update": self._views_update,
+            "views.open": self.views.open,
+            "views.update": self.views.update,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
-            "users.info": self._users_info,
-            "users.list": self._users_list,
-            "usergroups.users.list": self._usergroups_users_list,
-            "conversations.info": self._conversations_info,
-            "conversations.open": self._conversations_open,
-            "conversations.members": self._conversations_members,
-            "views.publish": self._views_publish,
+            "users.info": directory.users_info,
+            "users.list": directory.users_list,
+            "usergroups.users.list": directory.usergroups_users_list,
+            "conversations.info": directory.conversations_info,
+            "conversations.open": directory.conversations_open,
+            "conversations.members": directory.conversations_members,
+            "views.publish": self.views.publish,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
 
@@ -193,10 +190,7 @@ class WebApi:
     # --- parameter helpers ---
 
     def _channel(self, params: Params, name: str = "channel") -> Channel:
-        found = self._ws.channels.get(str(params.get(name) or ""))
-        if found is None:
-            raise ApiError("channel_not_found")
-        return found
+        return channel_param(self._ws, params, name)
 
     def _message_params(self, params: Params) -> tuple[str, list[dict[str, Any]]]:
         blocks = normalize_blocks(params.get("blocks"))
@@ -262,86 +256,6 @@ class WebApi:
         thread_ts = params.get("thread_ts") or None
         return {"message_ts": self._add_ephemeral(channel.id, user, text, blocks, thread_ts)}
 
-    def _views_open(self, params: Params) -> dict[str, Any]:
-        trigger_id = str(params.get("trigger_id") or params.get("interactivity_pointer") or "")
-        issued = self._ws.triggers.get(trigger_id)
-        if issued is None:
-            raise ApiError("invalid_trigger_id")
-        if trigger_id in self._used_triggers:
-            raise ApiError("exchanged_trigger_id")
-        user, created = issued
-        if time.monotonic() - created > TRIGGER_LIFETIME:
-            raise ApiError("expired_trigger_id")
-        view_id = "V" + random_id(10)
-        view = self.view_json(view_id, view_id, params.get("view"))
-        self._used_triggers.add(trigger_id)
-        self._ws.views.append(View(view_id, user, trigger_id, view))
-        self._ws.touch()
-        return {"view": view}
-
-    def _views_update(self, params: Params) -> dict[str, Any]:
-        view_id, external_id = params.get("view_id"), params.get("external_id")
-        for record in self._ws.views:
-            if record.is_open and (
-                record.id == view_id or (external_id and record.view["external_id"] == external_id)
-            ):
-                break
-        else:
-            raise ApiError("not_found")
-        if params.get("hash") and params["hash"] != record.view["hash"]:
-            raise ApiError("hash_conflict")
-        record.view = self.view_json(record.id, record.view["root_view_id"], params.get("view"))
-        self._ws.touch()
-        return {"view": record.view}
-
-    def view_json(self, view_id: str, root_id: str, raw: Any) -> dict[str, Any]:
-        view = decode_json_param(raw)
-        if not isinstance(view, dict) or view.get("type") != "modal":
-            raise ApiError(
-                "invalid_arguments",
-                response_metadata={"messages": ["[ERROR] view.type must be modal"]},
-            )
-        problems: list[str] = []
-        title = view.get("title")
-        if not isinstance(title, dict) or not 0 < len(str(title.get("text", ""))) <= MAX_VIEW_TITLE:
-            problems.append(
-                f"[ERROR] title must be 1-{MAX_VIEW_TITLE} characters "
-                "[json-pointer:/view/title/text]"
-            )
-        try:
-            blocks = normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS)
-        except ApiError as e:
-            problems.extend(e.extra["response_metadata"]["messages"])
-            blocks = []
-        if any(b["type"] == "input" for b in blocks) and not view.get("submit"):
-            problems.append(
-                "[ERROR] submit is required when an input block is within the blocks "
-                "[json-pointer:/view/submit]"
-            )
-        if problems:
-            raise ApiError("invalid_arguments", response_metadata={"messages": problems})
-        return {
-            "id": view_id,
-            "team_id": self._ws.team_id,
-            "type": "modal",
-            "blocks": blocks,
-            "private_metadata": str(view.get("private_metadata") or ""),
-            "callback_id": str(view.get("callback_id") or ""),
-            "state": {"values": {}},
-            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
-            "title": title,
-            "close": view.get("close"),
-            "submit": view.get("submit"),
-            "clear_on_close": bool(view.get("clear_on_close")),
-            "notify_on_close": bool(view.get("notify_on_close")),
-            "previous_view_id": None,
-            "root_view_id": root_id,
-            "app_id": self._ws.app_id,
-            "external_id": str(view.get("external_id") or ""),
-            "app_installed_team_id": self._ws.team_id,
-            "bot_id": BOT_ID,
-        }
-
     def _reaction_target(self, params: Params) -> tuple[list[str], str]:
         channel = self._channel(params)
         if self._ws.find_message(channel.id, str(params.get("timestamp") or "")) is None:
@@ -367,48 +281,6 @@ class WebApi:
         self._ws.touch()
         return {}
 
-    def _users_info(self, params: Params) -> dict[str, Any]:
-        user = str(params.get("user") or "")
-        if user not in self._ws.users and user != self._ws.bot_user_id:
-            raise ApiError("user_not_found")
-        return {"user": self._ws.user_json(user)}
-
-    def _users_list(self, params: Params) -> dict[str, Any]:
-        # One page holds the whole (small) workspace: no next_cursor, as Slack ends a listing.
-        members = [self._ws.user_json(u) for u in [*self._ws.users, self._ws.bot_user_id]]
-        return {"members": members, "response_metadata": {"next_cursor": ""}}
-
-    def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
-        members = self._ws.usergroups.get(str(params.get("usergroup") or ""))
-        if members is None:
-            raise ApiError("no_such_subteam")
-        return {"users": list(members)}
-
-    def _conversations_info(self, params: Params) -> dict[str, Any]:
-        return {"channel": self._ws.channel_json(self._channel(params))}
-
-    def _conversations_open(self, params: Params) -> dict[str, Any]:
-        users = [u for u in str(params.get("users") or "").split(",") if u]
-        if not users:
-            raise ApiError("users_list_not_supplied")
-        if len(users) > 1:
-            raise ApiError("not_supported", detail="the emulator opens one-person DMs only")
-        if users[0] not in self._ws.users:
-            raise ApiError("user_not_found")
-        return {"channel": {"id": dm_channel_id(users[0])}}
-
-    def _conversations_members(self, params: Params) -> dict[str, Any]:
-        members = self._ws.members(self._channel(params))
-        # Paged like Slack: `limit` per page, the next page's offset as the cursor.
-        limit = int(params.get("limit") or 100)
-        start = int(params.get("cursor") or 0)
-        page = members[start : start + limit]
-        after = start + limit
-        return {
-            "members": page,
-            "response_metadata": {"next_cursor": str(after) if after < len(members) else ""},
-        }
-
     def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
         message = self._ws.find_message(channel.id, str(params.get("message_ts") or ""))
@@ -419,36 +291,6 @@ class WebApi:
         if message.thread_ts is not None:
             link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
         return {"channel": channel.id, "permalink": link}
-
-    def _views_publish(self, params: Params) -> dict[str, Any]:
-        user = str(params.get("user_id") or "")
-        if user not in self._ws.users:
-            raise ApiError("user_not_found")
-        view = decode_json_param(params.get("view"))
-        if not isinstance(view, dict) or view.get("type") != "home":
-            raise ApiError(
-                "invalid_arguments",
-                response_metadata={"messages": ["[ERROR] view.type must be home"]},
-            )
-        previous = self._ws.homes.get(user)
-        if params.get("hash") and previous is not None and params["hash"] != previous["hash"]:
-            raise ApiError("hash_conflict")
-        published: dict[str, Any] = {
-            "id": previous["id"] if previous else "V" + random_id(10),
-            "team_id": self._ws.team_id,
-            "type": "home",
-            "blocks": normalize_blocks(view.get("blocks"), MAX_VIEW_BLOCKS),
-            "private_metadata": str(view.get("private_metadata") or ""),
-            "callback_id": str(view.get("callback_id") or ""),
-            "state": {"values": {}},
-            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
-            "external_id": str(view.get("external_id") or ""),
-            "app_id": self._ws.app_id,
-            "bot_id": BOT_ID,
-        }
-        self._ws.homes[user] = published
-        self._ws.touch()
-        return {"view": published}
 
     def _assistant_threads_set_status(self, params: Params) -> dict[str, Any]:
         self._channel(params, "channel_id")

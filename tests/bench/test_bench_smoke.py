@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import ack_latency, click_to_tool, pending_scale, profile_paths, run_all, throughput
-from bench.common import Row, table
+from bench.results import Row, table
 
 
 def figures(rows: list[Row]) -> list[Row]:

@@ -31,13 +31,10 @@ def modal_text(view: dict) -> str:
 async def test_a_long_value_shows_its_end_and_all_of_it_on_request(harness: Harness) -> None:
     assert len(SQL) == 2031
     harness.policy_file.write_text("tools:\n  run_sql: {approval: required, confirm: true}\n")
-    harness.model.script(
-        reply_tool_calls(("run_sql", {"statement": SQL, "database": "prod"})),
-        reply_text("done"),
-    )
     async with harness.bot():
-        thread = await harness.ask("clean up orders")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "clean up orders", "run_sql", {"statement": SQL, "database": "prod"}, "done"
+        )
         shown = json.dumps(card.blocks)
         assert "DROP TABLE customers" in shown and "2,031 characters" in shown
         approve = next(b for b in card.blocks if b["type"] == "actions")["elements"][0]
@@ -48,9 +45,7 @@ async def test_a_long_value_shows_its_end_and_all_of_it_on_request(harness: Harn
         view = await show_all(harness, "U0CAROL", card.ts)  # anyone who sees the card
         assert SQL in modal_text(view) and "prod" in modal_text(view)
 
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "done")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "done")
         # Decided, the card still lets anyone read what ran; nothing on it decides.
         decided = harness.slack.message("C0OPS", card.ts)
         assert [b.action_id for b in decided.buttons()] == ["approval_show_args"]
@@ -72,11 +67,8 @@ async def test_every_one_of_many_arguments_is_reachable(harness: Harness) -> Non
 
 
 async def test_a_short_call_needs_no_extra_button(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("ok"),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        _, card = await harness.ask_call(
+            "scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2}, "ok"
+        )
         assert "approval_show_args" not in [b.action_id for b in card.buttons()]

@@ -13,7 +13,6 @@ import aiohttp
 from bot.db import Database
 from bot.settings import Settings
 from tests.conftest import Harness
-from tests.fakes.openai_server import reply_text, reply_tool_calls
 from tests.support.cli import clean_env, cli, sandbox
 from tests.support.process import free_port
 
@@ -42,16 +41,11 @@ async def test_options_are_accepted_after_the_command(tmp_path: Path) -> None:
 async def test_audit_by_user_name_or_id_with_json_arguments(
     harness: Harness, tmp_path: Path
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("done"),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "done")
-        await harness.idle()
+        thread, card = await harness.ask_call(
+            "scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2}, "done"
+        )
+        await harness.approve_and_wait(thread, card, "done")
         env = {
             "DATABASE_URL": harness.settings().database_url,
             "SLACK_BOT_TOKEN": harness.slack.bot_token,

@@ -11,7 +11,6 @@ import pytest
 
 from agent.policy import PolicyError
 from tests.conftest import Harness
-from tests.fakes.openai_server import reply_text, reply_tool_calls
 from tests.support.tools import executions
 
 LONG = "UPDATE t SET v = '" + "y" * 4450 + "' WHERE id = 7"
@@ -38,13 +37,10 @@ async def test_an_untouched_long_value_runs_whole(harness: Harness) -> None:
     harness.policy_file.write_text(
         "tools:\n  run_sql: {approval: required, decisions: [approve, deny, edit]}\n"
     )
-    harness.model.script(
-        reply_tool_calls(("run_sql", {"statement": LONG, "database": "prod"})),
-        reply_text("done"),
-    )
     async with harness.bot():
-        thread = await harness.ask("update row 7")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "update row 7", "run_sql", {"statement": LONG, "database": "prod"}, "done"
+        )
         view = await open_edit(harness, "U0BOB", card.ts)
         assert inputs(view) == ["arg:database"]  # the statement is shown, not offered
         shown = "".join(
@@ -66,13 +62,10 @@ async def test_editable_limits_what_changes_and_the_schema_refuses_in_the_modal(
         "tools:\n  scale_down: {approval: required, decisions: [approve, deny, edit],"
         " editable: [replicas]}\n"
     )
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("done"),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2}, "done"
+        )
         view = await open_edit(harness, "U0BOB", card.ts)
         assert inputs(view) == ["arg:replicas"]
         assert "not editable (policy)" in json.dumps(view.view["blocks"])

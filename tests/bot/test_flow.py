@@ -30,9 +30,7 @@ async def test_approve_runs_the_tool_once_and_reports(harness: Harness) -> None:
         assert approval_id.startswith("ap_") and buttons["approval_deny"].value == approval_id
         assert "cl-001" in json.dumps(card.blocks) and "<@U0ALICE>" in json.dumps(card.blocks)
 
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "cl-001 now runs 2 replicas.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "cl-001 now runs 2 replicas.")
 
         updated = harness.slack.message("C0OPS", card.ts)
         assert updated.buttons() == []
@@ -49,13 +47,13 @@ async def test_approve_runs_the_tool_once_and_reports(harness: Harness) -> None:
 
 
 async def test_deny_tells_the_model_and_never_runs_the_tool(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-003"})),
-        reply_text("Understood, I left cl-003 alone."),
-    )
     async with harness.bot():
-        thread = await harness.ask("delete cluster cl-003")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "delete cluster cl-003",
+            "delete_cluster",
+            {"cluster_id": "cl-003"},
+            "Understood, I left cl-003 alone.",
+        )
         await harness.deny("U0BOB", "C0OPS", card.ts, "not during the freeze")
         await harness.wait_text("C0OPS", thread, "I left cl-003 alone")
         await harness.idle()
@@ -122,13 +120,10 @@ async def test_follow_up_mention_in_thread_has_memory(harness: Harness) -> None:
 
 
 async def test_twenty_concurrent_clicks_run_the_tool_once(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 0})),
-        reply_text("Done."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-001 to 0")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "scale down cl-001 to 0", "scale_down", {"cluster_id": "cl-001", "replicas": 0}, "Done."
+        )
         clickers = ["U0BOB", "U0DAVE", "U0CAROL", "U0ALICE"]
         await asyncio.gather(
             *(
@@ -149,29 +144,27 @@ async def test_twenty_concurrent_clicks_run_the_tool_once(harness: Harness) -> N
 
 
 async def test_pending_approval_survives_a_restart(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-002", "replicas": 3})),
-        reply_text("cl-002 is at 3."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down cl-002 to 3")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "scale down cl-002 to 3",
+            "scale_down",
+            {"cluster_id": "cl-002", "replicas": 3},
+            "cl-002 is at 3.",
+        )
     # A new process would see only the database: a fresh bot on the same files.
     async with harness.bot():
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "cl-002 is at 3.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "cl-002 is at 3.")
     assert executions("scale_down") == [{"cluster_id": "cl-002", "replicas": 3}]
 
 
 async def test_new_message_while_pending_is_held_and_cancel_withdraws(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-009"})),
-        reply_text("Withdrawn, nothing deleted."),
-    )
     async with harness.bot() as bot:
-        thread = await harness.ask("delete cluster cl-009")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "delete cluster cl-009",
+            "delete_cluster",
+            {"cluster_id": "cl-009"},
+            "Withdrawn, nothing deleted.",
+        )
         mention = f"<@{bot.bot_user_id}>"
         await harness.slack.post_user_message(
             "U0ALICE", "C0OPS", f"{mention} also list clusters", thread_ts=thread
@@ -248,16 +241,14 @@ async def test_model_errors_are_reported_in_the_thread(harness: Harness) -> None
 
 
 async def test_a_failing_tool_is_reported_in_the_thread(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "explode", "replicas": 1})),
-        reply_text("The scale-down failed; nothing else was tried."),
-    )
     async with harness.bot():
-        thread = await harness.ask("scale down explode to 1")
-        [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "The scale-down failed")
-        await harness.idle()
+        thread, card = await harness.ask_call(
+            "scale down explode to 1",
+            "scale_down",
+            {"cluster_id": "explode", "replicas": 1},
+            "The scale-down failed; nothing else was tried.",
+        )
+        await harness.approve_and_wait(thread, card, "The scale-down failed")
         assert any(
             "failed" in t and "cluster explode is on fire" in t
             for t in harness.texts("C0OPS", thread)

@@ -12,7 +12,6 @@ import pytest
 
 from agent.policy import PolicyError
 from tests.conftest import Harness
-from tests.fakes.openai_server import reply_text, reply_tool_calls
 from tests.support.tools import executions
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -36,12 +35,9 @@ def ephemerals_for(harness: Harness, user: str) -> list[str]:
 
 
 async def scale_down_card(harness: Harness, replicas: int = 2) -> tuple[str, str]:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": replicas})),
-        reply_text("All done here."),
-    )
-    thread = await harness.ask(f"scale down cl-001 to {replicas}")
-    [card] = await harness.wait_cards("C0OPS", thread)
+    text = f"scale down cl-001 to {replicas}"
+    args = {"cluster_id": "cl-001", "replicas": replicas}
+    thread, card = await harness.ask_call(text, "scale_down", args, "All done here.")
     return thread, card.ts
 
 

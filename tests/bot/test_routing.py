@@ -15,7 +15,7 @@ from agent.policy import PolicyError
 from bot.reminders import Reminders
 from bot.sandbox import payloads
 from bot.sandbox.emulator import Message
-from bot.sandbox.state import Button, find_buttons
+from bot.sandbox.records import Button, find_buttons
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls

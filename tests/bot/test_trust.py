@@ -39,13 +39,15 @@ def gated(expiry: str = "30m", extra: str = "") -> str:
 
 
 async def scale_down_card(harness: Harness, replicas: int = 2) -> tuple[str, str]:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": replicas})),
-        reply_text("All done here."),
-    )
-    thread = await harness.ask(f"to {replicas} replicas: scale down cl-001")
-    [card] = await harness.wait_cards(CHANNEL, thread)
+    text = f"to {replicas} replicas: scale down cl-001"
+    args = {"cluster_id": "cl-001", "replicas": replicas}
+    thread, card = await harness.ask_call(text, "scale_down", args, "All done here.", CHANNEL)
     return thread, card.ts
+
+
+async def bot_database(harness: Harness) -> Database:
+    """The bot's own SQLite database, opened beside it (or while it is stopped)."""
+    return await Database.open(f"sqlite:///{harness.tmp / 'bot.sqlite3'}")
 
 
 async def audit_events(harness: Harness) -> list[str]:
@@ -110,15 +112,12 @@ async def test_an_edit_the_new_policy_no_longer_offers_still_reaches_the_agent(
 
 
 async def _claim_stopped(harness: Harness, status: str, **details: object) -> None:
-    db = await Database.open(f"sqlite:///{harness.tmp / 'bot.sqlite3'}")
-    try:
+    async with await bot_database(harness) as db:
         store = Store(db)
         rows = await db.fetchall("SELECT id FROM approvals WHERE status = 'pending'")
         [row] = rows
         claimed = await store.claim(row["id"], status, by="U0BOB", **details)  # type: ignore[arg-type]
         assert claimed is not None
-    finally:
-        await db.close()
 
 
 async def test_revoking_an_approver_applies_to_pending_calls_and_loosening_never_backwards(
@@ -337,8 +336,7 @@ async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
         thread, _ = await scale_down_card(harness)
     # As if the process had stopped after LangGraph saved the pause, before the bot recorded
     # the approval: the run is on record, the approval is not.
-    db = await Database.open(f"sqlite:///{harness.tmp / 'bot.sqlite3'}")
-    try:
+    async with await bot_database(harness) as db:
         [row] = await db.fetchall("SELECT conversation, requester FROM approvals")
         await db.execute("DELETE FROM approvals")
         await db.execute("DELETE FROM audit")
@@ -346,14 +344,10 @@ async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
             "INSERT INTO runs (conversation, requester, started_at) VALUES (?, ?, 0)",
             (row["conversation"], row["requester"]),
         )
-    finally:
-        await db.close()
     async with harness.bot() as bot:
         await harness.slack.wait_for(lambda: len(harness.cards(CHANNEL, thread)) == 2)
         card = harness.cards(CHANNEL, thread)[-1]
-        await harness.slack.click("U0BOB", CHANNEL, card.ts, "approval_approve")
-        await harness.wait_text(CHANNEL, thread, "All done here.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "All done here.")
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
         assert [r["event"] for r in await bot.store.audit_log()][:1] == ["requested"]
 
@@ -365,12 +359,9 @@ async def test_an_approval_whose_call_is_gone_from_the_graph_is_closed_not_waite
         thread, card = await scale_down_card(harness)
     # The graph's checkpoints of the thread are gone (pruned by hand, say): nothing waits on
     # the approval any more.
-    db = await Database.open(f"sqlite:///{harness.tmp / 'bot.sqlite3'}")
-    try:
+    async with await bot_database(harness) as db:
         await db.execute("DELETE FROM checkpoints")
         await db.execute("DELETE FROM writes")
-    finally:
-        await db.close()
     harness.model.script(reply_text("Fresh start."))
     async with harness.bot() as bot:
         await harness.slack.post_user_message(

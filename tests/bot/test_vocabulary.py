@@ -18,13 +18,10 @@ async def test_a_denial_is_denied_everywhere(harness: Harness) -> None:
         "tools:\n  list_clusters: {approval: never}\n"
         "  delete_cluster: {approval: required, decisions: [approve, deny]}\n"
     )
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-003"})),
-        reply_text("Left alone."),
-    )
     async with harness.bot() as bot:
-        thread = await harness.ask("delete cluster cl-003")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "delete cluster cl-003", "delete_cluster", {"cluster_id": "cl-003"}, "Left alone."
+        )
         shown = json.dumps(card.blocks)
         assert re.search(r"expires <!date\^\d+\^\{date_short_pretty\} at \{time\}\|", shown)
         await harness.deny("U0BOB", "C0OPS", card.ts, "freeze")

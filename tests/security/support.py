@@ -14,7 +14,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.sandbox import payloads
 from bot.sandbox.delivery import _encode as encode_delivery
 from bot.sandbox.emulator import Message, SlackEmulator, View
-from bot.sandbox.state import DeliveryKind
+from bot.sandbox.records import DeliveryKind
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls

@@ -13,7 +13,6 @@ from typing import Any
 
 from bot.service import RunningBot
 from tests.conftest import Harness
-from tests.fakes.openai_server import reply_text, reply_tool_calls
 from tests.security.support import (
     BOB_ONLY_POLICY,
     approvals,
@@ -31,12 +30,8 @@ ORIGINAL = {"cluster_id": "cl-001", "replicas": 2}
 
 
 async def scale_down_card(harness: Harness, channel: str = "C0OPS") -> tuple[str, str]:
-    harness.model.script(
-        reply_tool_calls(("scale_down", ORIGINAL)),
-        reply_text("All done here."),
-    )
-    thread = await harness.ask("scale down cl-001 to 2", channel=channel)
-    [card] = await harness.wait_cards(channel, thread)
+    text = "scale down cl-001 to 2"
+    thread, card = await harness.ask_call(text, "scale_down", ORIGINAL, "All done here.", channel)
     await harness.idle()  # the card's ts is recorded just after it is posted
     return thread, card.ts
 

@@ -200,9 +200,7 @@ async def test_a_model_claiming_approval_in_slack_gets_a_card(harness: Harness) 
         [row] = await running.store.db.fetchall("SELECT status FROM approvals")
         assert row["status"] == "pending"
 
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "Scaled.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "Scaled.")
         audit = [(r["event"], r["actor"]) for r in await running.store.audit_log()]
         journal = await running.store.db.fetchall("SELECT tool, args FROM executions")
     assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 0}]

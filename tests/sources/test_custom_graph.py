@@ -81,13 +81,13 @@ async def test_a_batched_turn_is_one_card_per_call_and_one_answer(harness: Harne
 
 
 async def test_edit_and_expiry_in_a_batched_graph(harness: Harness) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("All done here."),
-    )
     async with bot_on(harness, "batched_agent"):
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "scale down cl-001 to 2",
+            "scale_down",
+            {"cluster_id": "cl-001", "replicas": 2},
+            "All done here.",
+        )
         await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_edit")
         view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
         [block] = view.view["blocks"]
@@ -99,13 +99,13 @@ async def test_edit_and_expiry_in_a_batched_graph(harness: Harness) -> None:
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 3}]
 
     harness.policy_file.write_text("defaults: {expires_after: 1s}\n")
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-002"})),
-        reply_text("Nothing was deleted."),
-    )
     async with bot_on(harness, "batched_agent"):
-        thread = await harness.ask("delete cluster cl-002")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "delete cluster cl-002",
+            "delete_cluster",
+            {"cluster_id": "cl-002"},
+            "Nothing was deleted.",
+        )
         await harness.wait_text("C0OPS", thread, "Nothing was deleted.")
         await harness.idle()
         assert "Expired" in json.dumps(harness.slack.message("C0OPS", card.ts).blocks)
@@ -145,9 +145,7 @@ async def test_an_interrupt_raised_by_hand_in_the_hitl_shape(harness: Harness) -
         [card] = await harness.wait_cards("C0OPS", thread)
         assert "Delete cl-009 for good" in json.dumps(card.blocks)
         assert {b.action_id for b in card.buttons()} == {"approval_approve", "approval_deny"}
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "cl-009 is gone.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "cl-009 is gone.")
         assert executions("delete_cluster") == [{"cluster_id": "cl-009"}]
         assert "Approved by <@U0BOB>" in json.dumps(harness.slack.message("C0OPS", card.ts).blocks)
 
@@ -189,8 +187,6 @@ async def test_a_tool_in_a_teams_graph_reads_the_audited_approval_id_as_its_key(
     async with bot_on(harness, "keyed_agent") as bot:
         thread = await harness.ask("rotate the api secret")
         [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "Rotated.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "Rotated.")
         [approved] = [r for r in await bot.store.audit_log() if r["event"] == "approved"]
         assert [("rotate_secret", approved["approval_id"])] == keyed_tools.KEYS

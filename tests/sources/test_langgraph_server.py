@@ -15,10 +15,11 @@ from langgraph_sdk.errors import ConflictError
 from agent.server_session import ServerUnusable
 from agent.session import Event, Reply
 from bot.conversation import Conversation
+from bot.sandbox.records import Message
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.fakes.openai_server import Reply as ModelReply
-from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.fakes.openai_server import reply_text
 from tests.support.langgraph_server import LangGraphServer, langgraph_server
 
 pytestmark = pytest.mark.timeout(240)
@@ -40,20 +41,30 @@ async def bot_on(
         yield bot
 
 
+# Alice asks to scale cl-001 down to 2; the graph gates scale_down.
+SCALE_DOWN = ("scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2})
+
+
 def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in body["messages"] if m.get("role") == "tool"]
+
+
+async def edit_as_json(harness: Harness, card: Message, arguments: dict[str, object]) -> str:
+    """Bob submits `arguments` in the card's Edit form (one JSON field, as for a tool that
+    lives on the server); the JSON the form opened with."""
+    await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_edit")
+    view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
+    [block] = view.view["blocks"]
+    value = {"type": "plain_text_input", "value": json.dumps(arguments)}
+    await harness.slack.submit_view("U0BOB", view.id, {block["block_id"]: {"value": value}})
+    return str(block["element"]["initial_value"])
 
 
 async def test_approve_runs_the_call_on_the_server_and_streams_back(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("cl-001 now runs 2 replicas."),
-    )
     async with bot_on(harness, server) as bot:
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(*SCALE_DOWN, "cl-001 now runs 2 replicas.")
         assert server.executions("scale_down") == []
         # The graph allows approve, edit and reject for scale_down: the card offers all three.
         actions = {b.action_id for b in card.buttons()}
@@ -61,9 +72,7 @@ async def test_approve_runs_the_call_on_the_server_and_streams_back(
         [row] = await bot.store.db.fetchall("SELECT * FROM server_threads")
         assert row["conversation"].endswith(thread)
 
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "cl-001 now runs 2 replicas.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "cl-001 now runs 2 replicas.")
         assert server.executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
         assert any("scaled down to 2" in t and "ran" in t for t in harness.texts("C0OPS", thread))
         assert "Approved by <@U0BOB>" in json.dumps(harness.slack.message("C0OPS", card.ts).blocks)
@@ -73,13 +82,13 @@ async def test_approve_runs_the_call_on_the_server_and_streams_back(
 async def test_deny_with_a_reason_reaches_the_model_and_nothing_runs(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(("delete_cluster", {"cluster_id": "cl-003"})),
-        reply_text("Understood, I left cl-003 alone."),
-    )
     async with bot_on(harness, server):
-        thread = await harness.ask("delete cluster cl-003")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(
+            "delete cluster cl-003",
+            "delete_cluster",
+            {"cluster_id": "cl-003"},
+            "Understood, I left cl-003 alone.",
+        )
         # delete_cluster allows approve and reject only: no Edit button.
         assert {b.action_id for b in card.buttons()} == {"approval_approve", "approval_deny"}
         await harness.deny("U0BOB", "C0OPS", card.ts, "not during the freeze")
@@ -94,24 +103,11 @@ async def test_deny_with_a_reason_reaches_the_model_and_nothing_runs(
 async def test_edit_runs_the_edited_call_on_the_server(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("All done here."),
-    )
     async with bot_on(harness, server):
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_edit")
-        view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
+        thread, card = await harness.ask_call(*SCALE_DOWN, "All done here.")
+        shown = await edit_as_json(harness, card, {"cluster_id": "cl-001", "replicas": 3})
         # The tool lives on the server, so the form is the call's arguments as JSON.
-        [block] = view.view["blocks"]
-        assert json.loads(block["element"]["initial_value"]) == {
-            "cluster_id": "cl-001",
-            "replicas": 2,
-        }
-        edited = json.dumps({"cluster_id": "cl-001", "replicas": 3})
-        value = {"type": "plain_text_input", "value": edited}
-        await harness.slack.submit_view("U0BOB", view.id, {block["block_id"]: {"value": value}})
+        assert json.loads(shown) == {"cluster_id": "cl-001", "replicas": 2}
         await harness.wait_text("C0OPS", thread, "All done here.")
         await harness.idle()
         assert server.executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 3}]
@@ -121,13 +117,8 @@ async def test_expiry_answers_the_server_with_a_reject(
     harness: Harness, server: LangGraphServer
 ) -> None:
     harness.policy_file.write_text("defaults: {expires_after: 1s}\n")
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("All done here."),
-    )
     async with bot_on(harness, server):
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(*SCALE_DOWN, "All done here.")
         await harness.wait_text("C0OPS", thread, "All done here.")
         await harness.idle()
         assert "Expired" in json.dumps(harness.slack.message("C0OPS", card.ts).blocks)
@@ -139,16 +130,8 @@ async def test_expiry_answers_the_server_with_a_reject(
 async def test_sibling_calls_are_decided_one_by_one(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Scaled cl-001; cl-002 stays."),
-    )
     async with bot_on(harness, server):
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        cards = await harness.wait_cards("C0OPS", thread, count=2)
+        thread, cards = await harness.ask_two_calls("Scaled cl-001; cl-002 stays.")
         by_tool = {("scale_down" if "scale_down" in c.text else "delete_cluster"): c for c in cards}
         await harness.slack.click("U0BOB", "C0OPS", by_tool["scale_down"].ts, "approval_approve")
         await harness.wait_text("C0OPS", thread, "scaled down to 1")
@@ -167,16 +150,8 @@ async def test_sibling_calls_are_decided_one_by_one(
 async def test_a_batched_request_is_answered_once_every_call_is_decided(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(
-            ("scale_down", {"cluster_id": "cl-001", "replicas": 1}),
-            ("delete_cluster", {"cluster_id": "cl-002"}),
-        ),
-        reply_text("Scaled cl-001; cl-002 stays."),
-    )
     async with bot_on(harness, server, graph="batched") as bot:
-        thread = await harness.ask("scale down cl-001 to 1 and delete cluster cl-002")
-        cards = await harness.wait_cards("C0OPS", thread, count=2)
+        thread, cards = await harness.ask_two_calls("Scaled cl-001; cl-002 stays.")
         by_tool = {("scale_down" if "scale_down" in c.text else "delete_cluster"): c for c in cards}
         keys = sorted(
             r["interrupt_id"]
@@ -202,22 +177,15 @@ async def test_a_batched_request_is_answered_once_every_call_is_decided(
 async def test_a_restart_of_the_bot_or_the_server_loses_no_pending_approval(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("cl-001 now runs 2 replicas."),
-    )
     async with bot_on(harness, server):
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
+        thread, card = await harness.ask_call(*SCALE_DOWN, "cl-001 now runs 2 replicas.")
     await server.restart()
     async with bot_on(harness, server) as bot:
         # Read back from the server's thread state, not from the bot's memory.
         conv = Conversation(bot.team_id, "C0OPS", thread)
         [call] = await bot.runner.session.pending(conv.key)
         assert call.name == "scale_down"
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_approve")
-        await harness.wait_text("C0OPS", thread, "cl-001 now runs 2 replicas.")
-        await harness.idle()
+        await harness.approve_and_wait(thread, card, "cl-001 now runs 2 replicas.")
     assert server.executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
 
 
@@ -258,19 +226,9 @@ async def test_the_api_key_is_sent_when_set(harness: Harness) -> None:
 async def test_an_edit_the_servers_schema_refuses_becomes_a_denial(
     harness: Harness, server: LangGraphServer
 ) -> None:
-    harness.model.script(
-        reply_tool_calls(("scale_down", {"cluster_id": "cl-001", "replicas": 2})),
-        reply_text("All done here."),
-    )
     async with bot_on(harness, server):
-        thread = await harness.ask("scale down cl-001 to 2")
-        [card] = await harness.wait_cards("C0OPS", thread)
-        await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_edit")
-        view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
-        [block] = view.view["blocks"]
-        edited = json.dumps({"cluster_id": "cl-001", "replicas": "three"})
-        value = {"type": "plain_text_input", "value": edited}
-        await harness.slack.submit_view("U0BOB", view.id, {block["block_id"]: {"value": value}})
+        thread, card = await harness.ask_call(*SCALE_DOWN, "All done here.")
+        await edit_as_json(harness, card, {"cluster_id": "cl-001", "replicas": "three"})
         # The thread is not left waiting: the refused edit is told, and the call is not run.
         await harness.wait_text("C0OPS", thread, "edited arguments do not fit")
         await harness.wait_text("C0OPS", thread, "All done here.")

@@ -17,6 +17,10 @@ SLACK = (
     "delivery.py",
     "payloads.py",
     "state.py",
+    "records.py",
+    "actions.py",
+    "views.py",
+    "directory.py",
 )
 ABOVE = {"bot.sandbox.web", "bot.sandbox.endpoints"}
 
