@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.journal import OUTCOME_UNKNOWN
-from agent.session import ToolOutcome
+from agent.session import Decision, ToolOutcome
 from bot import blocks
 from bot.conversation import Conversation
 from bot.outbox import ThreadMessages
@@ -103,3 +103,26 @@ def _edited(approval: Approval, ran: dict[str, Any] | None) -> str:
 def _short(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return blocks.escape(blocks.cut(text, 80)).replace("`", "'")
+
+
+def answer_for(approval: Approval, who: str) -> Decision:
+    """The LangGraph answer for a recorded decision, worded so the model knows who (`who`,
+    the decider's name) and why."""
+    match approval.status:
+        case "approved":
+            return approval.decision or {"type": "approve"}
+        case "rejected":
+            why = f": {approval.reason}" if approval.reason else " (no reason given)"
+            return {"type": "reject", "message": f"denied by {who}{why}"}
+        case "withdrawn":
+            return {
+                "type": "reject",
+                "message": f"the requester ({who}) withdrew the request before anyone "
+                "decided; it was not run",
+            }
+        case _:
+            return {
+                "type": "reject",
+                "message": "nobody decided in time, so the request EXPIRED and the call "
+                "was not run. This is not a denial by any person.",
+            }

@@ -31,7 +31,7 @@ from bot.lease import Leases
 from bot.logcontext import log_context
 from bot.metrics import Metrics
 from bot.outbox import ThreadMessages
-from bot.outcomes import Outcomes
+from bot.outcomes import Outcomes, answer_for
 from bot.store import Approval, AuditEntry, Store
 from bot.tasks import Background, local_lock
 from bot.thread_hold import ThreadHold
@@ -314,26 +314,8 @@ class Runner(ThreadHold):
             await self.cards.post_batch(conv, posted)
 
     async def _decision(self, approval: Approval) -> Decision:
-        """The LangGraph answer for a recorded decision, worded so the model knows who and why."""
         who = await self.directory.name(approval.decided_by) if approval.decided_by else "?"
-        match approval.status:
-            case "approved":
-                return approval.decision or {"type": "approve"}
-            case "rejected":
-                why = f": {approval.reason}" if approval.reason else " (no reason given)"
-                return {"type": "reject", "message": f"denied by {who}{why}"}
-            case "withdrawn":
-                return {
-                    "type": "reject",
-                    "message": f"the requester ({who}) withdrew the request before anyone "
-                    "decided; it was not run",
-                }
-            case _:
-                return {
-                    "type": "reject",
-                    "message": "nobody decided in time, so the request EXPIRED and the call "
-                    "was not run. This is not a denial by any person.",
-                }
+        return answer_for(approval, who)
 
     async def _on_event(self, conv: Conversation, event: Event) -> None:
         if isinstance(event, Reply):
