@@ -119,7 +119,8 @@ class Runner(ThreadHold):
         async with self.lock(conv.key):
             pending = await self.session.pending(conv.key)
             await self.reconcile(conv, pending, requester=user)
-            if is_cancel(text) and (pending or await self.store.for_conversation(conv.key)):
+            # Reconciled: an approval still pending has its call pending in the graph.
+            if pending and is_cancel(text):
                 withdrew = await self._withdraw(conv, user)
             elif not pending:
                 await self._run(
@@ -266,7 +267,8 @@ class Runner(ThreadHold):
         a pending call gets its approval and card, an approval whose call is no longer
         pending is settled, and a decision the graph has consumed is marked handed over."""
         waiting = {p.interrupt_id for p in pending}
-        for approval in await self.store.for_conversation(conv.key):
+        rows = await self.store.for_conversation(conv.key)
+        for approval in rows:
             if approval.interrupt_id not in waiting:
                 dropped = await self.store.claim(approval.id, "dropped", by=None)
                 if dropped is not None:
@@ -274,8 +276,12 @@ class Runner(ThreadHold):
                     self.cards.redraw(dropped)
         decided = await self.store.unresumed(conv.key)
         await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
-        await self._post_approvals(conv, pending, requester)
-        await self.cards.post_unposted(conv)
+        # Calls already on record with a card, or decided, need no approval nor card again.
+        settled = {a.interrupt_id for a in rows if a.message_ts is not None}
+        settled |= {a.interrupt_id for a in decided}
+        await self._post_approvals(
+            conv, [p for p in pending if p.interrupt_id not in settled], requester
+        )
 
     async def _post_approvals(
         self, conv: Conversation, pending: list[PendingCall], requester: str

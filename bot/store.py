@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -118,11 +119,9 @@ class Store(OutboxQueue, AuditTrail):
         )
         if created:
             return Approval.from_row(created[0]), True
-        row = await self.db.fetchone(
-            "SELECT * FROM approvals WHERE interrupt_id = ?", (interrupt_id,)
-        )
-        assert row is not None
-        return Approval.from_row(row), False
+        existing = await self.by_call_key(interrupt_id)
+        assert existing is not None
+        return existing, False
 
     async def set_message(self, approval_id: str, message_ts: str) -> None:
         await self.db.execute(
@@ -137,22 +136,20 @@ class Store(OutboxQueue, AuditTrail):
 
     async def cards_behind(self, decided_before: float) -> list[Approval]:
         """Posted cards that still show an approval as pending after it was decided."""
-        rows = await self.db.fetchall(
-            "SELECT * FROM approvals WHERE message_ts IS NOT NULL AND status <> 'pending'"
+        return await self._where(
+            "message_ts IS NOT NULL AND status <> 'pending'"
             " AND (card_status IS NULL OR card_status <> status) AND decided_at < ?"
             " ORDER BY decided_at, id",
             (decided_before,),
         )
-        return [Approval.from_row(r) for r in rows]
 
     async def unposted(self, conversation: str) -> list[Approval]:
         """Pending approvals of this conversation whose card Slack has not taken yet."""
-        rows = await self.db.fetchall(
-            "SELECT * FROM approvals WHERE conversation = ? AND status = 'pending'"
-            " AND message_ts IS NULL ORDER BY created_at, id",
+        return await self._where(
+            "conversation = ? AND status = 'pending' AND message_ts IS NULL"
+            " ORDER BY created_at, id",
             (conversation,),
         )
-        return [Approval.from_row(r) for r in rows]
 
     async def knows(self, conversation: str) -> bool:
         """Whether any call was ever put to people in this conversation."""
@@ -162,8 +159,8 @@ class Store(OutboxQueue, AuditTrail):
         return row is not None
 
     async def by_call_key(self, call_key: str) -> Approval | None:
-        row = await self.db.fetchone("SELECT * FROM approvals WHERE interrupt_id = ?", (call_key,))
-        return Approval.from_row(row) if row else None
+        found = await self._where("interrupt_id = ?", (call_key,))
+        return found[0] if found else None
 
     async def execution(self, call_key: str) -> Row | None:
         """The journal's entry of a gated call: the arguments that ran and the raw result."""
@@ -173,19 +170,22 @@ class Store(OutboxQueue, AuditTrail):
         )
 
     async def get(self, approval_id: str) -> Approval | None:
-        row = await self.db.fetchone("SELECT * FROM approvals WHERE id = ?", (approval_id,))
-        return Approval.from_row(row) if row else None
+        found = await self._where("id = ?", (approval_id,))
+        return found[0] if found else None
+
+    async def _where(self, condition: str, params: Sequence[Any]) -> list[Approval]:
+        """The approvals matching `condition` (SQL after WHERE, with any ORDER BY)."""
+        rows = await self.db.fetchall(f"SELECT * FROM approvals WHERE {condition}", params)
+        return [Approval.from_row(r) for r in rows]
 
     async def for_conversation(
         self, conversation: str, statuses: tuple[Status, ...] = ("pending",)
     ) -> list[Approval]:
         marks = ",".join("?" * len(statuses))
-        rows = await self.db.fetchall(
-            f"SELECT * FROM approvals WHERE conversation = ? AND status IN ({marks})"
-            " ORDER BY created_at, id",
+        return await self._where(
+            f"conversation = ? AND status IN ({marks}) ORDER BY created_at, id",
             (conversation, *statuses),
         )
-        return [Approval.from_row(r) for r in rows]
 
     async def claim(
         self,
@@ -224,23 +224,19 @@ class Store(OutboxQueue, AuditTrail):
         return decided
 
     async def due_to_expire(self, now: float) -> list[Approval]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM approvals WHERE status = 'pending' AND expires_at IS NOT NULL"
-            " AND expires_at <= ?",
-            (now,),
+        return await self._where(
+            "status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?", (now,)
         )
-        return [Approval.from_row(r) for r in rows]
 
     async def unresumed(self, conversation: str | None = None) -> list[Approval]:
         """Decided approvals whose decision has not yet been handed to the agent."""
         marks = ",".join("?" * len(DECIDED))
-        sql = f"SELECT * FROM approvals WHERE status IN ({marks}) AND resumed_at IS NULL"
+        condition = f"status IN ({marks}) AND resumed_at IS NULL"
         params: tuple[Any, ...] = DECIDED
         if conversation is not None:
-            sql += " AND conversation = ?"
+            condition += " AND conversation = ?"
             params = (*params, conversation)
-        rows = await self.db.fetchall(sql + " ORDER BY decided_at, id", params)
-        return [Approval.from_row(r) for r in rows]
+        return await self._where(condition + " ORDER BY decided_at, id", params)
 
     async def mark_resumed(self, approval_ids: list[str]) -> None:
         if not approval_ids:
