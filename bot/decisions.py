@@ -222,19 +222,17 @@ class Decisions:
         current = list(now.approvers)
         if route is not None and route.escalated_to and current:
             current += [p for p in now.escalate_to if p not in current]
-        for approvers in (then, current):
-            try:
-                allowed = await self.directory.is_allowed(user, approvers, fresh=True)
-            except SlackApiError as exc:
-                log.error("cannot resolve approvers %s: %s", approvers, exc.response.get("error"))
-                return "I could not check who may approve this (Slack error); try again shortly."
-            if not allowed:
-                who = ", ".join(
-                    f"<!subteam^{a}>" if a.startswith("S") else blocks.mention(a)
-                    for a in approvers
-                )
-                return f"You can't approve this; allowed: {who}."
-        return None
+        try:
+            refusing = await self.directory.refusing(user, [then, current], fresh=True)
+        except SlackApiError as exc:
+            log.error("cannot resolve approvers %s: %s", then, exc.response.get("error"))
+            return "I could not check who may approve this (Slack error); try again shortly."
+        if refusing is None:
+            return None
+        who = ", ".join(
+            f"<!subteam^{a}>" if a.startswith("S") else blocks.mention(a) for a in refusing
+        )
+        return f"You can't approve this; allowed: {who}."
 
     async def _expire_now(self, approval: Approval, user: str) -> None:
         """A decision that came after the deadline: the call expires instead."""

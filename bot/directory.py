@@ -7,6 +7,7 @@ only what is displayed may come from the short-lived cache.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -34,12 +35,25 @@ class Directory:
         """Empty list = anyone. With `fresh`, group membership is looked up in Slack now (a
         decision: someone removed from the group must not approve the next card); without,
         the cache may answer (display only)."""
-        if not approvers or user_id in approvers:
-            return True
-        for group in (a for a in approvers if a.startswith("S")):
-            if user_id in await self.group_members(group, refresh=fresh):
-                return True
-        return False
+        return await self.refusing(user_id, [approvers], fresh=fresh) is None
+
+    async def refusing(
+        self, user_id: str, approver_lists: Sequence[list[str]], *, fresh: bool
+    ) -> list[str] | None:
+        """The first of these approver lists that does not admit `user_id` (empty = anyone),
+        or None when all do. A group in several lists is looked up once."""
+        looked_up: dict[str, frozenset[str]] = {}
+        for approvers in approver_lists:
+            if not approvers or user_id in approvers:
+                continue
+            for group in (a for a in approvers if a.startswith("S")):
+                if group not in looked_up:
+                    looked_up[group] = await self.group_members(group, refresh=fresh)
+                if user_id in looked_up[group]:
+                    break
+            else:
+                return approvers
+        return None
 
     async def name(self, user_id: str) -> str:
         cached = self._names.get(user_id)
