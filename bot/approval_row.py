@@ -1,0 +1,71 @@
+"""The approvals table's row: `Approval`, the statuses it moves through, and the one column
+list every read of the table selects (`APPROVAL_COLUMNS`), kept beside `from_row` so the two
+cannot drift."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from agent.policy import PolicySnapshot
+from bot.db import Row, Statements
+
+Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
+# `dropped`: the graph no longer waits on the call (the agent moved on without it), so it
+# can never be decided; it was not run.
+DECIDED: tuple[Status, ...] = ("approved", "rejected", "withdrawn", "expired", "dropped")
+ALL_STATUSES: tuple[Status, ...] = ("pending", *DECIDED)
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    interrupt_id: str
+    conversation: str
+    team_id: str
+    channel: str
+    thread_ts: str
+    message_ts: str | None
+    tool_call_id: str
+    tool: str
+    args: dict[str, Any]
+    description: str
+    requester: str
+    status: Status
+    policy: PolicySnapshot
+    created_at: float
+    expires_at: float | None
+    decided_by: str | None
+    decided_at: float | None
+    reason: str | None
+    decision: dict[str, Any] | None
+    resumed_at: float | None
+    card_status: Status | None
+    """The status the Slack card shows, once it has been drawn."""
+
+    @classmethod
+    def from_row(cls, row: Row) -> Approval:
+        values = {name: row[name] for name in APPROVAL_FIELDS}
+        for key in ("args", "decision"):
+            if values[key] is not None:
+                values[key] = json.loads(values[key])
+        values["policy"] = PolicySnapshot.model_validate_json(values["policy"])
+        return cls(**values)
+
+
+APPROVAL_FIELDS = tuple(f.name for f in fields(Approval))
+APPROVAL_COLUMNS = ", ".join(APPROVAL_FIELDS)
+
+
+def approval_columns(alias: str) -> str:
+    """`APPROVAL_COLUMNS` qualified by a table alias, for a join."""
+    return ", ".join(f"{alias}.{name}" for name in APPROVAL_FIELDS)
+
+
+async def approval_in(where: Statements, approval_id: str) -> Approval | None:
+    """One approval, read in the caller's transaction (or in autocommit)."""
+    row = await where.fetchone(
+        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
+    )
+    return Approval.from_row(row) if row is not None else None
