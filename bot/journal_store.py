@@ -5,12 +5,37 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from agent.gate import Recorded
 from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
-from bot.db import Database
+from bot.db import Database, Row
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A gated call's journal entry as the bot reports it: the arguments that ran (as the
+    JSON text written) and the tool's raw result."""
+
+    args: str
+    status: str
+    result: str | None
+    result_status: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Execution:
+        return cls(**{name: row[name] for name in EXECUTION_FIELDS})
+
+
+EXECUTION_FIELDS = tuple(f.name for f in fields(Execution))
+EXECUTION_COLUMNS = ", ".join(EXECUTION_FIELDS)
+
+
+def execution_columns(alias: str) -> str:
+    """`EXECUTION_COLUMNS` qualified by a table alias, for a join."""
+    return ", ".join(f"{alias}.{name}" for name in EXECUTION_FIELDS)
 
 
 class SqlJournal:

@@ -29,7 +29,8 @@ from bot.audit_trail import AuditEntry as AuditEntry
 from bot.audit_trail import AuditTrail
 from bot.audit_trail import audit_in as _audit  # a decision's record, in its transaction
 from bot.audit_trail import audit_in as audit_in
-from bot.db import Database, Row
+from bot.db import Database
+from bot.journal_store import EXECUTION_COLUMNS, Execution, execution_columns
 from bot.journal_store import SqlJournal as SqlJournal
 from bot.outbox_queue import OutboxQueue
 
@@ -128,12 +129,12 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
         found = await self._where("interrupt_id = ?", (call_key,))
         return found[0] if found else None
 
-    async def execution(self, call_key: str) -> Row | None:
+    async def execution(self, call_key: str) -> Execution | None:
         """The journal's entry of a gated call: the arguments that ran and the raw result."""
-        return await self.db.fetchone(
-            "SELECT args, status, result, result_status FROM executions WHERE call_key = ?",
-            (call_key,),
+        row = await self.db.fetchone(
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE call_key = ?", (call_key,)
         )
+        return Execution.from_row(row) if row is not None else None
 
     async def get(self, approval_id: str) -> Approval | None:
         found = await self._where("id = ?", (approval_id,))
@@ -262,10 +263,10 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
         )
         return sorted({str(r["conversation"]) for r in rows})
 
-    async def unreported(self, conversation: str) -> list[tuple[Approval, Row]]:
+    async def unreported(self, conversation: str) -> list[tuple[Approval, Execution]]:
         """Gated calls that finished with nobody left to report them: (approval, journal)."""
         rows = await self.db.fetchall(
-            "SELECT a.id AS approval_id, j.status, j.result, j.result_status"
+            f"SELECT a.id AS approval_id, {execution_columns('j')}"
             + _UNREPORTED
             + " AND a.conversation = ? ORDER BY j.finished_at",
             (*_OUTCOME_EVENTS, conversation),
@@ -274,7 +275,7 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
         for row in rows:
             approval = await self.get(str(row["approval_id"]))
             if approval is not None:
-                found.append((approval, row))
+                found.append((approval, Execution.from_row(row)))
         return found
 
     # dedupe ------------------------------------------------------------------------------
