@@ -5,11 +5,11 @@ cannot drift."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.policy import PolicySnapshot
-from bot.db import Row, Statements
+from bot.db import Row, Statements, row_columns, row_values
 
 Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
 # `dropped`: the graph no longer waits on the call (the agent moved on without it), so it
@@ -46,7 +46,7 @@ class Approval:
 
     @classmethod
     def from_row(cls, row: Row) -> Approval:
-        values = {name: row[name] for name in APPROVAL_FIELDS}
+        values = row_values(cls, row)
         for key in ("args", "decision"):
             if values[key] is not None:
                 values[key] = json.loads(values[key])
@@ -54,13 +54,7 @@ class Approval:
         return cls(**values)
 
 
-APPROVAL_FIELDS = tuple(f.name for f in fields(Approval))
-APPROVAL_COLUMNS = ", ".join(APPROVAL_FIELDS)
-
-
-def approval_columns(alias: str) -> str:
-    """`APPROVAL_COLUMNS` qualified by a table alias, for a join."""
-    return ", ".join(f"{alias}.{name}" for name in APPROVAL_FIELDS)
+APPROVAL_COLUMNS = row_columns(Approval)
 
 
 async def approval_in(where: Statements, approval_id: str) -> Approval | None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.db import Database, Row, Statements
+from bot.db import Database, Row, Statements, row_columns, row_values
 
 if TYPE_CHECKING:
     from bot.store import Approval
@@ -47,11 +47,10 @@ class AuditRecord:
 
     @classmethod
     def from_row(cls, row: Row) -> AuditRecord:
-        return cls(**{name: row[name] for name in AUDIT_FIELDS})
+        return cls(**row_values(cls, row))
 
 
-AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
-AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
+AUDIT_COLUMNS = row_columns(AuditRecord)
 
 
 class AuditTrail:

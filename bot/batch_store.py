@@ -3,10 +3,10 @@ one row per call on it), so that it is redrawn as its calls are decided (bot/bat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from bot.approval_row import Approval, approval_columns
-from bot.db import Database, Row
+from bot.approval_row import Approval
+from bot.db import Database, Row, row_columns, row_values
 
 
 @dataclass(frozen=True)
@@ -16,11 +16,10 @@ class BatchCard:
 
     @classmethod
     def from_row(cls, row: Row) -> BatchCard:
-        return cls(**{name: row[name] for name in BATCH_CARD_FIELDS})
+        return cls(**row_values(cls, row))
 
 
-BATCH_CARD_FIELDS = tuple(f.name for f in fields(BatchCard))
-BATCH_CARD_COLUMNS = ", ".join(BATCH_CARD_FIELDS)
+BATCH_CARD_COLUMNS = row_columns(BatchCard)
 
 
 class BatchCardStore:
@@ -45,7 +44,7 @@ class BatchCardStore:
     async def approvals_on(self, card: BatchCard) -> list[Approval]:
         """The calls on the card, in the order they were asked for."""
         rows = await self.db.fetchall(
-            f"SELECT {approval_columns('a')} FROM approvals a"
+            f"SELECT {row_columns(Approval, 'a')} FROM approvals a"
             " JOIN batch_cards b ON b.approval_id = a.id"
             " WHERE b.channel = ? AND b.message_ts = ? ORDER BY a.created_at, a.id",
             (card.channel, card.message_ts),

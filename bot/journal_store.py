@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from agent.gate import Recorded
 from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
-from bot.db import Database, Row
+from bot.db import Database, Row, row_columns, row_values
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,10 @@ class Execution:
 
     @classmethod
     def from_row(cls, row: Row) -> Execution:
-        return cls(**{name: row[name] for name in EXECUTION_FIELDS})
+        return cls(**row_values(cls, row))
 
 
-EXECUTION_FIELDS = tuple(f.name for f in fields(Execution))
-EXECUTION_COLUMNS = ", ".join(EXECUTION_FIELDS)
-
-
-def execution_columns(alias: str) -> str:
-    """`EXECUTION_COLUMNS` qualified by a table alias, for a join."""
-    return ", ".join(f"{alias}.{name}" for name in EXECUTION_FIELDS)
+EXECUTION_COLUMNS = row_columns(Execution)
 
 
 class SqlJournal:

@@ -4,10 +4,10 @@ restart or a Slack outage loses none."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from bot.audit_trail import AuditEntry, audit_in
-from bot.db import Database, Row
+from bot.db import Database, Row, row_columns, row_values
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,10 @@ class OutboxMessage:
 
     @classmethod
     def from_row(cls, row: Row) -> OutboxMessage:
-        return cls(**{name: row[name] for name in OUTBOX_MESSAGE_FIELDS})
+        return cls(**row_values(cls, row))
 
 
-OUTBOX_MESSAGE_FIELDS = tuple(f.name for f in fields(OutboxMessage))
-OUTBOX_MESSAGE_COLUMNS = ", ".join(OUTBOX_MESSAGE_FIELDS)
+OUTBOX_MESSAGE_COLUMNS = row_columns(OutboxMessage)
 
 
 class OutboxQueue:

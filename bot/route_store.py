@@ -11,12 +11,12 @@ pending and not yet past its own deadline is claimed: expiry wins.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 from bot.approval_row import Approval, approval_in
 from bot.audit_trail import AuditEntry, audit_in
-from bot.db import Database, Row, Statements
+from bot.db import Database, Row, Statements, row_columns, row_values
 
 DueColumn = Literal["remind_at", "escalate_at"]
 
@@ -33,13 +33,12 @@ class Route:
 
     @classmethod
     def from_row(cls, row: Row) -> Route:
-        values = {name: row[name] for name in ROUTE_FIELDS}
+        values = row_values(cls, row)
         values["escalated_to"] = json.loads(values["escalated_to"] or "[]")
         return cls(**values)
 
 
-ROUTE_FIELDS = tuple(f.name for f in fields(Route))
-ROUTE_COLUMNS = ", ".join(ROUTE_FIELDS)
+ROUTE_COLUMNS = row_columns(Route)
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,10 @@ class Copy:
 
     @classmethod
     def from_row(cls, row: Row) -> Copy:
-        return cls(**{name: row[name] for name in COPY_FIELDS})
+        return cls(**row_values(cls, row))
 
 
-COPY_FIELDS = tuple(f.name for f in fields(Copy))
-COPY_COLUMNS = ", ".join(COPY_FIELDS)
+COPY_COLUMNS = row_columns(Copy)
 
 # A request that can still be decided: the sweeps never act on one expiry is about to take.
 _STILL_OPEN = (

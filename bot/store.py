@@ -29,8 +29,8 @@ from bot.audit_trail import AuditEntry as AuditEntry
 from bot.audit_trail import AuditTrail
 from bot.audit_trail import audit_in as _audit  # a decision's record, in its transaction
 from bot.audit_trail import audit_in as audit_in
-from bot.db import Database
-from bot.journal_store import EXECUTION_COLUMNS, Execution, execution_columns
+from bot.db import Database, row_columns
+from bot.journal_store import EXECUTION_COLUMNS, Execution
 from bot.journal_store import SqlJournal as SqlJournal
 from bot.outbox_queue import OutboxQueue
 
@@ -266,7 +266,7 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
     async def unreported(self, conversation: str) -> list[tuple[Approval, Execution]]:
         """Gated calls that finished with nobody left to report them: (approval, journal)."""
         rows = await self.db.fetchall(
-            f"SELECT a.id AS approval_id, {execution_columns('j')}"
+            f"SELECT a.id AS approval_id, {row_columns(Execution, 'j')}"
             + _UNREPORTED
             + " AND a.conversation = ? ORDER BY j.finished_at",
             (*_OUTCOME_EVENTS, conversation),
