@@ -11,8 +11,7 @@ import time
 from dataclasses import asdict, replace
 from typing import Any
 
-from bot.audit_trail import AuditRecord, read_audit
-from bot.db import Statements
+from bot.audit_trail import AuditRecord
 
 # Audit event names written before the vocabulary was made one (Deny/Denied everywhere);
 # rows already in a database keep their old name and are read under the new one.
@@ -23,15 +22,8 @@ def event_name(stored: str) -> str:
     return RENAMED_EVENTS.get(stored, stored)
 
 
-async def read(
-    db: Statements,
-    *,
-    since: float | None = None,
-    tool: str | None = None,
-    actor: str | None = None,
-) -> list[AuditRecord]:
-    """The audit records, oldest first, old event names under their new one."""
-    records = await read_audit(db, since=since, tool=tool, actor=actor)
+def under_current_names(records: list[AuditRecord]) -> list[AuditRecord]:
+    """The records with old event names under their new one."""
     return [replace(record, event=event_name(record.event)) for record in records]
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.conversation import Conversation
 from bot.home import ago
-from bot.route_store import DueColumn, Route
+from bot.route_store import DueColumn
 from bot.routing import who
 from bot.runner import Runner
 from bot.store import Approval
@@ -49,16 +50,21 @@ class Reminders:
                 log.exception("reminder sweep failed")
             await asyncio.sleep(interval)
 
-    async def _due(self, column: DueColumn) -> list[Route]:
-        return await self.records.due(column, self.clock.now())
+    async def _claim_due(self, column: DueColumn) -> AsyncIterator[tuple[Approval, float]]:
+        """Each due reminder (or escalation) this process wins, with when it claimed it; one
+        another replica sent, or of a request just decided, is passed over."""
+        claim = (
+            self.records.claim_reminder if column == "remind_at" else self.records.claim_escalation
+        )
+        for route in await self.records.due(column, self.clock.now()):
+            now = self.clock.now()
+            approval = await claim(route.approval_id, now)
+            if approval is not None:
+                yield approval, now
 
     async def remind_due(self) -> int:
         sent = 0
-        for route in await self._due("remind_at"):
-            now = self.clock.now()
-            approval = await self.records.claim_reminder(route.approval_id, now)
-            if approval is None:
-                continue  # another replica sent it, or the request was just decided
+        async for approval, now in self._claim_due("remind_at"):
             sent += 1
             waiting = ago(now - approval.created_at)
             text = (
@@ -68,20 +74,14 @@ class Reminders:
             )
             # In the background: a thread message waits for the conversation's run, and one
             # busy conversation must not hold up every other reminder.
-            self.runner.spawn(
-                self._reply_everywhere(approval, text), what=f"remind {approval.id}"
-            )
+            self.runner.spawn(self._reply_everywhere(approval, text), what=f"remind {approval.id}")
         return sent
 
     async def escalate_due(self) -> int:
         sent = 0
-        for route in await self._due("escalate_at"):
-            now = self.clock.now()
-            approval = await self.records.claim_escalation(route.approval_id, now)
-            if approval is None:
-                continue
-            added = list(approval.policy.escalate_to)
+        async for approval, now in self._claim_due("escalate_at"):
             sent += 1
+            added = list(approval.policy.escalate_to)
             self.runner.spawn(self._escalate(approval, added, now), what=f"escalate {approval.id}")
         return sent
 
@@ -89,9 +89,7 @@ class Reminders:
         before = await self.routing.people(approval.policy.approvers)
         newcomers = [p for p in await self.routing.deciders(approval) if p not in before]
         route = await self.routing.route(approval.id)
-        await self.routing.send_to_people(
-            approval, newcomers, route.permalink if route else None
-        )
+        await self.routing.send_to_people(approval, newcomers, route.permalink if route else None)
         # The thread's card and every copy now say it was escalated, and to whom.
         self.runner.cards.redraw(approval)
         await self.runner.say(
@@ -115,4 +113,3 @@ class Reminders:
                 )
             except SlackApiError as exc:
                 log.warning("could not remind in %s: %s", copy.channel, exc.response["error"])
-
