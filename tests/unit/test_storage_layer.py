@@ -75,8 +75,14 @@ def _modules(*folders: str) -> list[Path]:
     return sorted(p for folder in folders for p in (REPO / folder).rglob("*.py"))
 
 
-def test_the_storage_modules_exist() -> None:
+def test_the_storage_modules_exist_and_are_those_design_md_draws() -> None:
     assert sorted(m for m in STORAGE_MODULES if not (REPO / m).is_file()) == []
+    design = (REPO / "docs" / "design.md").read_text()
+    drawing = design[design.index("\n storage ") :]
+    drawing = drawing[: drawing.index("```")]
+    # The module column of the drawing's storage block.
+    drawn = {m.group(1) for m in re.finditer(r"^.{17}(bot/\w+\.py)", drawing, re.MULTILINE)}
+    assert drawn == STORAGE_MODULES
 
 
 def test_no_sql_outside_the_storage_layer() -> None:
