@@ -34,7 +34,7 @@ from bot.directory import Directory
 from bot.health import Health, serve
 from bot.home import Home
 from bot.idle_gc import collect_when_idle
-from bot.intake import SocketModeHandler, slack_client
+from bot.intake import FastPath, SocketModeHandler, slack_client
 from bot.intake import close_socket as _close_socket
 from bot.intake import events_app as _events_app
 from bot.lease import open_leases
@@ -76,6 +76,8 @@ class RunningBot:
     http_port: int | None
     health_port: int | None
     metrics: Metrics
+    fast_path: FastPath
+    """What both intakes take from Slack ahead of Bolt's dispatch (bot.intake)."""
 
 
 @asynccontextmanager
@@ -285,6 +287,7 @@ async def _running_bot(
             http_port=http_port,
             health_port=health_port,
             metrics=metrics,
+            fast_path=fast_path,
         )
 
 
