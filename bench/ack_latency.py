@@ -12,11 +12,15 @@ with it burst by burst. The whole is repeated in `runs` runs, each with fresh pr
 rows pool every run's samples, and show each run's own ratio (lowest to highest) beside them.
 
     python -m bench.ack_latency [--quick]
+
+With `BENCH_AGAINST=/absolute/path/to/another/checkout`, a second bot running that checkout's
+code takes its turns too, and its rows follow the bot's, marked "[BENCH_AGAINST]".
 """
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +46,8 @@ from bot.sandbox.emulator import SlackEmulator
 TARGET = "p99 ≤ 1.0x bare, ≪ 3 s"
 # The bot; the baseline (Bolt's defaults); the floor (Bolt acking before its listener returns).
 KINDS = ("bot", "bare-default", "bare")
+# The bot on BENCH_AGAINST's code.
+BEFORE = "before"
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, ta
     with emulator_gc_paused():
         got.asks = await ask_many(emu, clusters)
     await target.call("idle")
-    if kind == "bot":
+    bot = kind in ("bot", BEFORE)
+    if bot:
         cards = await cards_of(target, clusters)
         await target.call("starts")
     else:
@@ -77,7 +84,7 @@ async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, ta
     with emulator_gc_paused():
         got.clicks = await click_many(emu, cards)
     await target.call("idle")
-    if kind == "bot":
+    if bot:
         got.lost = n - len((await target.call("starts"))["starts"])
     return got
 
@@ -101,7 +108,8 @@ async def measure(sizes: Sizes, transport: str, directory: Path) -> dict[str, di
     would spread deliveries over every connection), and take turns burst by burst: load from
     anything else on the machine then weighs on all alike.
     """
-    kinds = KINDS
+    against = os.environ.get("BENCH_AGAINST")
+    kinds = (*KINDS, BEFORE) if against else KINDS
     async with AsyncExitStack() as stack:
         emus = [await stack.enter_async_context(emulator()) for _ in kinds]
         processes = await enter_all(
@@ -109,10 +117,11 @@ async def measure(sizes: Sizes, transport: str, directory: Path) -> dict[str, di
             [
                 under_test(
                     emu,
-                    kind=kind,
+                    kind="bot" if kind == BEFORE else kind,
                     transport=transport,
                     database_url=sqlite_url(directory, f"{kind}-{transport}.sqlite3"),
                     workdir=directory,
+                    source=Path(against) if kind == BEFORE and against else None,
                 )
                 for kind, emu in zip(kinds, emus, strict=True)
             ],
@@ -146,17 +155,22 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
                 for samples in runs:
                     total.add(samples["bot"][n])
                 case = f"{transport}, {n} in flight"
-                asks = [{k: s[k][n].asks for k in KINDS} for s in runs]
-                clicks = [{k: s[k][n].clicks for k in KINDS} for s in runs]
-                rows += compared(case, "/ask ack", asks) + compared(case, "click ack", clicks)
+                asks = [{k: s[k][n].asks for k in s} for s in runs]
+                clicks = [{k: s[k][n].clicks for k in s} for s in runs]
+                for subject in ("bot", BEFORE) if BEFORE in runs[0] else ("bot",):
+                    rows += compared(case, "/ask ack", asks, subject)
+                    rows += compared(case, "click ack", clicks, subject)
     return rows + failures("B1", total.lost, total.conversations, "conversations", since)
 
 
-def compared(case: str, what: str, runs: list[dict[str, list[float]]]) -> list[Row]:
+def compared(
+    case: str, what: str, runs: list[dict[str, list[float]]], bot: str = "bot"
+) -> list[Row]:
     """p50 and p99 (ms) of every run's samples together, against both baselines, with each
-    run's own ratios lowest to highest when there are several."""
-    bot, baseline, floor = KINDS
-    pooled = {k: [x for run in runs for x in run[k]] for k in KINDS}
+    run's own ratios (lowest to highest) when there are several."""
+    _, baseline, floor = KINDS
+    pooled = {k: [x for run in runs for x in run[k]] for k in runs[0]}
+    marked = f"{what} [BENCH_AGAINST]" if bot == BEFORE else what
 
     def each_run(q: int, against: str) -> str:
         if len(runs) < 2:
@@ -167,7 +181,7 @@ def compared(case: str, what: str, runs: list[dict[str, list[float]]]) -> list[R
         Row(
             "B1",
             case,
-            f"{what} (n={len(pooled[bot])}) p{q}",
+            f"{marked} (n={len(pooled[bot])}) p{q}",
             ms(percentile(pooled[bot], q)),
             ms(percentile(pooled[baseline], q)),
             "ms",
