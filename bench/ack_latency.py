@@ -1,19 +1,26 @@
-"""B1 — ack latency of slash commands and button clicks with 1, 50 and 200 conversations in
-flight, Socket Mode and HTTP, against a bare slack-bolt AsyncApp whose listeners only ack.
+"""B1 — ack latency of slash commands and button clicks with 1, 50, 100 and 200
+conversations in flight, Socket Mode and HTTP, against a bare slack-bolt AsyncApp whose
+listeners only ack: Bolt's default (`process_before_response=False`) as the baseline, and the
+same app with `process_before_response=True` (as the bot runs Bolt) as the floor.
 
 "In flight" means a burst: N conversations start at once (N `/ask`, whose runs all work while
 the later commands are still being acked), then all N of their cards are clicked at once (N
 resumes running while the later clicks are acked). Each ack's latency is what the emulator
 measured from sending the delivery to receiving the ack. The baseline gets the same bursts,
 with cards of the same size to click, running side by side with the bot and taking turns
-with it burst by burst.
+with it burst by burst. The whole is repeated in `runs` runs, each with fresh processes: the
+rows pool every run's samples, and show each run's own ratio (lowest to highest) beside them.
 
     python -m bench.ack_latency [--quick]
+
+With `BENCH_AGAINST=/absolute/path/to/another/checkout`, a second bot running that checkout's
+code takes its turns too, and its rows follow the bot's, marked "[BENCH_AGAINST]".
 """
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -33,10 +40,14 @@ from bench.common import (
     under_test,
     workdir,
 )
-from bench.results import Row, Snapshot, Tally, failures, latency_rows
+from bench.results import Row, Snapshot, Tally, failures, ms, percentile, spread
 from bot.sandbox.emulator import SlackEmulator
 
-TARGET = "p99 ≤ 1.3x bare, ≪ 3 s"
+TARGET = "p99 ≤ 1.0x bare, ≪ 3 s"
+# The bot; the baseline (Bolt's defaults); the floor (Bolt acking before its listener returns).
+KINDS = ("bot", "bare-default", "bare")
+# The bot on BENCH_AGAINST's code.
+BEFORE = "before"
 
 
 @dataclass(frozen=True)
@@ -45,10 +56,11 @@ class Sizes:
     bursts: dict[int, int]
     transports: tuple[str, ...] = ("socket", "http")
     warmup: int = 3
+    runs: int = 1
 
 
-FULL = Sizes({1: 100, 50: 10, 200: 4})
-QUICK = Sizes({1: 10, 50: 1, 200: 1})
+FULL = Sizes({1: 50, 50: 4, 100: 2, 200: 2}, runs=3)
+QUICK = Sizes({1: 10, 50: 1, 100: 1, 200: 1})
 
 
 @dataclass
@@ -63,7 +75,8 @@ async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, ta
     with emulator_gc_paused():
         got.asks = await ask_many(emu, clusters)
     await target.call("idle")
-    if kind == "bot":
+    bot = kind in ("bot", BEFORE)
+    if bot:
         cards = await cards_of(target, clusters)
         await target.call("starts")
     else:
@@ -71,7 +84,7 @@ async def burst(emu: SlackEmulator, target: BotProcess, *, kind: str, n: int, ta
     with emulator_gc_paused():
         got.clicks = await click_many(emu, cards)
     await target.call("idle")
-    if kind == "bot":
+    if bot:
         got.lost = n - len((await target.call("starts"))["starts"])
     return got
 
@@ -89,13 +102,14 @@ def emulator_gc_paused() -> Iterator[None]:
 
 
 async def measure(sizes: Sizes, transport: str, directory: Path) -> dict[str, dict[int, Samples]]:
-    """Samples by kind (bot, bare) and conversations in flight.
+    """Samples by kind (KINDS) and conversations in flight.
 
-    The bot and the bare app run side by side, each with an emulator of its own (Socket Mode
-    would spread deliveries over both connections), and take turns burst by burst: load from
-    anything else on the machine then weighs on both alike.
+    The bot and the bare apps run side by side, each with an emulator of its own (Socket Mode
+    would spread deliveries over every connection), and take turns burst by burst: load from
+    anything else on the machine then weighs on all alike.
     """
-    kinds = ("bot", "bare")
+    against = os.environ.get("BENCH_AGAINST")
+    kinds = (*KINDS, BEFORE) if against else KINDS
     async with AsyncExitStack() as stack:
         emus = [await stack.enter_async_context(emulator()) for _ in kinds]
         processes = await enter_all(
@@ -103,10 +117,11 @@ async def measure(sizes: Sizes, transport: str, directory: Path) -> dict[str, di
             [
                 under_test(
                     emu,
-                    kind=kind,
+                    kind="bot" if kind == BEFORE else kind,
                     transport=transport,
                     database_url=sqlite_url(directory, f"{kind}-{transport}.sqlite3"),
                     workdir=directory,
+                    source=Path(against) if kind == BEFORE and against else None,
                 )
                 for kind, emu in zip(kinds, emus, strict=True)
             ],
@@ -131,14 +146,52 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
     total = Samples()
     with workdir() as directory:
         for transport in sizes.transports:
-            samples = await measure(sizes, transport, directory)
-            bot, bare = samples["bot"], samples["bare"]
+            runs = []
+            for i in range(sizes.runs):
+                run_dir = directory / f"{transport}-{i}"
+                run_dir.mkdir()
+                runs.append(await measure(sizes, transport, run_dir))
             for n in sizes.bursts:
-                total.add(bot[n])
+                for samples in runs:
+                    total.add(samples["bot"][n])
                 case = f"{transport}, {n} in flight"
-                rows += latency_rows("B1", case, "/ask ack", bot[n].asks, bare[n].asks, TARGET)
-                rows += latency_rows("B1", case, "click ack", bot[n].clicks, bare[n].clicks, TARGET)
+                asks = [{k: s[k][n].asks for k in s} for s in runs]
+                clicks = [{k: s[k][n].clicks for k in s} for s in runs]
+                for subject in ("bot", BEFORE) if BEFORE in runs[0] else ("bot",):
+                    rows += compared(case, "/ask ack", asks, subject)
+                    rows += compared(case, "click ack", clicks, subject)
     return rows + failures("B1", total.lost, total.conversations, "conversations", since)
+
+
+def compared(
+    case: str, what: str, runs: list[dict[str, list[float]]], bot: str = "bot"
+) -> list[Row]:
+    """p50 and p99 (ms) of every run's samples together, against both baselines, with each
+    run's own ratios (lowest to highest) when there are several."""
+    _, baseline, floor = KINDS
+    pooled = {k: [x for run in runs for x in run[k]] for k in runs[0]}
+    marked = f"{what} [BENCH_AGAINST]" if bot == BEFORE else what
+
+    def each_run(q: int, against: str) -> str:
+        if len(runs) < 2:
+            return ""
+        return spread(percentile(r[bot], q) / percentile(r[against], q) for r in runs)
+
+    return [
+        Row(
+            "B1",
+            case,
+            f"{marked} (n={len(pooled[bot])}) p{q}",
+            ms(percentile(pooled[bot], q)),
+            ms(percentile(pooled[baseline], q)),
+            "ms",
+            TARGET if q == 99 else "",
+            spread=each_run(q, baseline),
+            floor=ms(percentile(pooled[floor], q)),
+            floor_spread=each_run(q, floor),
+        )
+        for q in (50, 99)
+    ]
 
 
 def main() -> None:

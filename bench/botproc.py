@@ -1,7 +1,9 @@
 """The system under test in a process of its own, driven by a benchmark over stdin/stdout.
 
 `kind` is `bot` (the real `running_bot`, offline model, `bench.tools`), `bare` (a bare
-slack-bolt `AsyncApp` whose listeners only ack: the Bolt baseline) or `graph` (the agent graph
+slack-bolt `AsyncApp` whose listeners only ack, with `process_before_response=True` as the
+bot's: the floor of Bolt's ack), `bare-default` (the same app with Bolt's default,
+`process_before_response=False`: the Bolt baseline of B1) or `graph` (the agent graph
 alone, resumed with bare `Command`s: the LangGraph baseline, bench.bare_graph). A process of
 its own, because the emulator must not share the bot's event loop (its work would count as
 the bot's), so that memory can be measured for the bot alone, and so that a baseline runs
@@ -183,7 +185,9 @@ async def run_bot(config: dict[str, Any]) -> None:
 
 @contextlib.asynccontextmanager
 async def bare_app(config: dict[str, Any]) -> AsyncIterator[int | None]:
-    """A bare Bolt app configured as the bot's is, whose listeners only ack."""
+    """A bare Bolt app configured as the bot's is, whose listeners only ack; kind
+    `bare-default` leaves `process_before_response` at Bolt's default (off), whose listener
+    runner then awaits the ack in 10 ms sleeps."""
     from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -207,7 +211,7 @@ async def bare_app(config: dict[str, Any]) -> AsyncIterator[int | None]:
         authorize=authorize,
         signing_secret=config["signing_secret"] if http else None,
         request_verification_enabled=http,
-        process_before_response=True,
+        process_before_response=config["kind"] != "bare-default",
     )
 
     async def only_ack(ack: AsyncAck) -> None:
@@ -272,7 +276,7 @@ async def run_graph(config: dict[str, Any]) -> None:
         await serve({**common_handlers(), "latency": latency, "throughput": throughput})
 
 
-KINDS = {"bot": run_bot, "bare": run_bare, "graph": run_graph}
+KINDS = {"bot": run_bot, "bare": run_bare, "bare-default": run_bare, "graph": run_graph}
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """Where the time goes between a click and the tool: a timed trace of the bot's click path.
 
 A preload for the bot's process (`bench.botproc` imports it first), not a benchmark of its
-own: it wraps the steps of the click path, times each one from the moment Bolt's dispatch
-received the click, and every ten tool starts writes the medians to
-`$BENCH_TRACE_OUT/click-trace-<pid>.txt` (default: the temporary directory):
+own: it wraps the steps of the click path, times each one from the moment the click reached
+the bot (the intake's fast path, or Bolt's dispatch), and every ten tool starts writes the
+medians to `$BENCH_TRACE_OUT/click-trace-<pid>.txt` (default: the temporary directory):
 
     BENCH_PRELOAD=bench.click_trace .venv/bin/python -m bench.click_to_tool
 
@@ -69,17 +69,18 @@ def _timed(label: str, step: Callable[..., Any]) -> Callable[..., Any]:
     return timed
 
 
-def _dispatch(step: Callable[..., Any]) -> Callable[..., Any]:
+def _measuring(step: Callable[..., Any]) -> Callable[..., Any]:
+    """Where a click reaches the bot, through Bolt's dispatch or the intake's fast path."""
+
     @functools.wraps(step)
-    async def dispatch(self: MeasuredApp, req: Any) -> Any:
-        body = req.body if isinstance(req.body, dict) else {}
+    def measuring(self: MeasuredApp, body: dict[str, Any], *args: Any) -> Any:
         if body.get("type") == "block_actions":
             _clicked[:] = [time.perf_counter()]
             _spans.clear()
             _trips[0] = 0
-        return await step(self, req)
+        return step(self, body, *args)
 
-    return dispatch
+    return measuring
 
 
 class _Starts(list[tuple[str, float]]):
@@ -125,7 +126,7 @@ def _counted(step: Callable[..., Any]) -> Callable[..., Any]:
 
 def install() -> None:
     aiosqlite.Connection._execute = _counted(aiosqlite.Connection._execute)  # type: ignore[method-assign]
-    MeasuredApp.async_dispatch = _dispatch(MeasuredApp.async_dispatch)  # type: ignore[method-assign]
+    MeasuredApp.measuring = _measuring(MeasuredApp.measuring)  # type: ignore[method-assign]
     for owner, names in STEPS.items():
         for name in names:
             setattr(owner, name, _timed(f"{owner.__name__}.{name}", getattr(owner, name)))

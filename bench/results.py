@@ -34,12 +34,23 @@ class Row:
     unit: str
     target: str = ""
     note: str = ""
+    # B1: each run's ratio to the baseline, lowest to highest ("0.62-0.91x"); a second baseline (the
+    # floor: bare Bolt with process_before_response) and its runs' ratios likewise.
+    spread: str = ""
+    floor: float | None = None
+    floor_spread: str = ""
 
     @property
     def ratio(self) -> float | None:
         if self.value is None or not self.baseline:
             return None
         return self.value / self.baseline
+
+    @property
+    def floor_ratio(self) -> float | None:
+        if self.value is None or not self.floor:
+            return None
+        return self.value / self.floor
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -57,16 +68,34 @@ def fmt(value: float | None, unit: str) -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
-    head = "| bench | case | metric | slack-approvals | baseline | ratio | target |"
-    lines = [head, "|---|---|---|---:|---:|---:|---|"]
+    """The rows as markdown; with the runs' spread and the second baseline's columns when a
+    row has them (B1)."""
+    extra = any(r.spread or r.floor is not None for r in rows)
+    head = "| bench | case | metric | slack-approvals | baseline | ratio |"
+    rule = "|---|---|---|---:|---:|---:|"
+    if extra:
+        head += " ratio in each run | floor | ratio to floor | in each run |"
+        rule += "---:|---:|---:|---:|"
+    lines = [head + " target |", rule + "---|"]
     for r in rows:
-        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
         value = fmt(r.value, r.unit) if r.value is not None or not r.note else r.note
-        baseline = "—" if r.baseline is None else fmt(r.baseline, r.unit)
-        lines.append(
-            f"| {r.bench} | {r.case} | {r.metric} | {value} | {baseline} | {ratio} | {r.target} |"
-        )
+        cells = [r.bench, r.case, r.metric, value]
+        cells += ["—" if r.baseline is None else fmt(r.baseline, r.unit), _times(r.ratio)]
+        if extra:
+            floor = "" if r.floor is None else fmt(r.floor, r.unit)
+            cells += [r.spread, floor, _times(r.floor_ratio), r.floor_spread]
+        lines.append("| " + " | ".join([*cells, r.target]) + " |")
     return "\n".join(lines)
+
+
+def _times(ratio: float | None) -> str:
+    return "" if ratio is None else f"{ratio:.2f}x"
+
+
+def spread(ratios: Iterable[float]) -> str:
+    """The lowest and highest of some ratios, as the table shows them."""
+    ordered = sorted(ratios)
+    return f"{ordered[0]:.2f}-{ordered[-1]:.2f}x" if ordered else ""
 
 
 def percentile(values: Iterable[float], q: float) -> float:

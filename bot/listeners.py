@@ -3,6 +3,11 @@
 
 Nothing here awaits the model, a tool, the database or a Slack call before the ack:
 parsing is in memory (`bot.interactions`), and everything else happens in a background task.
+
+The two requests that come in bursts, Approve clicks and `/ask`, are also taken by the
+intake's fast path (`register`'s return value, `bot.intake`) ahead of Bolt's dispatch: the
+same parsing and the same hand-off as their listeners here, which Bolt still runs for every
+such request the fast path leaves to it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks, listener_tasks
 from bot.conversation import MAIN_VIEW, Conversation
@@ -21,6 +27,7 @@ from bot.decisions import Choice, Decisions
 from bot.edit_form import EditError, parse_edit
 from bot.help import ask_help, wants_help
 from bot.home import HOME_APPROVE_ACTION, HOME_DENY_ACTION
+from bot.intake import FastPath, Handoff
 from bot.interactions import Click, HomeClick, SlashCommand, Submission, UserMessage, slack_id
 from bot.runner import Runner, is_cancel
 
@@ -35,10 +42,19 @@ def register(
     decisions: Decisions,
     bot_user_id: str,
     tools: Mapping[str, BaseTool],
-) -> None:
+    team_id: str,
+) -> FastPath:
+    """Add the listeners to `app`; returns the fast path for the bot's workspace `team_id`."""
     mention_token = re.compile(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>")
     # Built once: the policy is fixed for the life of the process, and the ack must be quick.
     help_text, help_blocks = ask_help(runner.policy, tools)
+
+    def asked(command: SlashCommand, respond: AsyncRespond) -> Handoff:
+        if wants_help(command.text):
+            return Handoff(reply={"text": help_text, "blocks": help_blocks})
+        return Handoff(
+            start=lambda: runner.spawn(listener_tasks.ask(runner, command, respond), what="/ask")
+        )
 
     @app.command("/ask")
     async def ask(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -47,11 +63,9 @@ def register(
             await ack()
             log.warning("ignoring a malformed /ask command")
             return
-        if wants_help(parsed.text):
-            await ack(text=help_text, blocks=help_blocks)
-            return
-        await ack()
-        runner.spawn(listener_tasks.ask(runner, parsed, respond), what="/ask")
+        handoff = asked(parsed, respond)
+        await ack(**handoff.reply)
+        handoff.start()
 
     async def incoming(event: dict[str, Any], team_id: str | None, kind: str) -> None:
         message = UserMessage.parse(event, team_id)
@@ -114,21 +128,22 @@ def register(
             return None
         return parsed
 
-    async def click(ack: AsyncAck, body: dict[str, Any], choice: Choice) -> None:
-        parsed = await acked_click(ack, body, choice)
-        if parsed is None:
-            return
-        decide_later(
-            parsed.value,
-            choice,
-            parsed.user,
-            channel=parsed.channel,
-            message_ts=parsed.message_ts,
+    def approved(click: Click) -> Handoff:
+        return Handoff(
+            start=lambda: decide_later(
+                click.value,
+                "approve",
+                click.user,
+                channel=click.channel,
+                message_ts=click.message_ts,
+            )
         )
 
     @app.action(blocks.APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await click(ack, body, "approve")
+        parsed = await acked_click(ack, body, "approve")
+        if parsed is not None:
+            approved(parsed).start()
 
     def open_modal(kind: listener_tasks.Modal) -> ClickListener:
         async def open_it(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -266,3 +281,50 @@ def register(
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
+
+    responder = app.client
+
+    def fast_path(body: Mapping[str, Any]) -> Handoff | None:
+        """An Approve click or an /ask from the bot's own workspace, well formed, as its
+        listener above would take it; None leaves the request to Bolt (which also logs and
+        refuses the malformed ones)."""
+        if not _ours(body, team_id):
+            return None
+        if body.get("command") == "/ask" and "ssl_check" not in body:
+            command = SlashCommand.parse(body)
+            if command is None:
+                return None
+            # As Bolt builds `respond` for a listener, from its app's client.
+            respond = _respond(responder, command.response_url)
+            return asked(command, respond)
+        actions = body.get("actions")
+        if (
+            body.get("type") == "block_actions"
+            and isinstance(actions, list)
+            and len(actions) == 1
+            and isinstance(actions[0], Mapping)
+            and actions[0].get("action_id") == blocks.APPROVE_ACTION
+            and actions[0].get("type") == "button"
+        ):
+            click = Click.parse(body)
+            return None if click is None else approved(click)
+        return None
+
+    return fast_path
+
+
+def _ours(body: Mapping[str, Any], team_id: str) -> bool:
+    """From the workspace the bot was installed in, not through an org-wide install: what
+    `authorize` (one installation) covers without a question."""
+    team = body.get("team")  # an interaction's; a command has `team_id`
+    sender = team.get("id") if isinstance(team, Mapping) else body.get("team_id")
+    return (
+        sender == team_id
+        and not body.get("enterprise")
+        and not body.get("enterprise_id")
+        and body.get("is_enterprise_install") in (None, False, "false")
+    )
+
+
+def _respond(client: AsyncWebClient, response_url: str) -> AsyncRespond:
+    return AsyncRespond(response_url=response_url, proxy=client.proxy, ssl=client.ssl)

@@ -8,6 +8,8 @@ share or double-register series.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -95,12 +97,18 @@ class MeasuredApp(AsyncApp):
         self._ack_seconds = metrics.ack_seconds
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
-        started = time.perf_counter()
-        body = req.body if isinstance(req.body, dict) else {}
+        with self.measuring(req.body if isinstance(req.body, dict) else {}):
+            return await super().async_dispatch(req)
+
+    @contextmanager
+    def measuring(self, body: dict[str, Any], started: float | None = None) -> Iterator[None]:
+        """Times one request up to its ack (from `started`, a `perf_counter()` reading, or
+        now), with what it starts logged under the approval and conversation it is about:
+        Bolt's dispatch and the intake's fast path (`bot.intake`) alike."""
+        started = time.perf_counter() if started is None else started
         with log_context(**_subjects(body)):
-            response = await super().async_dispatch(req)
+            yield
         self._ack_seconds.labels(_kind(body)).observe(time.perf_counter() - started)
-        return response
 
 
 class SlackErrorCounter(AsyncRetryHandler):

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from langchain_core.language_models import BaseChatModel
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
@@ -34,9 +33,10 @@ from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.health import Health, serve
 from bot.home import Home
+from bot.idle_gc import collect_when_idle
+from bot.intake import FastPath, SocketModeHandler, slack_client
 from bot.intake import close_socket as _close_socket
 from bot.intake import events_app as _events_app
-from bot.intake import slack_client
 from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics
@@ -76,12 +76,12 @@ class RunningBot:
     http_port: int | None
     health_port: int | None
     metrics: Metrics
+    fast_path: FastPath
+    """What both intakes take from Slack ahead of Bolt's dispatch (bot.intake)."""
 
 
 @asynccontextmanager
-async def running_bot(
-    settings: Settings, clock: Clock | None = None
-) -> AsyncIterator[RunningBot]:
+async def running_bot(settings: Settings, clock: Clock | None = None) -> AsyncIterator[RunningBot]:
     """Start everything; on exit stop taking work, let runs finish, then close storage.
     `clock` is what deadlines are measured by (the system's, unless a caller embeds the bot
     with its own)."""
@@ -214,15 +214,24 @@ async def _running_bot(
             request_verification_enabled=settings.mode == "http",
             process_before_response=True,
         )
-        register(app, runner, decisions, str(auth["user_id"]), {t.name: t for t in tools})
+        fast_path = register(
+            app,
+            runner,
+            decisions,
+            str(auth["user_id"]),
+            {t.name: t for t in tools},
+            str(auth["team_id"]),
+        )
         health = Health(db, metrics)
 
         http_port: int | None = None
         health_port: int | None = None
-        socket_mode: AsyncSocketModeHandler | None = None
+        socket_mode: SocketModeHandler | None = None
         if settings.mode == "socket":
             assert settings.slack_app_token is not None
-            socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            socket_mode = SocketModeHandler(
+                app, settings.slack_app_token.get_secret_value(), fast_path
+            )
             health.slack_connected = socket_mode.client.is_connected
             # Closed after the drain: probes keep answering ("not ready") while runs finish.
             health_runner, health_port = await serve(health, settings.host, settings.health_port)
@@ -238,13 +247,17 @@ async def _running_bot(
         stack.push_async_callback(_cancel, sweeper)
         reminder = asyncio.create_task(reminders.sweep_forever(), name="reminder sweeper")
         stack.push_async_callback(_cancel, reminder)
+        collector = asyncio.create_task(
+            collect_when_idle(lambda: background.busy), name="idle garbage collection"
+        )
+        stack.push_async_callback(_cancel, collector)
 
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # slack-bolt
             stack.push_async_callback(_close_socket, socket_mode)
         else:
             assert settings.slack_signing_secret is not None
-            web_app = _events_app(app, settings.slack_signing_secret.get_secret_value())
+            web_app = _events_app(app, settings.slack_signing_secret.get_secret_value(), fast_path)
             health.add_routes(web_app)
             web_runner = web.AppRunner(web_app, shutdown_timeout=INTAKE_CLOSE_TIMEOUT_S)
             await web_runner.setup()
@@ -274,6 +287,7 @@ async def _running_bot(
             http_port=http_port,
             health_port=health_port,
             metrics=metrics,
+            fast_path=fast_path,
         )
 
 

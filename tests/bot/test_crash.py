@@ -4,9 +4,12 @@ runs at most once, and only after a recorded approval" and "A crash mid-tool is 
 never re-run"). SIGTERM: the
 running turn may finish, within a bound; a second SIGTERM exits at once.
 
-The bot is a real `slack-approvals run` process. It is held at a stage from outside only: a
-Slack call the emulator delays, or a tool waiting on a file. Every round holds one
-conversation at each stage at once, then kills the process, so one restart checks all stages.
+The bot is a real `slack-approvals run` process, taking Slack's deliveries over HTTP on both
+databases, and over Socket Mode on SQLite: the clicks and `/ask` take the intake's fast path
+in both (bot.intake), so a kill -9 right after such an ack is among the stages. It is held
+at a stage from outside only: a Slack call the emulator delays, or a tool waiting on a file.
+Every round holds one conversation at each stage at once, then kills the process, so one
+restart checks all stages.
 Each delay is scoped to its conversation's thread (or a channel of its own), so no other
 conversation's call can meet it in its place, whatever order the runs post in.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from _pytest.mark.structures import ParameterSet
 
 from tests.support.botproc import Deployment, deployment
 from tests.support.pg import BACKENDS, database_url
@@ -146,6 +150,10 @@ async def hold_every_stage(d: Deployment, round_no: int) -> dict[str, Trial]:
     return trials
 
 
+def as_param(backend: object) -> ParameterSet:
+    return backend if isinstance(backend, ParameterSet) else pytest.param(backend)
+
+
 def posts_held(d: Deployment, trial: Trial) -> int:
     return d.slack.faults_left("chat.postMessage", thread_ts=trial.thread)
 
@@ -226,12 +234,21 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
     assert await d.db.fetchall("SELECT seq FROM outbox") == []
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("backend", "transport"),
+    [
+        *(pytest.param(*b.values, "http", marks=b.marks) for b in map(as_param, BACKENDS)),
+        ("sqlite", "socket"),
+    ],
+)
 async def test_kill_9_at_every_stage_loses_nothing_and_runs_nothing_twice(
-    backend: str, tmp_path: Path
+    backend: str, transport: str, tmp_path: Path
 ) -> None:
     per_stage: Counter[str] = Counter()
-    async with database_url(backend, tmp_path) as url, deployment(tmp_path, url, 1) as d:
+    async with (
+        database_url(backend, tmp_path) as url,
+        deployment(tmp_path, url, 1, transport=transport) as d,
+    ):
         [bot] = d.bots
         all_trials: list[Trial] = []
         for round_no in range(ROUNDS):
@@ -247,7 +264,7 @@ async def test_kill_9_at_every_stage_loses_nothing_and_runs_nothing_twice(
         notices = {t.cluster: ran_notices(d, t) for t in all_trials}
         repeated = {c: n for c, n in notices.items() if n > 1}
         print(
-            f"\n[{backend}] kill -9 trials per stage: {dict(per_stage)}; "
+            f"\n[{backend}, {transport}] kill -9 trials per stage: {dict(per_stage)}; "
             f"executions: {sum(started.values())}; ran twice: {len(twice)}; "
             f"repeated notices: {len(repeated)}"
         )

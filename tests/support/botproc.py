@@ -1,5 +1,6 @@
-"""Bot processes for tests: `slack-approvals run` in HTTP mode, configured by its environment
-only, as an operator runs it, against the in-test Slack emulator and fake model.
+"""Bot processes for tests: `slack-approvals run` in HTTP mode (or Socket Mode), configured by
+its environment only, as an operator runs it, against the in-test Slack emulator and fake
+model.
 
 A `Deployment` is one emulator, one fake model, one database and N bot processes that Slack
 (the emulator) calls in turn, as a load balancer would.
@@ -49,7 +50,9 @@ class BotProcess(ChildProcess):
         super().__init__(workdir / f"{name}.log")
         self.name = name
         self.port = free_port()
-        self.env = {**env, "PORT": str(self.port)}
+        # In Socket Mode nothing listens on PORT: the probes (`url`) are on HEALTH_PORT.
+        port = "HEALTH_PORT" if "SLACK_APP_TOKEN" in env else "PORT"
+        self.env = {**env, port: str(self.port)}
         self.workdir = workdir
 
     @property
@@ -167,15 +170,20 @@ async def deployment(
     env: Mapping[str, str | None] | None = None,
     *,
     model: FakeOpenAI | None = None,
+    transport: str = "http",
 ) -> AsyncIterator[Deployment]:
     """Started and ready; every bot process is killed on the way out. `env` adds to (or
     replaces) the bots' settings, or removes one (None); `model` (stopped on the way out)
-    replaces the operator model."""
+    replaces the operator model. `transport="socket"`: the bots take Slack's deliveries
+    over Socket Mode instead of HTTP."""
     slack = SlackEmulator()
     await slack.start()
     model = model or await operator_model()
     db = await Database.open(database_url)
     bot_env = _bot_env(slack, model, workdir, database_url)
+    if transport == "socket":
+        bot_env.pop("SLACK_SIGNING_SECRET")
+        bot_env["SLACK_APP_TOKEN"] = slack.app_token
     for name, value in (env or {}).items():
         if value is None:
             bot_env.pop(name, None)
@@ -186,7 +194,8 @@ async def deployment(
     found = Deployment(slack, model, workdir, bots, ui, db)
     try:
         await found.start()
-        slack.use_http([f"{b.url}/slack/events" for b in bots], SECRET)
+        if transport == "http":
+            slack.use_http([f"{b.url}/slack/events" for b in bots], SECRET)
         yield found
     finally:
         for bot in bots:
