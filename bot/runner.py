@@ -22,8 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.gate import ALL_DECISIONS, Recorded
 from agent.policy import Policy, PolicySnapshot
-from agent.session import Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
-from agent.sources import Session
+from agent.session import Decision, Event, OnEvent, PendingCall, Reply, Session, ToolOutcome
 from bot import blocks
 from bot.cards import Cards
 from bot.clock import Clock
