@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-from pathlib import Path
 
 import pytest
 
 from agent.policy import PolicyError
 from tests.conftest import Harness
+from tests.support.cli import cli
 from tests.support.tools import executions
-
-ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def use_policy(harness: Harness, *tools: str, defaults: str = "") -> None:
@@ -34,10 +30,8 @@ def ephemerals_for(harness: Harness, user: str) -> list[str]:
     return [e.text for e in harness.slack.ephemerals if e.user == user]
 
 
-async def scale_down_card(harness: Harness, replicas: int = 2) -> tuple[str, str]:
-    text = f"scale down cl-001 to {replicas}"
-    args = {"cluster_id": "cl-001", "replicas": replicas}
-    thread, card = await harness.ask_call(text, "scale_down", args, "All done here.")
+async def scale_down_card(harness: Harness) -> tuple[str, str]:
+    thread, card = await harness.ask_scale_down()
     return thread, card.ts
 
 
@@ -67,8 +61,7 @@ async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None
     use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
     async with harness.bot():
         thread, card = await scale_down_card(harness)
-        await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0CAROL", "C0OPS", card)
         assert executions("scale_down") == []
         # Carol joins the on-call group while the card waits: the cached list is stale.
         harness.slack.workspace.usergroups["S0SREONCALL"].append("U0CAROL")
@@ -82,8 +75,7 @@ async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         assert "(not <@U0ALICE>)" in card_json(harness, card)
-        await harness.slack.click("U0ALICE", "C0OPS", card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0ALICE", "C0OPS", card)
         assert any("someone else has to decide" in t for t in ephemerals_for(harness, "U0ALICE"))
         assert executions("scale_down") == []
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
@@ -95,11 +87,9 @@ async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
     async with harness.bot():
         thread, card = await scale_down_card(harness)
         assert "0 of 2 approvals" in card_json(harness, card)
-        await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0BOB", "C0OPS", card)
         assert "1 of 2 approvals:* <@U0BOB>" in card_json(harness, card)
-        await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")  # counts once
-        await harness.idle()
+        await harness.approve("U0BOB", "C0OPS", card)  # counts once
         assert any("already approved" in t for t in ephemerals_for(harness, "U0BOB"))
         assert executions("scale_down") == []
         await harness.slack.click("U0DAVE", "C0OPS", card, "approval_approve")
@@ -251,31 +241,10 @@ async def test_audit_command_prints_filtered_records(harness: Harness) -> None:
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
         await harness.wait_text("C0OPS", thread, "All done here.")
         await harness.idle()
-    env = {**os.environ, "DATABASE_URL": harness.settings().database_url, "PYTHONPATH": ROOT}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "audit",
-        "--json",
-        "--tool",
-        "scale_down",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    rows = [json.loads(line) for line in out.decode().splitlines()]
+    database = {"DATABASE_URL": harness.settings().database_url}
+    _, out = await cli("audit", "--json", "--tool", "scale_down", cwd=harness.tmp, **database)
+    rows = [json.loads(line) for line in out.splitlines()]
     assert [r["event"] for r in rows] == ["requested", "approved", "executed"]
     assert rows[1]["actor"] == "U0BOB" and rows[2]["detail"].startswith("cl-001 scaled")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "audit",
-        "--user",
-        "U0BOB",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    assert out.decode().count("approved") == 1 and "requested" not in out.decode()
+    _, out = await cli("audit", "--user", "U0BOB", cwd=harness.tmp, **database)
+    assert out.count("approved") == 1 and "requested" not in out
