@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
 from agent.policy import PolicyError
+from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.support.cli import cli
 from tests.support.tools import executions
+
+# Policies: scale_down decided by the on-call group only; scale_down with Edit offered.
+ONCALL_ONLY = ("delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
+EDITABLE = "scale_down: {decisions: [approve, reject, edit]}"
 
 
 def use_policy(harness: Harness, *tools: str, defaults: str = "") -> None:
@@ -35,10 +42,20 @@ async def scale_down_card(harness: Harness) -> tuple[str, str]:
     return thread, card.ts
 
 
-async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
-    use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
+@asynccontextmanager
+async def card_under(
+    harness: Harness, *tools: str, defaults: str = ""
+) -> AsyncIterator[tuple[RunningBot, str, str]]:
+    """The bot running under the policy `use_policy` writes, a scale_down card waiting: the
+    bot, the thread and the card's ts."""
+    use_policy(harness, *tools, defaults=defaults)
     async with harness.bot() as bot:
         thread, card = await scale_down_card(harness)
+        yield bot, thread, card
+
+
+async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
+    async with card_under(harness, *ONCALL_ONLY) as (bot, thread, card):
         assert "<!subteam^S0SREONCALL>" in card_json(harness, card)
         await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
         await harness.deny("U0CAROL", "C0OPS", card, "I say no")
@@ -58,9 +75,7 @@ async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
 
 
 async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None:
-    use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, *ONCALL_ONLY) as (_, thread, card):
         await harness.approve("U0CAROL", "C0OPS", card)
         assert executions("scale_down") == []
         # Carol joins the on-call group while the card waits: the cached list is stale.
@@ -71,9 +86,7 @@ async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None
 
 
 async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None:
-    use_policy(harness, defaults="allow_self_approval: false")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="allow_self_approval: false") as (_, thread, card):
         assert "(not <@U0ALICE>)" in card_json(harness, card)
         await harness.approve("U0ALICE", "C0OPS", card)
         assert any("someone else has to decide" in t for t in ephemerals_for(harness, "U0ALICE"))
@@ -83,9 +96,7 @@ async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None
 
 
 async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
-    use_policy(harness, defaults="approvals_needed: 2")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="approvals_needed: 2") as (_, thread, card):
         assert "0 of 2 approvals" in card_json(harness, card)
         await harness.approve("U0BOB", "C0OPS", card)
         assert "1 of 2 approvals:* <@U0BOB>" in card_json(harness, card)
@@ -100,9 +111,7 @@ async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
 
 
 async def test_one_deny_rejects_a_quorum_at_once(harness: Harness) -> None:
-    use_policy(harness, defaults="approvals_needed: 3")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="approvals_needed: 3") as (_, thread, card):
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
         await harness.deny("U0DAVE", "C0OPS", card, "too risky")
         await harness.wait_text("C0OPS", thread, "All done here.")
@@ -112,9 +121,7 @@ async def test_one_deny_rejects_a_quorum_at_once(harness: Harness) -> None:
 
 
 async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
-    use_policy(harness, defaults="expires_after: 1s")
-    async with harness.bot() as bot:
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="expires_after: 1s") as (bot, thread, card):
         await harness.wait_text("C0OPS", thread, "All done here.")
         await harness.idle()
         blocks = card_json(harness, card)
@@ -142,18 +149,14 @@ async def test_expiry_is_swept_after_a_restart(harness: Harness) -> None:
 
 
 async def test_never_expires(harness: Harness) -> None:
-    use_policy(harness, defaults="expires_after: never")
-    async with harness.bot() as bot:
-        _, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="expires_after: never") as (bot, _, card):
         [approval] = await bot.store.db.fetchall("SELECT expires_at FROM approvals")
         assert approval["expires_at"] is None
         assert "expires" not in card_json(harness, card)
 
 
 async def test_edit_validates_and_runs_the_edited_call(harness: Harness) -> None:
-    use_policy(harness, "scale_down: {decisions: [approve, reject, edit]}")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, EDITABLE) as (_, thread, card):
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_edit")
         view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
         inputs = {b["block_id"]: b["element"] for b in view.view["blocks"]}
@@ -188,9 +191,7 @@ async def test_edit_is_not_offered_where_the_policy_does_not_allow_it(harness: H
 
 
 async def test_confirm_puts_a_dialog_on_approve(harness: Harness) -> None:
-    use_policy(harness, "scale_down: {confirm: true}")
-    async with harness.bot():
-        _, card = await scale_down_card(harness)
+    async with card_under(harness, "scale_down: {confirm: true}") as (_, _, card):
         [approve] = [
             e
             for b in harness.slack.message("C0OPS", card).blocks
