@@ -144,13 +144,9 @@ async def run_bot(config: dict[str, Any]) -> None:
             return {}
 
         async def pending() -> dict[str, Any]:
-            rows = await db.fetchall(
-                "SELECT id, channel, message_ts, args FROM approvals"
-                " WHERE status = 'pending' AND message_ts IS NOT NULL ORDER BY created_at, id"
-            )
             cards = [
-                [r["id"], r["channel"], r["message_ts"], json.loads(r["args"])["cluster_id"]]
-                for r in rows
+                [a.id, a.channel, a.message_ts, a.args["cluster_id"]]
+                for a in await bot.store.posted_pending()
             ]
             return {"cards": cards}
 

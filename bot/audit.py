@@ -1,4 +1,4 @@
-"""Reading the audit trail for `slack-approvals audit`.
+"""Showing the audit trail for `slack-approvals audit`.
 
 Kept apart from the store so the command loads only the database layer: it must answer in
 well under a second, and the agent's libraries take longer than that just to import.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, replace
 from typing import Any
 
-from bot.db import Database, Row
+from bot.audit_trail import AuditRecord
 
 # Audit event names written before the vocabulary was made one (Deny/Denied everywhere);
 # rows already in a database keep their old name and are read under the new one.
@@ -21,44 +22,26 @@ def event_name(stored: str) -> str:
     return RENAMED_EVENTS.get(stored, stored)
 
 
-async def read(
-    db: Database,
-    *,
-    since: float | None = None,
-    tool: str | None = None,
-    actor: str | None = None,
-    as_written: bool = False,
-) -> list[Row]:
-    """The audit records, oldest first; old event names under their new one unless
-    `as_written`."""
-    clauses, params = [], []
-    for clause, value in (("at >= ?", since), ("tool = ?", tool), ("actor = ?", actor)):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = await db.fetchall(f"SELECT * FROM audit{where} ORDER BY seq", params)
-    if not as_written:
-        for row in rows:
-            row["event"] = event_name(row["event"])
-    return rows
+def under_current_names(records: list[AuditRecord]) -> list[AuditRecord]:
+    """The records with old event names under their new one."""
+    return [replace(record, event=event_name(record.event)) for record in records]
 
 
-def as_json(row: Row) -> str:
+def as_json(record: AuditRecord) -> str:
     """One line of JSON; the arguments as an object, not a string holding JSON."""
-    record: dict[str, Any] = dict(row)
-    if record.get("args") is not None:
-        record["args"] = _json_or_text(record["args"])
-    return json.dumps(record, ensure_ascii=False)
+    fields: dict[str, Any] = asdict(record)
+    if record.args is not None:
+        fields["args"] = _json_or_text(record.args)
+    return json.dumps(fields, ensure_ascii=False)
 
 
-def as_text(row: Row) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["at"]))
-    parts = [when, row["event"], row["tool"] or "-", row["args"] or "", row["actor"] or "-"]
-    if row["reason"]:
-        parts.append(f"reason={row['reason']}")
-    if row["detail"]:
-        parts.append(row["detail"][:200])
+def as_text(record: AuditRecord) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.at))
+    parts = [when, record.event, record.tool or "-", record.args or "", record.actor or "-"]
+    if record.reason:
+        parts.append(f"reason={record.reason}")
+    if record.detail:
+        parts.append(record.detail[:200])
     return "  ".join(parts)
 
 

@@ -1,5 +1,6 @@
-"""Writing the audit trail: one record per decision, execution and notice, in the caller's
-transaction where it must commit with what it records."""
+"""The audit trail: one record per decision, execution and notice, written in the caller's
+transaction where it must commit with what it records, and read back as `AuditRecord`s
+(`slack-approvals audit` formats them in `bot.audit`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot import audit
-from bot.db import Database, Row, Statements
+from bot.db import Database, Row, Statements, row_columns, row_values
 
 if TYPE_CHECKING:
     from bot.store import Approval
@@ -28,6 +28,29 @@ class AuditEntry:
     conversation: str | None = None
     tool: str | None = None
     args: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """A line of the audit trail as stored: `args` is the JSON text written."""
+
+    seq: int
+    at: float
+    event: str
+    approval_id: str | None
+    conversation: str | None
+    tool: str | None
+    args: str | None
+    actor: str | None
+    reason: str | None
+    detail: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> AuditRecord:
+        return cls(**row_values(cls, row))
+
+
+AUDIT_COLUMNS = row_columns(AuditRecord)
 
 
 class AuditTrail:
@@ -52,8 +75,27 @@ class AuditTrail:
 
     async def audit_log(
         self, *, since: float | None = None, tool: str | None = None, user: str | None = None
-    ) -> list[Row]:
-        return await audit.read(self.db, since=since, tool=tool, actor=user, as_written=True)
+    ) -> list[AuditRecord]:
+        return await read_audit(self.db, since=since, tool=tool, actor=user)
+
+
+async def read_audit(
+    db: Statements,
+    *,
+    since: float | None = None,
+    tool: str | None = None,
+    actor: str | None = None,
+) -> list[AuditRecord]:
+    """The audit records as written, oldest first."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("at >= ?", since), ("tool = ?", tool), ("actor = ?", actor)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = await db.fetchall(f"SELECT {AUDIT_COLUMNS} FROM audit{where} ORDER BY seq", params)
+    return [AuditRecord.from_row(row) for row in rows]
 
 
 async def audit_in(where: Statements, entry: AuditEntry) -> None:

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from agent.policy import PolicyError, parse_duration
 from bot import audit, logcontext
+from bot.audit_trail import read_audit
 from bot.connections import is_postgres, sqlite_path
 from bot.db import Database
 from bot.redaction import Redactor, redact_logs
@@ -283,7 +284,7 @@ async def _audit(
     actor = await _user_id(settings, user) if user is not None else None
     db = await Database.open(settings.database_url)
     try:
-        rows = await audit.read(db, since=since, tool=tool, actor=actor)
+        rows = audit.under_current_names(await read_audit(db, since=since, tool=tool, actor=actor))
     finally:
         await db.close()
     write = audit.as_json if as_json else audit.as_text

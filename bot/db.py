@@ -3,7 +3,8 @@
 Callers write one dialect: `?` placeholders, and SQL that both backends share (`ON CONFLICT`,
 conditional `UPDATE`, `RETURNING`). A statement on its own runs in autocommit; statements that
 must land together (a decision and its audit record) run in `transaction()`. Rows come back as
-dicts.
+dicts; the storage modules turn them into row types, frozen dataclasses whose fields are the
+columns they read (`row_columns`, `row_values`), selected by name, never `*`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 from psycopg import AsyncConnection
@@ -25,7 +27,22 @@ from psycopg_pool import AsyncConnectionPool
 from bot.connections import is_postgres, open_pool, setup_lock, sqlite_path
 from bot.migrations import Dialect, migrate
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Row = dict[str, Any]
+
+
+def row_columns(row_type: type[DataclassInstance], alias: str = "") -> str:
+    """The SELECT list of a row type: its fields, in order (each after `alias.`, for a join)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + field.name for field in fields(row_type))
+
+
+def row_values(row_type: type[DataclassInstance], row: Row) -> dict[str, Any]:
+    """The values of a row type's fields in a row read with its `row_columns`."""
+    return {field.name: row[field.name] for field in fields(row_type)}
+
 
 POOL_SIZE = 10
 

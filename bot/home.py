@@ -17,7 +17,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
-from bot.routing import Route, Routing
+from bot.home_viewers import HomeViewers
+from bot.route_store import Route
+from bot.routing import Routing
 from bot.store import Approval, Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Home:
         self.store = store
         self.client = client
         self.routing = routing
+        self.viewers = HomeViewers(store.db)
 
     @staticmethod
     def refusal(approval: Approval) -> str | None:
@@ -54,11 +57,7 @@ class Home:
 
     async def opened(self, user: str) -> None:
         """`user` opened the Home tab: publish it, and keep it current from now on."""
-        await self.store.db.execute(
-            "INSERT INTO home_viewers (user_id, opened_at) VALUES (?, ?)"
-            " ON CONFLICT (user_id) DO UPDATE SET opened_at = excluded.opened_at",
-            (user, time.time()),
-        )
+        await self.viewers.opened(user)
         await self.publish(user)
 
     async def refresh(self, users: Iterable[str]) -> None:
@@ -66,18 +65,14 @@ class Home:
         wanted = list(dict.fromkeys(users))
         if not wanted:
             return
-        marks = ",".join("?" * len(wanted))
-        rows = await self.store.db.fetchall(
-            f"SELECT user_id FROM home_viewers WHERE user_id IN ({marks})", wanted
-        )
-        viewers = {r["user_id"] for r in rows}
+        viewers = await self.viewers.among(wanted)
         for user in wanted:
             if user in viewers:
                 await self.publish(user)
 
     async def refresh_for(self, approval: Approval) -> None:
         # Who is affected takes group lookups: not worth them while nobody uses the tab.
-        if await self.store.db.fetchone("SELECT user_id FROM home_viewers LIMIT 1"):
+        if await self.viewers.anyone():
             await self.refresh(await self.affected(approval))
 
     async def publish(self, user: str) -> None:
@@ -88,26 +83,12 @@ class Home:
 
     async def view(self, user: str) -> dict[str, Any]:
         now = time.time()
-        pending = [
-            Approval.from_row(r)
-            for r in await self.store.db.fetchall(
-                "SELECT * FROM approvals WHERE status = 'pending'"
-                " ORDER BY created_at DESC, id LIMIT ?",
-                (PENDING_READ,),
-            )
-        ]
+        pending = await self.store.pending_newest(PENDING_READ)
         routes = await self.routing.routes([a.id for a in pending])
         waiting = [
             a for a in pending if await self.routing.may_decide(a, user, routes.get(a.id))
         ][:WAITING_SHOWN]
-        mine = [
-            Approval.from_row(r)
-            for r in await self.store.db.fetchall(
-                "SELECT * FROM approvals WHERE requester = ? ORDER BY created_at DESC, id"
-                " LIMIT ?",
-                (user, MINE_SHOWN),
-            )
-        ]
+        mine = await self.store.requested_by(user, MINE_SHOWN)
         body: list[blocks.Block] = [_header("Waiting on you")]
         if not waiting:
             body.append(_context("Nothing waits on you."))

@@ -5,12 +5,31 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from agent.gate import Recorded
 from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
-from bot.db import Database
+from bot.db import Database, Row, row_columns, row_values
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A gated call's journal entry as the bot reports it: the arguments that ran (as the
+    JSON text written) and the tool's raw result."""
+
+    args: str
+    status: str
+    result: str | None
+    result_status: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Execution:
+        return cls(**row_values(cls, row))
+
+
+EXECUTION_COLUMNS = row_columns(Execution)
 
 
 class SqlJournal:

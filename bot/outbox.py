@@ -67,21 +67,21 @@ class ThreadMessages:
         """Post this conversation's waiting messages in order, stopping at the first that
         Slack will not take yet; True when none is left waiting."""
         for message in await self.store.outbox_left(conv.key):
-            if due_only and message["next_at"] is not None and message["next_at"] > time.time():
+            if due_only and message.next_at is not None and message.next_at > time.time():
                 return False
             try:
                 await self.client.chat_postMessage(
                     channel=conv.channel,
                     thread_ts=conv.reply_thread_ts,
-                    text=blocks.cut(message["text"], 3000),
-                    blocks=blocks.notice(message["text"]),
+                    text=blocks.cut(message.text, 3000),
+                    blocks=blocks.notice(message.text),
                 )
             except UNREACHABLE as exc:
                 if is_permanent(exc):
                     log.error("dropping a message Slack will never take in %s: %s", conv.key, exc)
-                    await self.store.outbox_done(message["seq"])
+                    await self.store.outbox_done(message.seq)
                     continue
-                attempts = int(message["attempts"]) + 1
+                attempts = message.attempts + 1
                 delay = retry_delay(attempts)
                 log.warning(
                     "could not post in %s (attempt %d, next in %.0f s): %s",
@@ -90,7 +90,7 @@ class ThreadMessages:
                     delay,
                     exc,
                 )
-                await self.store.outbox_later(message["seq"], attempts, time.time() + delay)
+                await self.store.outbox_later(message.seq, attempts, time.time() + delay)
                 return False
-            await self.store.outbox_done(message["seq"])
+            await self.store.outbox_done(message.seq)
         return True

@@ -4,9 +4,27 @@ restart or a Slack outage loses none."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from bot.audit_trail import AuditEntry, audit_in
-from bot.db import Database, Row
+from bot.db import Database, Row, row_columns, row_values
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A thread message not yet posted; `next_at`: when to try again after Slack refused it."""
+
+    seq: int
+    text: str
+    attempts: int
+    next_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> OutboxMessage:
+        return cls(**row_values(cls, row))
+
+
+OUTBOX_MESSAGE_COLUMNS = row_columns(OutboxMessage)
 
 
 class OutboxQueue:
@@ -39,12 +57,13 @@ class OutboxQueue:
             "UPDATE outbox SET attempts = ?, next_at = ? WHERE seq = ?", (attempts, next_at, seq)
         )
 
-    async def outbox_left(self, conversation: str) -> list[Row]:
+    async def outbox_left(self, conversation: str) -> list[OutboxMessage]:
         """Messages not yet posted in this conversation, oldest first."""
-        return await self.db.fetchall(
-            "SELECT seq, text, attempts, next_at FROM outbox WHERE conversation = ? ORDER BY seq",
+        rows = await self.db.fetchall(
+            f"SELECT {OUTBOX_MESSAGE_COLUMNS} FROM outbox WHERE conversation = ? ORDER BY seq",
             (conversation,),
         )
+        return [OutboxMessage.from_row(row) for row in rows]
 
     async def waiting_for_slack(self, *, due_before: float) -> list[str]:
         """Conversations with a message or a card that Slack has not taken yet and that is

@@ -55,9 +55,9 @@ class Outcomes:
         self, conv: Conversation, approval: Approval, outcome: ToolOutcome
     ) -> None:
         entry = await self.store.execution(approval.interrupt_id)
-        ran_args: dict[str, Any] | None = json.loads(entry["args"]) if entry else None
+        ran_args: dict[str, Any] | None = json.loads(entry.args) if entry else None
         result = self.redact(
-            str(entry["result"]) if entry and entry["result"] is not None else outcome.content
+            entry.result if entry and entry.result is not None else outcome.content
         )
         name = f"`{blocks.escape(approval.tool)}`"
         if outcome.content == OUTCOME_UNKNOWN:

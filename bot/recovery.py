@@ -49,8 +49,8 @@ class Recovery:
                     ToolOutcome(
                         tool_call_id=approval.tool_call_id,
                         name=approval.tool,
-                        content=str(entry["result"] or ""),
-                        status="success" if entry["result_status"] == "success" else "error",
+                        content=entry.result or "",
+                        status="success" if entry.result_status == "success" else "error",
                         ran=True,
                         call_key=approval.interrupt_id,
                     ),

@@ -9,11 +9,8 @@ buttons as the thread's card, and a click on any of them takes the same path and
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,6 +19,7 @@ from agent.policy import APPROVERS
 from bot import blocks
 from bot.conversation import Conversation
 from bot.directory import Directory
+from bot.route_store import Copy, Route, RouteStore
 from bot.store import Approval, Store
 
 log = logging.getLogger(__name__)
@@ -30,30 +28,6 @@ log = logging.getLogger(__name__)
 COPY_GONE = frozenset(
     {"message_not_found", "channel_not_found", "cant_update_message", "is_archived"}
 )
-
-
-@dataclass(frozen=True)
-class Route:
-    approval_id: str
-    permalink: str | None
-    remind_at: float | None
-    escalate_at: float | None
-    escalated_to: list[str]
-    reminded_at: float | None
-    escalated_at: float | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Route:
-        values = dict(row)
-        values["escalated_to"] = json.loads(values["escalated_to"] or "[]")
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Copy:
-    channel: str
-    message_ts: str
-    kind: str  # "dm" or "channel"
 
 
 def who(principals: Iterable[str]) -> str:
@@ -66,7 +40,7 @@ def who(principals: Iterable[str]) -> str:
 class Routing:
     def __init__(self, store: Store, client: AsyncWebClient, directory: Directory) -> None:
         self.store = store
-        self.db = store.db
+        self.records = RouteStore(store.db)
         self.client = client
         self.directory = directory
 
@@ -123,27 +97,13 @@ class Routing:
     # records -----------------------------------------------------------------------------
 
     async def route(self, approval_id: str) -> Route | None:
-        row = await self.db.fetchone(
-            "SELECT * FROM approval_routes WHERE approval_id = ?", (approval_id,)
-        )
-        return Route.from_row(row) if row else None
+        return await self.records.route(approval_id)
 
     async def routes(self, approval_ids: list[str]) -> dict[str, Route]:
-        if not approval_ids:
-            return {}
-        marks = ",".join("?" * len(approval_ids))
-        rows = await self.db.fetchall(
-            f"SELECT * FROM approval_routes WHERE approval_id IN ({marks})", approval_ids
-        )
-        return {str(r["approval_id"]): Route.from_row(r) for r in rows}
+        return await self.records.routes(approval_ids)
 
     async def copies(self, approval_id: str) -> list[Copy]:
-        rows = await self.db.fetchall(
-            "SELECT channel, message_ts, kind FROM approval_copies WHERE approval_id = ?"
-            " ORDER BY message_ts",
-            (approval_id,),
-        )
-        return [Copy(r["channel"], r["message_ts"], r["kind"]) for r in rows]
+        return await self.records.copies(approval_id)
 
     async def belongs(self, approval: Approval, channel: str, message_ts: str | None) -> bool:
         """Is this message the request's card, in its thread or any recorded copy? A button
@@ -152,14 +112,7 @@ class Routing:
             return True
         if message_ts is None:
             return False
-        return (
-            await self.db.fetchone(
-                "SELECT 1 AS found FROM approval_copies WHERE approval_id = ? AND channel = ?"
-                " AND message_ts = ?",
-                (approval.id, channel, message_ts),
-            )
-            is not None
-        )
+        return await self.records.is_copy(approval.id, channel, message_ts)
 
     # routing a new request ---------------------------------------------------------------
 
@@ -171,15 +124,11 @@ class Routing:
         rules = approval.policy
         remind_s, escalate_s = rules.remind_after_s, rules.escalate_after_s
         permalink = await self._permalink(approval.channel, approval.message_ts)
-        claimed = await self.db.execute(
-            "INSERT INTO approval_routes (approval_id, permalink, remind_at, escalate_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (approval_id) DO NOTHING",
-            (
-                approval.id,
-                permalink,
-                approval.created_at + remind_s if remind_s else None,
-                approval.created_at + escalate_s if escalate_s else None,
-            ),
+        claimed = await self.records.open_route(
+            approval.id,
+            permalink,
+            approval.created_at + remind_s if remind_s else None,
+            approval.created_at + escalate_s if escalate_s else None,
         )
         if not claimed:
             return None
@@ -257,10 +206,8 @@ class Routing:
                 "cannot post a copy of %s in %s: %s", approval.id, channel, exc.response["error"]
             )
             return False
-        await self.db.execute(
-            "INSERT INTO approval_copies (approval_id, channel, message_ts, kind)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (approval_id, channel) DO NOTHING",
-            (approval.id, str(response["channel"]), str(response["ts"]), kind),
+        await self.records.add_copy(
+            approval.id, Copy(str(response["channel"]), str(response["ts"]), kind)
         )
         return True
 

@@ -41,7 +41,6 @@ from bot.lease import open_leases
 from bot.listeners import register
 from bot.metrics import MeasuredApp, Metrics
 from bot.outbox import ThreadMessages
-from bot.own_agent import SqlCallKeys, SqlThreadIds
 from bot.preflight import OPENAI_BASE_URL
 from bot.preflight import check_groups as _check_groups
 from bot.preflight import probe_model as _probe_model
@@ -51,6 +50,7 @@ from bot.recovery import Recovery
 from bot.reminders import Reminders
 from bot.routing import Routing
 from bot.runner import Runner
+from bot.server_threads import SqlThreadIds
 from bot.settings import Settings, SettingsError
 from bot.store import SqlJournal, Store
 from bot.tasks import Background
@@ -161,7 +161,7 @@ async def _running_bot(
                 settings.langgraph_url,
                 settings.langgraph_assistant,
                 SqlThreadIds(db),
-                SqlCallKeys(db),
+                store,
                 api_key=(
                     settings.langgraph_api_key.get_secret_value()
                     if settings.langgraph_api_key
@@ -174,7 +174,7 @@ async def _running_bot(
         elif settings.approvals_graph:
             graph = await load_graph(settings.approvals_graph, checkpointer)
             session = AgentSession(
-                graph, graph_decides=True, journal=journal, call_keys=SqlCallKeys(db)
+                graph, graph_decides=True, journal=journal, call_keys=store
             )
         else:
             graph = build_agent(model, tools, policy, checkpointer, journal, journal)

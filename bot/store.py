@@ -1,6 +1,7 @@
-"""Approvals, runs in progress and event dedupe, in the bot's database; with the outbox
-(`bot.outbox_queue`) and the audit trail (`bot.audit_trail`) it is the bot's `Store`. The
-agent's execution journal is `bot.journal_store.SqlJournal`.
+"""Approvals, runs in progress and event dedupe, in the bot's database; with the approvals'
+listings (`bot.approval_reads`), the outbox (`bot.outbox_queue`) and the audit trail
+(`bot.audit_trail`) it is the bot's `Store`. The approvals' row type is
+`bot.approval_row.Approval`; the agent's execution journal is `bot.journal_store.SqlJournal`.
 
 A decision is recorded by `claim`: one conditional UPDATE that only the first caller
 can win, so twenty clicks on one button count once, committed together with its audit
@@ -13,65 +14,31 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from agent.policy import PolicySnapshot
+from bot.approval_reads import ApprovalReads
 
 # `X as X` marks a re-export: callers import these from here.
+from bot.approval_row import ALL_STATUSES as ALL_STATUSES
+from bot.approval_row import APPROVAL_COLUMNS
+from bot.approval_row import DECIDED as DECIDED
+from bot.approval_row import Approval as Approval
+from bot.approval_row import Status as Status
 from bot.audit_trail import AuditEntry as AuditEntry
 from bot.audit_trail import AuditTrail
 from bot.audit_trail import audit_in as _audit  # a decision's record, in its transaction
 from bot.audit_trail import audit_in as audit_in
-from bot.db import Database, Row
+from bot.db import Database, row_columns
+from bot.journal_store import EXECUTION_COLUMNS, Execution
 from bot.journal_store import SqlJournal as SqlJournal
 from bot.outbox_queue import OutboxQueue
 
-Status = Literal["pending", "approved", "rejected", "withdrawn", "expired", "dropped"]
-# `dropped`: the graph no longer waits on the call (the agent moved on without it), so it
-# can never be decided; it was not run.
-DECIDED: tuple[Status, ...] = ("approved", "rejected", "withdrawn", "expired", "dropped")
-ALL_STATUSES: tuple[Status, ...] = ("pending", *DECIDED)
+# A written approval comes back whole, in the columns `Approval.from_row` reads.
+_RETURNING = f" RETURNING {APPROVAL_COLUMNS}"
 
 
-@dataclass(frozen=True)
-class Approval:
-    id: str
-    interrupt_id: str
-    conversation: str
-    team_id: str
-    channel: str
-    thread_ts: str
-    message_ts: str | None
-    tool_call_id: str
-    tool: str
-    args: dict[str, Any]
-    description: str
-    requester: str
-    status: Status
-    policy: PolicySnapshot
-    created_at: float
-    expires_at: float | None
-    decided_by: str | None
-    decided_at: float | None
-    reason: str | None
-    decision: dict[str, Any] | None
-    resumed_at: float | None
-    card_status: Status | None
-    """The status the Slack card shows, once it has been drawn."""
-
-    @classmethod
-    def from_row(cls, row: Row) -> Approval:
-        values = dict(row)
-        for key in ("args", "decision"):
-            if values[key] is not None:
-                values[key] = json.loads(values[key])
-        values["policy"] = PolicySnapshot.model_validate_json(values["policy"])
-        return cls(**values)
-
-
-class Store(OutboxQueue, AuditTrail):
+class Store(ApprovalReads, OutboxQueue, AuditTrail):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -99,7 +66,7 @@ class Store(OutboxQueue, AuditTrail):
             "INSERT INTO approvals (id, interrupt_id, conversation, team_id, channel, thread_ts,"
             " tool_call_id, tool, args, description, requester, status, policy, created_at,"
             " expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?)"
-            " ON CONFLICT (interrupt_id) DO NOTHING RETURNING *",
+            " ON CONFLICT (interrupt_id) DO NOTHING" + _RETURNING,
             (
                 approval_id,
                 interrupt_id,
@@ -162,21 +129,16 @@ class Store(OutboxQueue, AuditTrail):
         found = await self._where("interrupt_id = ?", (call_key,))
         return found[0] if found else None
 
-    async def execution(self, call_key: str) -> Row | None:
+    async def execution(self, call_key: str) -> Execution | None:
         """The journal's entry of a gated call: the arguments that ran and the raw result."""
-        return await self.db.fetchone(
-            "SELECT args, status, result, result_status FROM executions WHERE call_key = ?",
-            (call_key,),
+        row = await self.db.fetchone(
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE call_key = ?", (call_key,)
         )
+        return Execution.from_row(row) if row is not None else None
 
     async def get(self, approval_id: str) -> Approval | None:
         found = await self._where("id = ?", (approval_id,))
         return found[0] if found else None
-
-    async def _where(self, condition: str, params: Sequence[Any]) -> list[Approval]:
-        """The approvals matching `condition` (SQL after WHERE, with any ORDER BY)."""
-        rows = await self.db.fetchall(f"SELECT * FROM approvals WHERE {condition}", params)
-        return [Approval.from_row(r) for r in rows]
 
     async def for_conversation(
         self, conversation: str, statuses: tuple[Status, ...] = ("pending",)
@@ -206,7 +168,7 @@ class Store(OutboxQueue, AuditTrail):
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
-                " decision = ? WHERE id = ? AND status = 'pending'" + deadline + " RETURNING *",
+                " decision = ? WHERE id = ? AND status = 'pending'" + deadline + _RETURNING,
                 (
                     status,
                     by,
@@ -301,10 +263,10 @@ class Store(OutboxQueue, AuditTrail):
         )
         return sorted({str(r["conversation"]) for r in rows})
 
-    async def unreported(self, conversation: str) -> list[tuple[Approval, Row]]:
+    async def unreported(self, conversation: str) -> list[tuple[Approval, Execution]]:
         """Gated calls that finished with nobody left to report them: (approval, journal)."""
         rows = await self.db.fetchall(
-            "SELECT a.id AS approval_id, j.status, j.result, j.result_status"
+            f"SELECT a.id AS approval_id, {row_columns(Execution, 'j')}"
             + _UNREPORTED
             + " AND a.conversation = ? ORDER BY j.finished_at",
             (*_OUTCOME_EVENTS, conversation),
@@ -313,7 +275,7 @@ class Store(OutboxQueue, AuditTrail):
         for row in rows:
             approval = await self.get(str(row["approval_id"]))
             if approval is not None:
-                found.append((approval, row))
+                found.append((approval, Execution.from_row(row)))
         return found
 
     # dedupe ------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ async def test_stdio_tools_are_gated_by_name_and_carry_the_approval_id(
             "purge_cache": ids["purge_cache"],
         }
         for tool, key in ids.items():
-            audited = {r["event"]: r["approval_id"] for r in await bot.store.audit_log(tool=tool)}
+            audited = {r.event: r.approval_id for r in await bot.store.audit_log(tool=tool)}
             assert audited["requested"] == audited["approved"] == audited["executed"] == key
         texts = harness.texts(CHANNEL, thread)
         assert any("`infra.delete_repo` ran: repository web deleted" in t for t in texts)
@@ -179,7 +179,7 @@ async def test_http_deny_with_reason_then_edit(harness: Harness, mcp: Mcp, http_
         await harness.idle()
         [deleted] = calls(mcp.log, "end")
         assert deleted["args"] == {"name": "docs"} and deleted["key"] == key
-        audited = {r["event"] for r in await bot.store.audit_log(tool="infra.delete_repo")}
+        audited = {r.event for r in await bot.store.audit_log(tool="infra.delete_repo")}
         assert {"denied", "edited", "executed"} <= audited
 
 
@@ -195,7 +195,7 @@ async def test_http_request_expires_unrun(harness: Harness, mcp: Mcp, http_url: 
         await harness.wait_text(CHANNEL, thread, "Nobody approved; web stays.")
         await harness.idle()
         assert "Expired" in json.dumps(harness.slack.message(CHANNEL, card.ts).blocks)
-        events = [r["event"] for r in await bot.store.audit_log(tool="infra.delete_repo")]
+        events = [r.event for r in await bot.store.audit_log(tool="infra.delete_repo")]
         assert "expired" in events
     assert calls(mcp.log) == []
 

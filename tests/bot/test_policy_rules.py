@@ -70,8 +70,8 @@ async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
         await harness.idle()
         assert len(executions("scale_down")) == 1
         audit = await bot.store.audit_log()
-        refused = [r for r in audit if r["event"] == "refused"]
-        assert [r["actor"] for r in refused] == ["U0CAROL", "U0CAROL"]
+        refused = [r for r in audit if r.event == "refused"]
+        assert [r.actor for r in refused] == ["U0CAROL", "U0CAROL"]
 
 
 async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None:
@@ -130,7 +130,7 @@ async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
         assert any("was not run" in t and "Expired" in t for t in harness.texts("C0OPS", thread))
         told = [m for m in harness.model.requests[-1]["messages"] if m["role"] == "tool"]
         assert "EXPIRED" in told[-1]["content"] and "not a denial" in told[-1]["content"]
-        events = [r["event"] for r in await bot.store.audit_log()]
+        events = [r.event for r in await bot.store.audit_log()]
         assert "expired" in events and "denied" not in events
         # A late click changes nothing.
         await harness.slack.deliver("interactive", harness.slack.deliveries[-1].payload)

@@ -70,7 +70,7 @@ async def test_one_interface_on_both_backends(backend: str, tmp_path: Path) -> N
         store = Store(db)
         await store.audit("executed", conversation="c", tool="t")
         await store.audit("failed", conversation="c", tool="t")
-        assert [r["seq"] for r in await store.audit_log()] == [1, 2]
+        assert [r.seq for r in await store.audit_log()] == [1, 2]
 
 
 @requires_postgres
@@ -149,7 +149,7 @@ async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
         decided = await store.claim(approval.id, "rejected", by="U0BOB", reason="freeze")
         assert decided is not None and decided.reason == "freeze"
         [record] = await store.audit_log()
-        assert (record["event"], record["actor"], record["reason"]) == (
+        assert (record.event, record.actor, record.reason) == (
             "rejected",
             "U0BOB",
             "freeze",

@@ -64,7 +64,7 @@ def shown(harness: Harness, channel: str, ts: str) -> str:
 
 
 async def events(bot: RunningBot, name: str) -> list[dict[str, object]]:
-    return [r for r in await bot.store.audit_log() if r["event"] == name]
+    return [r for r in await bot.store.audit_log() if r.event == name]
 
 
 async def test_a_decision_on_the_dm_copy_updates_the_thread_and_the_channel_copy(
@@ -202,7 +202,7 @@ async def test_a_reminder_then_an_escalation_that_widens_the_approvers(
         assert executions("scale_down") == [ARGS]
         assert len(await events(bot, "reminded")) == 1
         [record] = await events(bot, "escalated")
-        assert record["detail"] == "U0CAROL"
+        assert record.detail == "U0CAROL"
         reminders = [t for t in harness.texts("C0OPS", thread) if "Reminder:" in t]
         assert len(reminders) == 1
 
@@ -286,7 +286,7 @@ async def test_a_home_tab_click_by_someone_not_allowed_is_refused(harness: Harne
         assert "can't approve this" in told.text
         await harness.idle()
         assert executions("scale_down") == []
-        assert [r["actor"] for r in await events(bot, "refused")] == ["U0CAROL"]
+        assert [r.actor for r in await events(bot, "refused")] == ["U0CAROL"]
         assert harness.slack.message("D0ALICE", card.ts).buttons()  # still waiting
 
 
@@ -333,7 +333,7 @@ async def test_a_request_anyone_may_decide_stays_off_the_home_tab(harness: Harne
         assert told.user is None
         await harness.idle()
         assert executions("scale_down") == []
-        assert [r["actor"] for r in await events(bot, "refused")] == ["U0CAROL"]
+        assert [r.actor for r in await events(bot, "refused")] == ["U0CAROL"]
         assert harness.slack.message("D0ALICE", card.ts).buttons()
 
 

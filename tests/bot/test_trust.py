@@ -56,7 +56,7 @@ async def bot_database(harness: Harness) -> Database:
 
 
 async def audit_events(harness: Harness) -> list[str]:
-    return [r["event"] for r in await harness.running.store.audit_log()]
+    return [r.event for r in await harness.running.store.audit_log()]
 
 
 async def test_an_expired_call_never_runs_after_a_restart_that_ungates_its_tool(
@@ -109,8 +109,8 @@ async def test_an_edit_the_new_policy_no_longer_offers_still_reaches_the_agent(
         [ran] = [t for t in harness.texts(CHANNEL, thread) if "`scale_down` ran" in t]
         assert "with replicas `2` → `1` (edited by <@U0BOB>)" in ran
         assert "human reviewer" not in ran.lower() and "Note:" not in ran
-        [executed] = [r for r in await bot.store.audit_log() if r["event"] == "executed"]
-        assert json.loads(executed["args"]) == {"cluster_id": "cl-001", "replicas": 1}
+        [executed] = [r for r in await bot.store.audit_log() if r.event == "executed"]
+        assert json.loads(executed.args) == {"cluster_id": "cl-001", "replicas": 1}
 
 
 async def _claim_stopped(harness: Harness, status: str, **details: object) -> None:
@@ -232,7 +232,7 @@ async def test_a_tool_that_raises_becomes_an_error_result_and_the_run_goes_on(
         assert not any("Something went wrong" in t for t in texts)
         contents = [m["content"] for m in tool_messages(harness.model.requests[-1])]
         assert any("ConnectionError: inventory service unreachable" in c for c in contents)
-        events = [r["event"] for r in await bot.store.audit_log()]
+        events = [r.event for r in await bot.store.audit_log()]
         assert events.count("failed") == 2 and events.count("executed") == 1
         # The thread is not stuck: the next message reaches the agent.
         await harness.slack.post_user_message(
@@ -346,7 +346,7 @@ async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
         card = harness.cards(CHANNEL, thread)[-1]
         await harness.approve_and_wait(thread, card, "All done here.")
         assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 2}]
-        assert [r["event"] for r in await bot.store.audit_log()][:1] == ["requested"]
+        assert [r.event for r in await bot.store.audit_log()][:1] == ["requested"]
 
 
 async def test_an_approval_whose_call_is_gone_from_the_graph_is_closed_not_waited_on(

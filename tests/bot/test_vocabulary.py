@@ -7,6 +7,7 @@ import json
 import re
 
 from bot import audit
+from bot.audit_trail import read_audit
 from bot.db import Database
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
@@ -34,7 +35,7 @@ async def test_a_denial_is_denied_everywhere(harness: Harness) -> None:
         db: Database = bot.store.db
         # A row written before the vocabulary was one still reads as a denial.
         await db.execute("INSERT INTO audit (at, event, tool) VALUES (1, 'rejected', 'old_tool')")
-        events = [(r["event"], r["tool"]) for r in await audit.read(db)]
+        events = [(r.event, r.tool) for r in audit.under_current_names(await read_audit(db))]
     assert ("denied", "delete_cluster") in events and ("denied", "old_tool") in events
     assert not any(event == "rejected" for event, _ in events)
 

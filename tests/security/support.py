@@ -164,7 +164,7 @@ async def approvals(bot: RunningBot) -> list[dict[str, Any]]:
 
 
 async def audit_events(bot: RunningBot) -> list[tuple[str, str | None]]:
-    return [(r["event"], r["actor"]) for r in await bot.store.audit_log()]
+    return [(r.event, r.actor) for r in await bot.store.audit_log()]
 
 
 def ephemerals_for(harness: Harness, user: str) -> list[str]:

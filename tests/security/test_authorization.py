@@ -120,7 +120,7 @@ async def test_an_approval_id_from_another_channel_is_refused(harness: Harness) 
         told = ephemerals_for(harness, "U0BOB")
         assert len(told) == 2 and all("does not belong" in t for t in told)
         audit = await bot.store.audit_log()
-        assert [r["detail"] for r in audit if r["event"] == "refused"] == [
+        assert [r.detail for r in audit if r.event == "refused"] == [
             "button from another message"
         ] * 2
         assert harness.slack.views == []

@@ -201,7 +201,7 @@ async def test_a_model_claiming_approval_in_slack_gets_a_card(harness: Harness) 
         assert row["status"] == "pending"
 
         await harness.approve_and_wait(thread, card, "Scaled.")
-        audit = [(r["event"], r["actor"]) for r in await running.store.audit_log()]
+        audit = [(r.event, r.actor) for r in await running.store.audit_log()]
         journal = await running.store.db.fetchall("SELECT tool, args FROM executions")
     assert executions("scale_down") == [{"cluster_id": "cl-001", "replicas": 0}]
     assert audit == [("requested", "U0ALICE"), ("approved", "U0BOB"), ("executed", None)]

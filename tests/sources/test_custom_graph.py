@@ -182,5 +182,5 @@ async def test_a_tool_in_a_teams_graph_reads_the_audited_approval_id_as_its_key(
         thread = await harness.ask("rotate the api secret")
         [card] = await harness.wait_cards("C0OPS", thread)
         await harness.approve_and_wait(thread, card, "Rotated.")
-        [approved] = [r for r in await bot.store.audit_log() if r["event"] == "approved"]
-        assert [("rotate_secret", approved["approval_id"])] == keyed_tools.KEYS
+        [approved] = [r for r in await bot.store.audit_log() if r.event == "approved"]
+        assert [("rotate_secret", approved.approval_id)] == keyed_tools.KEYS
