@@ -7,10 +7,11 @@ has an effect (and a denial visibly has none), without touching any real system.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import aiosqlite
 from langchain_core.tools import ToolException
@@ -77,6 +78,38 @@ class Table:
     state: str
 
 
+R = TypeVar("R")
+# The kinds of row that are taken out of service (terminated, dropped) rather than changed.
+Retirable = TypeVar("Retirable", Instance, Table)
+
+
+@dataclass(frozen=True)
+class _Rows(Generic[R]):
+    """One kind of row: its table, the columns its type is made of, and its key. All are this
+    module's constants, never input: they go into the SQL as they are."""
+
+    kind: str
+    table: str
+    columns: str
+    key: str
+    make: Callable[..., R]
+
+    async def get(self, db: aiosqlite.Connection, value: str) -> R:
+        """The row whose key is `value`; an unknown value is an error that lists the known
+        ones."""
+        query = f"SELECT {self.columns} FROM {self.table} WHERE {self.key} = ?"
+        row = await (await db.execute(query, (value,))).fetchone()
+        if row is None:
+            known = await _ids(db, f"SELECT {self.key} FROM {self.table} ORDER BY {self.key}")
+            raise ToolException(f"Unknown {self.kind} {value!r}. Known {self.kind}s: {known}.")
+        return self.make(*row)
+
+
+_CLUSTERS = _Rows("cluster", "clusters", "id, name, region, replicas, status", "id", Cluster)
+_INSTANCES = _Rows("instance", "instances", "id, cluster_id, state", "id", Instance)
+_TABLES = _Rows("table", "db_tables", "name, row_count, state", "name", Table)
+
+
 class DemoInventory:
     """The demo inventory in the SQLite file at `path`, created and seeded on first use.
 
@@ -128,7 +161,7 @@ class DemoInventory:
 
     async def get_cluster(self, cluster_id: str) -> Cluster:
         async with self._connect() as db:
-            return await self._cluster(db, cluster_id)
+            return await _CLUSTERS.get(db, cluster_id)
 
     async def list_instances(self, cluster_id: str | None = None) -> list[Instance]:
         async with self._connect() as db:
@@ -143,16 +176,16 @@ class DemoInventory:
 
     async def get_instance(self, instance_id: str) -> Instance:
         async with self._connect() as db:
-            return await self._instance(db, instance_id)
+            return await _INSTANCES.get(db, instance_id)
 
     async def get_table(self, table: str) -> Table:
         async with self._connect() as db:
-            return await self._table(db, table)
+            return await _TABLES.get(db, table)
 
     async def scale_down(self, cluster_id: str, replicas: int) -> tuple[Cluster, Cluster]:
         """Scale a running cluster down; returns the cluster before and after."""
         async with self._connect() as db, _transaction(db):
-            before = await self._cluster(db, cluster_id)
+            before = await _CLUSTERS.get(db, cluster_id)
             _require_running(before)
             if not 0 <= replicas < before.replicas:
                 raise ToolException(
@@ -163,12 +196,12 @@ class DemoInventory:
             await db.execute(
                 "UPDATE clusters SET replicas = ? WHERE id = ?", (replicas, cluster_id)
             )
-            return before, await self._cluster(db, cluster_id)
+            return before, await _CLUSTERS.get(db, cluster_id)
 
     async def delete_cluster(self, cluster_id: str) -> tuple[Cluster, list[Instance]]:
         """Delete a cluster and terminate its instances; returns it and the instances stopped."""
         async with self._connect() as db, _transaction(db):
-            cluster = await self._cluster(db, cluster_id)
+            cluster = await _CLUSTERS.get(db, cluster_id)
             _require_running(cluster)
             cursor = await db.execute(
                 "SELECT id, cluster_id, state FROM instances "
@@ -186,52 +219,27 @@ class DemoInventory:
 
     async def terminate_instance(self, instance_id: str) -> Instance:
         """Terminate a running instance; returns it as it was."""
-        async with self._connect() as db, _transaction(db):
-            instance = await self._instance(db, instance_id)
-            if instance.state != "running":
-                raise ToolException(f"Instance {instance_id} is already {instance.state}.")
-            await db.execute(
-                "UPDATE instances SET state = 'terminated' WHERE id = ?", (instance_id,)
-            )
-            return instance
+        return await self._retire(
+            _INSTANCES, instance_id, "running", "state = 'terminated'", "is already {0.state}"
+        )
 
     async def drop_table(self, table: str) -> Table:
         """Drop a table; returns it as it was."""
+        return await self._retire(
+            _TABLES, table, "present", "state = 'dropped', row_count = 0", "was already dropped"
+        )
+
+    async def _retire(
+        self, rows: _Rows[Retirable], value: str, live: str, retired: str, refusal: str
+    ) -> Retirable:
+        """Take a `live` row out of service (`retired`: what it is set to); returns it as it
+        was. `refusal` (formatted with the row) says why a row no longer live is left."""
         async with self._connect() as db, _transaction(db):
-            found = await self._table(db, table)
-            if found.state != "present":
-                raise ToolException(f"Table {table} was already dropped.")
-            await db.execute(
-                "UPDATE db_tables SET state = 'dropped', row_count = 0 WHERE name = ?", (table,)
-            )
+            found = await rows.get(db, value)
+            if found.state != live:
+                raise ToolException(f"{rows.kind.capitalize()} {value} {refusal.format(found)}.")
+            await db.execute(f"UPDATE {rows.table} SET {retired} WHERE {rows.key} = ?", (value,))
             return found
-
-    @staticmethod
-    async def _cluster(db: aiosqlite.Connection, cluster_id: str) -> Cluster:
-        columns = "id, name, region, replicas, status"
-        return Cluster(*await _row(db, "clusters", columns, "id", cluster_id, "cluster"))
-
-    @staticmethod
-    async def _instance(db: aiosqlite.Connection, instance_id: str) -> Instance:
-        columns = "id, cluster_id, state"
-        return Instance(*await _row(db, "instances", columns, "id", instance_id, "instance"))
-
-    @staticmethod
-    async def _table(db: aiosqlite.Connection, table: str) -> Table:
-        return Table(*await _row(db, "db_tables", "name, row_count, state", "name", table, "table"))
-
-
-async def _row(
-    db: aiosqlite.Connection, table: str, columns: str, key: str, value: str, kind: str
-) -> aiosqlite.Row:
-    """The row of `table` whose `key` is `value`; an unknown value is an error that lists the
-    known ones. `table`, `columns` and `key` are this module's constants, never input."""
-    cursor = await db.execute(f"SELECT {columns} FROM {table} WHERE {key} = ?", (value,))
-    row = await cursor.fetchone()
-    if row is None:
-        known = await _ids(db, f"SELECT {key} FROM {table} ORDER BY {key}")
-        raise ToolException(f"Unknown {kind} {value!r}. Known {kind}s: {known}.")
-    return row
 
 
 @asynccontextmanager

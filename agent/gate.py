@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from langchain.agents.middleware import AgentMiddleware, HumanInTheLoopMiddleware
 from langchain.agents.middleware.human_in_the_loop import DecisionType, InterruptOnConfig
@@ -37,6 +37,10 @@ ALL_DECISIONS: tuple[DecisionType, ...] = ("approve", "edit", "reject")
 WITHOUT_EDIT: tuple[DecisionType, ...] = ("approve", "reject")
 # Where a gated call's key travels on its ToolMessage (never sent to the model).
 CALL_KEY = "approval_call_key"
+
+# A tool-call middleware's result, and the rest of the chain it is handed (down to the tool).
+ToolResult: TypeAlias = ToolMessage | Command[Any]
+ToolHandler: TypeAlias = Callable[[ToolCallRequest], Awaitable[ToolResult]]
 
 
 @dataclass(frozen=True)
@@ -107,11 +111,7 @@ class ApprovalGate(AgentMiddleware):
         self._gated_now = frozenset(gated_now)
         self._editable_now = frozenset(editable_now)
 
-    async def awrap_tool_call(
-        self,
-        request: ToolCallRequest,
-        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
-    ) -> ToolMessage | Command[Any]:
+    async def awrap_tool_call(self, request: ToolCallRequest, handler: ToolHandler) -> ToolResult:
         key = call_key()
         # Read-only before `handler`: on resume this runs again up to the pause.
         context = request.runtime.context

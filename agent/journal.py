@@ -15,16 +15,15 @@ It is public: a team running its own agent (`APPROVALS_GRAPH`) adds
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired, Protocol
 
 from langchain.agents.middleware import AgentMiddleware
 from langchain.agents.middleware.types import AgentState, PrivateStateAttr, ToolCallRequest
 from langchain_core.messages import ToolMessage
-from langgraph.types import Command
 
-from agent.gate import CALL_KEY, call_key, current_call
+from agent.gate import CALL_KEY, ToolHandler, ToolResult, call_key, current_call
 from agent.idempotency import approval_id_var, with_approval_id
 
 OUTCOME_UNKNOWN = (
@@ -82,11 +81,7 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
         self._journal = journal
         self._gated = frozenset(gated)
 
-    async def awrap_tool_call(
-        self,
-        request: ToolCallRequest,
-        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
-    ) -> ToolMessage | Command[Any]:
+    async def awrap_tool_call(self, request: ToolCallRequest, handler: ToolHandler) -> ToolResult:
         call = request.tool_call
         gated = current_call()
         journal = self._journal
@@ -128,8 +123,8 @@ class ExecutionJournalMiddleware(AgentMiddleware[Any, Any, Any]):
         key: str,
         thread_id: str,
         request: ToolCallRequest,
-        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
-    ) -> ToolMessage | Command[Any]:
+        handler: ToolHandler,
+    ) -> ToolResult:
         call = request.tool_call
         call_id = str(call["id"])
         earlier = await journal.begin(key, thread_id, call_id, call["name"], call["args"])

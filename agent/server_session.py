@@ -19,16 +19,15 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import APIStatusError, NotFoundError
 from pydantic import ValidationError
 
-from agent.gate import Recorded
-from agent.hitl import CallKeys, PendingCall, call_keys, pending_calls
+from agent.hitl import CallKeys, PendingCall, pending_calls
 from agent.session import (
-    Decision,
+    Answers,
     Event,
     OnEvent,
-    Reply,
+    Session,
     ToolOutcome,
-    _text,
-    pending_and_answers,
+    event_of,
+    events_of,
     with_call_key,
 )
 
@@ -57,7 +56,7 @@ class ServerUnusable(ValueError):
     """At startup: the server cannot be reached, or has no such assistant."""
 
 
-class ServerSession:
+class ServerSession(Session):
     def __init__(
         self,
         url: str,
@@ -126,19 +125,11 @@ class ServerSession:
         payload = {"input": {"messages": [{"role": "user", "content": text}]}}
         return await self._drive(thread_id, payload, on_event)
 
-    async def resume(
-        self,
-        thread_id: str,
-        decisions: Mapping[str, Decision],
-        on_event: OnEvent,
-        records: Mapping[str, Recorded] | None = None,
+    async def _answer(
+        self, thread_id: str, answers: Answers, on_event: OnEvent
     ) -> list[PendingCall]:
-        # `records` is for a gate in this process; a graph on a server reads its own.
-        pending, answers = await pending_and_answers(self.pending, thread_id, decisions)
-        if not answers:
-            return pending
-        payload = {"command": {"resume": answers}}
-        return await self._drive(thread_id, payload, on_event, call_keys(pending))
+        payload = {"command": {"resume": answers.by_interrupt}}
+        return await self._drive(thread_id, payload, on_event, answers.call_keys)
 
     async def stopped_part_way(self, thread_id: str) -> bool:
         state = await self._state(thread_id)
@@ -157,9 +148,9 @@ class ServerSession:
             return await self._drive(thread_id, {"input": None}, on_event)
         messages = _messages(state)
         for message in messages[await self._relayed(state["thread_id"]) :]:
-            event = await self._keyed(thread_id, _event_of(message), {})
-            if event is not None:
-                await on_event(event)
+            told = event_of(message)
+            if told is not None:
+                await on_event(await self._keyed(thread_id, told, {}))
         await self._client.threads.update(state["thread_id"], metadata={RELAYED: len(messages)})
         return pending_calls(state.get("interrupts") or (), messages)
 
@@ -191,17 +182,13 @@ class ServerSession:
                 raise _error_of(part.data)
             if part.event != "updates" or not isinstance(part.data, Mapping):
                 continue
-            for node, update in part.data.items():
-                if node.startswith("__") or not isinstance(update, Mapping):
-                    continue
-                for message in update.get("messages", ()):
-                    event = await self._keyed(conversation, _event_of(message), keys or {})
-                    if isinstance(event, ToolOutcome):
-                        if event.tool_call_id in reported:
-                            continue
-                        reported.add(event.tool_call_id)
-                    if event is not None:
-                        await on_event(event)
+            for told in events_of(part.data):
+                event = await self._keyed(conversation, told, keys or {})
+                if isinstance(event, ToolOutcome):
+                    if event.tool_call_id in reported:
+                        continue
+                    reported.add(event.tool_call_id)
+                await on_event(event)
         state = await self._state(conversation)
         if state is None:
             return []
@@ -209,9 +196,7 @@ class ServerSession:
         await self._client.threads.update(thread_id, metadata={RELAYED: len(messages)})
         return pending_calls(state.get("interrupts") or (), messages)
 
-    async def _keyed(
-        self, conversation: str, event: Event | None, keys: Mapping[str, str]
-    ) -> Event | None:
+    async def _keyed(self, conversation: str, event: Event, keys: Mapping[str, str]) -> Event:
         """The outcome with its approval key: the server's results do not carry it."""
         event = with_call_key(event, keys)
         if isinstance(event, ToolOutcome) and event.call_key is None:
@@ -251,23 +236,3 @@ def _error_of(data: Any) -> Exception:
 def _messages(state: Mapping[str, Any]) -> list[Any]:
     values = state.get("values") or {}
     return list(values.get("messages", ())) if isinstance(values, Mapping) else []
-
-
-def _event_of(message: object) -> Event | None:
-    """An event from a message as the server sends it (LangChain's JSON form)."""
-    if not isinstance(message, Mapping):
-        return None
-    kwargs = message.get("additional_kwargs") or {}
-    if message.get("type") == "tool":
-        return ToolOutcome(
-            tool_call_id=str(message.get("tool_call_id")),
-            name=str(message.get("name") or ""),
-            content=_text(message.get("content")),
-            status="error" if message.get("status") == "error" else "success",
-            ran=kwargs.get("lc_source") != "hitl_interrupt_decision"
-            and kwargs.get("journal") != "outcome_unknown",
-        )
-    if message.get("type") == "ai":
-        text = _text(message.get("content")).strip()
-        return Reply(text) if text else None
-    return None

@@ -1,4 +1,5 @@
-"""The narrow seam the bot drives the agent through: start a turn, resume, read what is pending.
+"""The narrow seam the bot drives the agent through (`Session`): start a turn, resume, read
+what is pending; and the agent as a graph in this process (`AgentSession`).
 
 Everything here is keyed by the LangGraph thread id. Runs use `durability="sync"`
 so a paused or finished step is on disk before the bot acts on it.
@@ -6,11 +7,12 @@ so a paused or finished step is on disk before the bot acts on it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command
@@ -26,7 +28,7 @@ from agent.journal import CALL_KEYS_CONFIG_KEY, JOURNAL_CONFIG_KEY, Journal
 # (answers are keyed by interrupt id), but a resume could carry on a run that stopped part-way.
 STRICT_RESUME = "__pregel_strict_resume"
 
-__all__ = ["AgentSession", "Event", "OnEvent", "PendingCall", "Reply", "ToolOutcome"]
+__all__ = ["AgentSession", "Event", "OnEvent", "PendingCall", "Reply", "Session", "ToolOutcome"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,82 @@ OnEvent = Callable[[Event], Awaitable[None]]
 Decision = Mapping[str, Any]
 
 
-class AgentSession:
+@dataclass(frozen=True)
+class Answers:
+    """A resume as a session sends it to the graph."""
+
+    by_interrupt: dict[str, Any]
+    call_keys: Mapping[str, str] = field(default_factory=dict)
+    """The call key of each tool call answered, for a graph whose results do not carry it."""
+    gate: GateContext | None = None
+    """For the bot's own gate: the records of the calls answered; the resume is strict."""
+
+
+class Session(ABC):
+    """An agent the bot drives, one thread per Slack conversation (keyed by its key): a graph
+    in this process (`AgentSession`: the built-in agent, or a team's `APPROVALS_GRAPH`), or
+    one on LangGraph Server (`LANGGRAPH_URL`, `agent.server_session.ServerSession`)."""
+
+    own_gate = False
+    """True when the graph's approval gate is the bot's own, in this process: it asks per
+    call, keyed by interrupt id, and reads the records a resume brings (`GateContext`)."""
+
+    @abstractmethod
+    async def pending(self, thread_id: str) -> list[PendingCall]:
+        """The calls waiting for a decision, read from the agent's own state."""
+
+    @abstractmethod
+    async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
+        """Feed a person's message; return what is pending after. The caller must first check
+        nothing is pending: new input on a paused thread would drop the interrupt and leave a
+        dangling tool call."""
+
+    async def resume(
+        self,
+        thread_id: str,
+        decisions: Mapping[str, Decision],
+        on_event: OnEvent,
+        records: Mapping[str, Recorded] | None = None,
+    ) -> list[PendingCall]:
+        """Answer pending calls by their key (`PendingCall.interrupt_id`); return what is
+        pending after. An un-keyed resume would answer whatever is pending now, which is never
+        what a click on an older card meant. A batched request waits until all its calls are
+        decided. Raises `UnknownInterruptError` (reason `not_pending`) before answering
+        anything if a decision's call is no longer pending. `records`: the approval records
+        of the calls answered, if the caller has them at hand, for a gate in this process."""
+        if not decisions:
+            raise ValueError("resume needs at least one decision keyed by interrupt id")
+        if self.own_gate:
+            # The bot's own gate puts each call's key on its result, so the state need not be
+            # read first: LangGraph checks the answers as it loads the thread (strict resume).
+            answers = {key: dict(value) for key, value in decisions.items()}
+            return await self._answer(
+                thread_id, Answers(answers, gate=GateContext(records or {})), on_event
+            )
+        pending = await self.pending(thread_id)
+        answers = resume_payload(decisions, pending)
+        if not answers:
+            return pending
+        return await self._answer(thread_id, Answers(answers, call_keys(pending)), on_event)
+
+    @abstractmethod
+    async def _answer(
+        self, thread_id: str, answers: Answers, on_event: OnEvent
+    ) -> list[PendingCall]:
+        """Send `answers` and run the graph on; return what is pending after."""
+
+    @abstractmethod
+    async def stopped_part_way(self, thread_id: str) -> bool:
+        """True when a run stopped with steps left and no question waiting (its process was
+        killed), or did work the thread has not been told of (a server's run the bot stopped
+        watching)."""
+
+    @abstractmethod
+    async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
+        """See a run that stopped part-way to its end, from its last checkpoint."""
+
+
+class AgentSession(Session):
     """The agent as a graph in this process: the built-in one, or a team's (`APPROVALS_GRAPH`).
 
     `graph_decides`: the graph's `allowed_decisions` set a card's buttons (False for the
@@ -73,6 +150,7 @@ class AgentSession:
         self._graph_decides = graph_decides
         self._journal = journal
         self._call_keys = call_keys
+        self.own_gate = call_keys is None
 
     def _config(self, thread_id: str, *, strict: bool = False) -> RunnableConfig:
         # What a team's `ExecutionJournalMiddleware()` needs rides in the config.
@@ -93,50 +171,19 @@ class AgentSession:
         )
 
     async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
-        """Feed a person's message. The caller must first check nothing is pending: new input
-        on a paused thread would drop the interrupt and leave a dangling tool call."""
         return await self._drive(thread_id, {"messages": [HumanMessage(content=text)]}, on_event)
 
-    async def resume(
-        self,
-        thread_id: str,
-        decisions: Mapping[str, Decision],
-        on_event: OnEvent,
-        records: Mapping[str, Recorded] | None = None,
+    async def _answer(
+        self, thread_id: str, answers: Answers, on_event: OnEvent
     ) -> list[PendingCall]:
-        """Answer pending calls by their key (`PendingCall.interrupt_id`); an un-keyed resume
-        would answer whatever is pending now, which is never what a click on an older card
-        meant. A batched request waits until all its calls are decided. `records`: the
-        approval records of the calls answered, if the caller has them at hand (see
-        `GateContext`)."""
-        if self._call_keys is None:
-            if not decisions:
-                raise ValueError("resume needs at least one decision keyed by interrupt id")
-            # The built-in agent asks per call, keyed by interrupt id, and its gate puts each
-            # call's key on its result, so its state need not be read first: LangGraph checks
-            # the answers as it loads the thread (strict resume).
-            answers: dict[str, Any] = {key: dict(value) for key, value in decisions.items()}
-            keys = None
-            context = GateContext(records or {})
-        else:
-            pending, answers = await pending_and_answers(self.pending, thread_id, decisions)
-            if not answers:
-                return pending
-            keys = call_keys(pending)
-            context = None
-        command: Command[Any] = Command(resume=answers)
-        return await self._drive(
-            thread_id, command, on_event, keys, strict=context is not None, context=context
-        )
+        command: Command[Any] = Command(resume=answers.by_interrupt)
+        return await self._drive(thread_id, command, on_event, answers.call_keys, answers.gate)
 
     async def stopped_part_way(self, thread_id: str) -> bool:
-        """True when a run stopped between two steps (its process was killed): LangGraph has
-        steps left to run and no question waiting for an answer."""
         state = await self._graph.aget_state(self._config(thread_id))
         return bool(state.next) and not state.interrupts
 
     async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
-        """Run what is left of a run that stopped part-way, from its last checkpoint."""
         return await self._drive(thread_id, None, on_event)
 
     async def _drive(
@@ -145,40 +192,48 @@ class AgentSession:
         payload: Any,
         on_event: OnEvent,
         keys: Mapping[str, str] | None = None,
-        *,
-        strict: bool = False,
-        context: GateContext | None = None,
+        gate: GateContext | None = None,
     ) -> list[PendingCall]:
-        """`keys`: the call key of each tool call id being answered, for a team's graph, whose
-        results do not carry the key the bot's own approval gate puts on them."""
+        """`keys`: see `Answers.call_keys`; `gate`: see `Answers.gate`."""
         async for chunk in self._graph.astream(
             payload,
-            self._config(thread_id, strict=strict),
-            context=context,
+            self._config(thread_id, strict=gate is not None),
+            context=gate,
             stream_mode="updates",
             durability="sync",
         ):
             # Resuming one of several sibling calls re-emits the siblings' finished results.
             if chunk.get("__metadata__", {}).get("cached"):
                 continue
-            for node, update in chunk.items():
-                if node.startswith("__") or not isinstance(update, Mapping):
-                    continue
-                for message in update.get("messages", ()):
-                    event = with_call_key(_event_of(message), keys or {})
-                    if event is not None:
-                        await on_event(event)
+            for event in events_of(chunk):
+                await on_event(with_call_key(event, keys or {}))
         return await self.pending(thread_id)
 
 
-def with_call_key(event: Event | None, keys: Mapping[str, str]) -> Event | None:
+def with_call_key(event: Event, keys: Mapping[str, str]) -> Event:
     """The outcome with its call key from `keys` (see `agent.hitl.call_keys`) if it has none."""
     if isinstance(event, ToolOutcome) and event.call_key is None and event.tool_call_id in keys:
         return replace(event, call_key=keys[event.tool_call_id])
     return event
 
 
-def _event_of(message: object) -> Event | None:
+def events_of(chunk: Mapping[str, Any]) -> Iterator[Event]:
+    """What one `updates` chunk of a run's stream tells: each tool's outcome, the model's
+    answers."""
+    for node, update in chunk.items():
+        if node.startswith("__") or not isinstance(update, Mapping):
+            continue
+        for message in update.get("messages", ()):
+            event = event_of(message)
+            if event is not None:
+                yield event
+
+
+def event_of(message: object) -> Event | None:
+    """The event a message tells, if any: as LangGraph gives it in this process, or as a
+    LangGraph server sends it (LangChain's JSON form)."""
+    if isinstance(message, Mapping) and message.get("type") in ("ai", "tool"):
+        [message] = convert_to_messages([dict(message)])
     if isinstance(message, ToolMessage):
         answered_by_gate = message.additional_kwargs.get("lc_source") == "hitl_interrupt_decision"
         return ToolOutcome(
@@ -206,16 +261,3 @@ def _text(content: object) -> str:
             if isinstance(part, str | dict)
         )
     return str(content)
-
-
-async def pending_and_answers(
-    pending: Callable[[str], Awaitable[list[PendingCall]]],
-    thread_id: str,
-    decisions: Mapping[str, Decision],
-) -> tuple[list[PendingCall], dict[str, Any]]:
-    """What is pending on the thread, and the resume answers `decisions` give it (empty
-    while a batched request still waits for some of its calls)."""
-    if not decisions:
-        raise ValueError("resume needs at least one decision keyed by interrupt id")
-    calls = await pending(thread_id)
-    return calls, resume_payload(decisions, calls)

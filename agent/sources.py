@@ -1,7 +1,7 @@
-"""Where the agent runs: the seam the bot drives (`Session`), and a team's own graph.
+"""A team's own graph (`APPROVALS_GRAPH`), loaded to run in this process.
 
-Three sources stand behind one `Session`: the built-in agent and a team's compiled graph
-(`APPROVALS_GRAPH`), both in this process (`agent.session.AgentSession`), and an agent on
+Three sources stand behind one `agent.session.Session`: the built-in agent and a team's
+compiled graph, both in this process (`agent.session.AgentSession`), and an agent on
 LangGraph Server (`LANGGRAPH_URL`, `agent.server_session.ServerSession`).
 """
 
@@ -9,52 +9,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
-from agent.gate import Recorded
 from agent.journal import JOURNAL_MARK
-from agent.session import Decision, OnEvent, PendingCall
 from agent.specs import import_attribute
 
 log = logging.getLogger(__name__)
-
-
-class Session(Protocol):
-    """An agent the bot drives, one thread per Slack conversation (keyed by its key)."""
-
-    async def pending(self, thread_id: str) -> list[PendingCall]:
-        """The calls waiting for a decision, read from the agent's own state."""
-        ...
-
-    async def start_turn(self, thread_id: str, text: str, on_event: OnEvent) -> list[PendingCall]:
-        """Feed a person's message (nothing may be pending); return what is pending after."""
-        ...
-
-    async def resume(
-        self,
-        thread_id: str,
-        decisions: Mapping[str, Decision],
-        on_event: OnEvent,
-        records: Mapping[str, Recorded] | None = None,
-    ) -> list[PendingCall]:
-        """Answer pending calls by `PendingCall.interrupt_id`; return what is pending after.
-        Raises `UnknownInterruptError` (reason `not_pending`) before answering anything if a
-        decision's call is no longer pending. `records`: the approval records of the calls
-        answered, for a gate in this process (`agent.gate.GateContext`)."""
-        ...
-
-    async def stopped_part_way(self, thread_id: str) -> bool:
-        """True when a run stopped with steps left and no question waiting, or did work that
-        the thread has not been told of (a server's run the bot stopped watching)."""
-        ...
-
-    async def carry_on(self, thread_id: str, on_event: OnEvent) -> list[PendingCall]:
-        """See a run that stopped part-way to its end."""
-        ...
 
 
 class GraphLoadError(ValueError):

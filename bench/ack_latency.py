@@ -27,19 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
-    BotProcess,
     ask_many,
     bench_main,
     cards_of,
     click_many,
     cluster_ids,
     emulator,
-    enter_all,
     post_bare_cards,
-    sqlite_url,
-    under_test,
-    workdir,
 )
+from bench.processes import BotProcess, enter_all, sqlite_url, under_test, workdir
 from bench.results import Row, Snapshot, Tally, failures, ms, percentile, spread
 from bot.sandbox.emulator import SlackEmulator
 

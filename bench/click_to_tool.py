@@ -21,21 +21,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import (
-    APPROVER,
-    BotProcess,
-    Card,
-    ask_many,
-    bench_main,
-    cards_of,
-    cluster_ids,
-    emulator,
-    enter_all,
-    graph_process,
-    sqlite_url,
-    under_test,
-    workdir,
-)
+from bench.common import APPROVER, Card, bench_main, cluster_ids, emulator, waiting_cards
+from bench.processes import BotProcess, bot_and_bare_graph, sqlite_url, under_test, workdir
 from bench.results import (
     Row,
     Snapshot,
@@ -61,14 +48,6 @@ class Sizes:
 
 FULL = Sizes(samples=100)
 QUICK = Sizes(samples=20)
-
-
-async def prepare(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> list[Card]:
-    """One conversation waiting on one card per cluster, asked for 50 at a time."""
-    for i in range(0, len(clusters), 50):
-        await ask_many(emu, clusters[i : i + 50])
-        await bot.call("idle")
-    return await cards_of(bot, clusters)
 
 
 @dataclass
@@ -99,7 +78,7 @@ async def click_each(emu: SlackEmulator, bot: BotProcess, cards: list[Card]) -> 
 
 async def click_to_tool(emu: SlackEmulator, bot: BotProcess, clusters: list[str]) -> Clicks:
     """Ask for one conversation per cluster, then click their cards one at a time."""
-    clicks = await click_each(emu, bot, await prepare(emu, bot, clusters))
+    clicks = await click_each(emu, bot, await waiting_cards(emu, [bot], clusters))
     clicks.lost += len(clusters) - clicks.conversations
     clicks.conversations = len(clusters)
     return clicks
@@ -113,12 +92,13 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
     with workdir() as directory:
         async with AsyncExitStack() as stack:
             emu = await stack.enter_async_context(emulator())
-            bot, graph = await enter_all(
-                stack,
-                [
-                    under_test(emu, database_url=sqlite_url(directory), workdir=directory),
-                    graph_process(sqlite_url(directory, "bare.sqlite3"), directory),
-                ],
+            [bot], graph = await stack.enter_async_context(
+                bot_and_bare_graph(
+                    emu,
+                    bot_url=sqlite_url(directory),
+                    bare_url=sqlite_url(directory, "bare.sqlite3"),
+                    directory=directory,
+                )
             )
             against = os.environ.get("BENCH_AGAINST")
             other: tuple[SlackEmulator, BotProcess] | None = None

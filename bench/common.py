@@ -1,43 +1,31 @@
-"""What every benchmark shares: the emulator, the processes under test and the conversations
-it drives through them (the results they yield are `bench.results`)."""
+"""What every benchmark shares: the emulator, the conversations it drives through the processes
+under test (`bench.processes`), and the command line (the results they yield are
+`bench.results`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import sys
-import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.policy import Policy
-from bench.results import LOGGED, UNACKED, Row, print_report
+from bench.processes import BotProcess
+from bench.results import UNACKED, Row, print_report
 from bot import blocks
 from bot.sandbox.emulator import Delivery, SlackEmulator
 from tests.support.approvals import an_approval
-from tests.support.process import ChildProcess, child_env
 
-T = TypeVar("T")
-
-SIGNING_SECRET = "bench-signing-secret"
 REQUESTER = "U0ALICE"
 APPROVER = "U0BOB"
 # Conversations are spread over channels as in a real workspace; it also keeps the emulator's
 # per-channel scans (a root message's reply count) short.
 CHANNELS = {f"C0BENCH{i:02d}": f"bench-{i:02d}" for i in range(20)}
-START_TIMEOUT_S = 120.0
-CALL_TIMEOUT_S = 600.0
 
 
 def quiet_logs() -> None:
@@ -45,172 +33,10 @@ def quiet_logs() -> None:
     logging.getLogger().setLevel(logging.WARNING)
 
 
-# the emulator and the processes under test ------------------------------------------------
-
-
 def emulator() -> SlackEmulator:
     """The benchmarks' Slack, with channels enough to spread conversations over; started and
     stopped by `async with`."""
     return SlackEmulator(channels=CHANNELS)
-
-
-class StartError(RuntimeError):
-    """The process under test did not come up; the message carries the end of its log."""
-
-
-class BotProcess(ChildProcess):
-    """A process of `bench.botproc`: the bot, or a baseline, behind a line protocol."""
-
-    def __init__(self, log_path: Path) -> None:
-        super().__init__(log_path)
-        self.ready: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def start(cls, config: dict[str, Any], source: Path | None = None) -> BotProcess:
-        """`source`: another checkout whose code the process runs instead of this one."""
-        workdir = Path(config["workdir"])
-        bot = cls(workdir / f"{config['kind']}-{time.monotonic_ns()}.log")
-        env = child_env()
-        if source is not None:
-            env["PYTHONPATH"] = os.pathsep.join([str(source), env["PYTHONPATH"]])
-        # Not the repo as the working directory: a DATABASE_URL an older bot misreads as a
-        # path lands here.
-        await bot.spawn(
-            sys.executable,
-            "-m",
-            "bench.botproc",
-            json.dumps(config),
-            env=env,
-            cwd=workdir,
-            protocol=True,
-        )
-        started = time.perf_counter()
-        try:
-            message = await asyncio.wait_for(bot._read(), START_TIMEOUT_S)
-        except (TimeoutError, EOFError):
-            message = {}
-        if message.get("event") != "ready":
-            await bot.stop()
-            raise StartError(f"{config['kind']} did not start: {bot.tail(3, ' | ')}")
-        message["process_start_s"] = time.perf_counter() - started
-        bot.ready = message
-        return bot
-
-    async def _read(self) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdout is not None
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise EOFError("the process closed its output")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def call(self, cmd: str, **args: Any) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin is not None
-        async with self._lock:
-            self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
-            await self.proc.stdin.drain()
-            answer = await asyncio.wait_for(self._read(), CALL_TIMEOUT_S)
-        if not answer.get("ok"):
-            raise RuntimeError(f"{cmd} failed in the bot process: {answer.get('error')}")
-        return answer
-
-    async def stop(self) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(ConnectionError):
-                self.proc.stdin.write(b'{"cmd": "quit"}\n')
-                await self.proc.stdin.drain()
-                self.proc.stdin.close()
-        try:
-            await self.wait_exit(40)
-        except TimeoutError:
-            await self.kill()
-
-
-def process_config(
-    emu: SlackEmulator, *, kind: str, transport: str, database_url: str, workdir: Path
-) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "transport": transport,
-        "api_url": emu.api_url,
-        "bot_token": emu.bot_token,
-        "app_token": emu.app_token,
-        "signing_secret": SIGNING_SECRET,
-        "database_url": database_url,
-        "workdir": str(workdir),
-    }
-
-
-async def enter_all(
-    stack: contextlib.AsyncExitStack, managers: Sequence[AbstractAsyncContextManager[T]]
-) -> list[T]:
-    """Enter these at once, so that their processes start in parallel. If one fails, the
-    others are still entered (and so left by `stack`) before its error is raised."""
-    entered = await asyncio.gather(
-        *(stack.enter_async_context(m) for m in managers), return_exceptions=True
-    )
-    for result in entered:
-        if isinstance(result, BaseException):
-            raise result
-    return entered  # type: ignore[return-value]
-
-
-@contextlib.asynccontextmanager
-async def graph_process(database_url: str, directory: Path) -> AsyncIterator[BotProcess]:
-    """The LangGraph baseline (bench.bare_graph) in a process of its own, as the bot is."""
-    bot = await BotProcess.start(
-        {"kind": "graph", "database_url": database_url, "workdir": str(directory)}
-    )
-    try:
-        yield bot
-    finally:
-        await bot.stop()
-
-
-@contextlib.asynccontextmanager
-async def under_test(
-    emu: SlackEmulator,
-    *,
-    kind: str = "bot",
-    transport: str = "socket",
-    database_url: str,
-    workdir: Path,
-    source: Path | None = None,
-) -> AsyncIterator[BotProcess]:
-    """The bot (or the bare app) in its own process, receiving this emulator's deliveries."""
-    config = process_config(
-        emu, kind=kind, transport=transport, database_url=database_url, workdir=workdir
-    )
-    bot = await BotProcess.start(config, source)
-    try:
-        if transport == "http":
-            emu.use_http(f"http://127.0.0.1:{bot.ready['http_port']}/slack/events", SIGNING_SECRET)
-        yield bot
-    finally:
-        await bot.stop()
-        LOGGED.update(bot.errors())
-
-
-@contextlib.contextmanager
-def workdir() -> Iterator[Path]:
-    """A temporary directory for databases and logs; BENCH_WORKDIR keeps them for a look."""
-    kept = os.environ.get("BENCH_WORKDIR")
-    if kept:
-        path = Path(kept)
-        path.mkdir(parents=True, exist_ok=True)
-        yield Path(tempfile.mkdtemp(prefix="run-", dir=path))
-        return
-    with tempfile.TemporaryDirectory(prefix="slack-approvals-bench-") as path:
-        yield Path(path)
-
-
-def sqlite_url(directory: Path, name: str = "bot.sqlite3") -> str:
-    return f"sqlite:///{directory / name}"
-
-
-# driving conversations ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -277,6 +103,18 @@ async def click_many(
     """Approve every card at once; returns the acks' latencies (s)."""
     clicks = (emu.click(APPROVER, c.channel, c.ts, blocks.APPROVE_ACTION) for c in cards)
     return latencies(await bounded(clicks, limit))
+
+
+async def waiting_cards(
+    emu: SlackEmulator, bots: Sequence[BotProcess], clusters: Sequence[str], *, batch: int = 50
+) -> list[Card]:
+    """One conversation waiting on one card per cluster: asked for `batch` at a time, each
+    batch's runs finished in every bot before the next is asked for."""
+    for i in range(0, len(clusters), batch):
+        await ask_many(emu, clusters[i : i + batch])
+        for bot in bots:
+            await bot.call("idle")
+    return await cards_of(bots[0], clusters)
 
 
 async def cards_of(bot: BotProcess, clusters: Iterable[str] | None = None) -> list[Card]:

@@ -27,17 +27,8 @@ from pathlib import Path
 from statistics import median
 
 from bench.click_to_tool import Clicks, click_to_tool
-from bench.common import (
-    BotProcess,
-    ask_many,
-    bench_main,
-    cluster_ids,
-    emulator,
-    enter_all,
-    sqlite_url,
-    under_test,
-    workdir,
-)
+from bench.common import ask_many, bench_main, cluster_ids, emulator
+from bench.processes import BotProcess, enter_all, sqlite_url, under_test, workdir
 from bench.results import Row, Snapshot, failures, latency_rows
 from bot.sandbox.emulator import SlackEmulator
 

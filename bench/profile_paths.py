@@ -18,17 +18,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench.click_to_tool import click_each, click_to_tool, prepare
-from bench.common import (
-    ask_many,
-    cards_of,
-    cluster_ids,
-    emulator,
-    quiet_logs,
-    sqlite_url,
-    under_test,
-    workdir,
-)
+from bench.click_to_tool import click_each, click_to_tool
+from bench.common import ask_many, cards_of, cluster_ids, emulator, quiet_logs, waiting_cards
+from bench.processes import sqlite_url, under_test, workdir
 
 
 async def run(n: int, out: Path, transport: str = "socket", lines: int = 60) -> list[Path]:
@@ -43,7 +35,7 @@ async def run(n: int, out: Path, transport: str = "socket", lines: int = 60) -> 
             await click_to_tool(emu, bot, cluster_ids("pw", 3))
 
             # Click path: cards made beforehand, then clicked one at a time under the profiler.
-            cards = await prepare(emu, bot, cluster_ids("pc", n))
+            cards = await waiting_cards(emu, [bot], cluster_ids("pc", n))
             await bot.call("profile_start")
             await click_each(emu, bot, cards)
             await bot.call("profile_stop", path=str(reports[0]))

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 
 from bench import ack_latency, click_to_tool, pending_scale, throughput
-from bench.common import quiet_logs, workdir
+from bench.common import quiet_logs
+from bench.processes import workdir
 from bench.results import Row, fsync_latency, machine, notes, table
 from tests.support.process import REPO as ROOT
 

@@ -24,21 +24,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import (
-    BotProcess,
-    StartError,
-    ask_many,
-    bench_main,
-    cards_of,
-    click_many,
-    cluster_ids,
-    emulator,
-    enter_all,
-    graph_process,
-    sqlite_url,
-    under_test,
-    workdir,
-)
+from bench.common import bench_main, click_many, cluster_ids, emulator, waiting_cards
+from bench.processes import BotProcess, StartError, bot_and_bare_graph, sqlite_url, workdir
 from bench.results import Row, Snapshot, failures
 from bot.connections import is_postgres
 from bot.sandbox.emulator import SlackEmulator
@@ -75,11 +62,7 @@ async def decide(
     emu: SlackEmulator, bots: Sequence[BotProcess], clusters: list[str], sizes: Sizes
 ) -> Round:
     """Ask for one conversation per cluster, then approve all their cards."""
-    for i in range(0, len(clusters), sizes.batch):
-        await ask_many(emu, clusters[i : i + sizes.batch])
-        for bot in bots:
-            await bot.call("idle")
-    cards = await cards_of(bots[0], clusters)
+    cards = await waiting_cards(emu, bots, clusters, batch=sizes.batch)
     for bot in bots:
         await bot.call("starts")
     clicked = asyncio.get_running_loop().time()  # time.monotonic(), as the tools record
@@ -115,17 +98,11 @@ async def processes(
     """The bot's replicas and the baseline, started together; Unavailable if any cannot run
     on its database."""
     async with AsyncExitStack() as stack:
+        started = bot_and_bare_graph(
+            emu, bot_url=bot_url, bare_url=bare_url, directory=directory, replicas=replicas
+        )
         try:
-            *replicas_up, bare = await enter_all(
-                stack,
-                [
-                    *(
-                        under_test(emu, database_url=bot_url, workdir=directory)
-                        for _ in range(replicas)
-                    ),
-                    graph_process(bare_url, directory),
-                ],
-            )
+            replicas_up, bare = await stack.enter_async_context(started)
         except StartError as exc:
             raise Unavailable(str(exc)) from None
         for url, process in [*((bot_url, r) for r in replicas_up), (bare_url, bare)]:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.db import Database, Row, Statements, row_columns, row_values
+from bot.db import Database, RowType, Statements, row_columns
 
 if TYPE_CHECKING:
     from bot.store import Approval
@@ -31,7 +31,7 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class AuditRecord:
+class AuditRecord(RowType):
     """A line of the audit trail as stored: `args` is the JSON text written."""
 
     seq: int
@@ -44,10 +44,6 @@ class AuditRecord:
     actor: str | None
     reason: str | None
     detail: str | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> AuditRecord:
-        return cls(**row_values(cls, row))
 
 
 AUDIT_COLUMNS = row_columns(AuditRecord)

@@ -6,17 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.approval_row import Approval
-from bot.db import Database, Row, row_columns, row_values
+from bot.db import Database, RowType, row_columns
 
 
 @dataclass(frozen=True)
-class BatchCard:
+class BatchCard(RowType):
     channel: str
     message_ts: str
-
-    @classmethod
-    def from_row(cls, row: Row) -> BatchCard:
-        return cls(**row_values(cls, row))
 
 
 BATCH_CARD_COLUMNS = row_columns(BatchCard)

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import aiosqlite
 from psycopg import AsyncConnection
@@ -42,6 +42,15 @@ def row_columns(row_type: type[DataclassInstance], alias: str = "") -> str:
 def row_values(row_type: type[DataclassInstance], row: Row) -> dict[str, Any]:
     """The values of a row type's fields in a row read with its `row_columns`."""
     return {field.name: row[field.name] for field in fields(row_type)}
+
+
+class RowType:
+    """The base of a dataclass of named columns, read from a row selected with its
+    `row_columns`."""
+
+    @classmethod
+    def from_row(cls, row: Row) -> Self:
+        return cls(**row_values(cast("type[DataclassInstance]", cls), row))
 
 
 POOL_SIZE = 10

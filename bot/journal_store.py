@@ -11,11 +11,11 @@ from typing import Any
 from agent.gate import Recorded
 from agent.journal import JournalEntry
 from agent.policy import PolicySnapshot
-from bot.db import Database, Row, row_columns, row_values
+from bot.db import Database, RowType, row_columns
 
 
 @dataclass(frozen=True)
-class Execution:
+class Execution(RowType):
     """A gated call's journal entry as the bot reports it: the arguments that ran (as the
     JSON text written) and the tool's raw result."""
 
@@ -23,10 +23,6 @@ class Execution:
     status: str
     result: str | None
     result_status: str | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> Execution:
-        return cls(**row_values(cls, row))
 
 
 EXECUTION_COLUMNS = row_columns(Execution)

@@ -7,21 +7,17 @@ import time
 from dataclasses import dataclass
 
 from bot.audit_trail import AuditEntry, audit_in
-from bot.db import Database, Row, row_columns, row_values
+from bot.db import Database, RowType, row_columns
 
 
 @dataclass(frozen=True)
-class OutboxMessage:
+class OutboxMessage(RowType):
     """A thread message not yet posted; `next_at`: when to try again after Slack refused it."""
 
     seq: int
     text: str
     attempts: int
     next_at: float | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> OutboxMessage:
-        return cls(**row_values(cls, row))
 
 
 OUTBOX_MESSAGE_COLUMNS = row_columns(OutboxMessage)

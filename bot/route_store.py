@@ -16,7 +16,7 @@ from typing import Literal
 
 from bot.approval_row import Approval, approval_in
 from bot.audit_trail import AuditEntry, audit_in
-from bot.db import Database, Row, Statements, row_columns, row_values
+from bot.db import Database, Row, RowType, Statements, row_columns, row_values
 
 DueColumn = Literal["remind_at", "escalate_at"]
 
@@ -42,14 +42,10 @@ ROUTE_COLUMNS = row_columns(Route)
 
 
 @dataclass(frozen=True)
-class Copy:
+class Copy(RowType):
     channel: str
     message_ts: str
     kind: str  # "dm" or "channel"
-
-    @classmethod
-    def from_row(cls, row: Row) -> Copy:
-        return cls(**row_values(cls, row))
 
 
 COPY_COLUMNS = row_columns(Copy)

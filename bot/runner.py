@@ -13,15 +13,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from langgraph.errors import UnknownInterruptError
 from pydantic import ValidationError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.gate import ALL_DECISIONS, Recorded
 from agent.policy import Policy, PolicySnapshot
-from agent.session import Decision, Event, OnEvent, PendingCall, Reply, ToolOutcome
-from agent.sources import Session
+from agent.session import Decision, Event, OnEvent, PendingCall, Reply, Session, ToolOutcome
 from bot import blocks
 from bot.cards import Cards
 from bot.clock import Clock
@@ -35,11 +36,10 @@ from bot.outcomes import Outcomes, answer_for
 from bot.store import Approval, AuditEntry, Store
 from bot.tasks import Background, local_lock
 from bot.thread_hold import ThreadHold
+from bot.working_sign import WorkingSign
 
 log = logging.getLogger(__name__)
 
-WORKING_REACTION = "hourglass_flowing_sand"
-WORKING_SIGN_AFTER_S = 1.0
 CANCEL_WORDS = frozenset({"cancel", "withdraw", "stop"})
 # A card or message Slack did not take is tried again once it has waited this long.
 RETRY_AFTER_S = 2.0
@@ -51,35 +51,26 @@ def is_cancel(text: str) -> bool:
     return text.strip().lower().rstrip(".!") in CANCEL_WORDS
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Runner(ThreadHold):
-    def __init__(
-        self,
-        *,
-        session: Session,
-        store: Store,
-        messages: ThreadMessages,
-        cards: Cards,
-        background: Background,
-        policy: Policy,
-        directory: Directory,
-        leases: Leases,
-        metrics: Metrics,
-        clock: Clock,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        self.clock = clock
-        self.session = session
-        self.store = store
-        self.messages = messages
-        self.cards = cards
-        self.background = background
-        self.client = messages.client
-        self.policy = policy
-        self.directory = directory
-        self.leases = leases
-        self.metrics = metrics
-        self.outcomes = Outcomes(store, messages, secrets)
-        self._locks: dict[str, asyncio.Lock] = {}
+    session: Session
+    store: Store
+    messages: ThreadMessages
+    cards: Cards
+    background: Background
+    policy: Policy
+    directory: Directory
+    leases: Leases
+    metrics: Metrics
+    clock: Clock
+    secrets: InitVar[Sequence[str]] = ()
+    client: AsyncWebClient = field(init=False)
+    outcomes: Outcomes = field(init=False)
+    _locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
+
+    def __post_init__(self, secrets: Sequence[str]) -> None:
+        self.client = self.messages.client
+        self.outcomes = Outcomes(self.store, self.messages, secrets)
 
     # background work ---------------------------------------------------------------------
 
@@ -232,13 +223,7 @@ class Runner(ThreadHold):
         return await self.session.pending(conv.key)
 
     async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
-        # The "working" sign is for people waiting on a run that takes a while (a model call);
-        # it never delays the run, and a run that is over at once never flickers it.
-        adding: list[asyncio.Task[None]] = []
-        sign = asyncio.get_running_loop().call_later(
-            WORKING_SIGN_AFTER_S,
-            lambda: adding.append(asyncio.create_task(self._react(conv, "add"))),
-        )
+        sign = WorkingSign(self.client, conv)
         pending: list[PendingCall] | None = None
         await self.store.run_started(conv.key, requester)
         try:
@@ -256,9 +241,7 @@ class Runner(ThreadHold):
                 pending = await self.session.pending(conv.key)
             await self.reconcile(conv, pending, requester=requester)
             await self.store.run_ended(conv.key)
-            if adding:
-                await adding[0]
-                await self._react(conv, "remove")
+            await sign.take_down()
 
     async def reconcile(
         self, conv: Conversation, pending: list[PendingCall], *, requester: str
@@ -331,15 +314,6 @@ class Runner(ThreadHold):
 
     async def report(self, conv: Conversation, outcome: ToolOutcome) -> None:
         await self.outcomes.report(conv, outcome)
-
-    async def _react(self, conv: Conversation, how: str) -> None:
-        if conv.reply_thread_ts is None:
-            return  # a DM's main view has no one message the run belongs to
-        method = self.client.reactions_add if how == "add" else self.client.reactions_remove
-        try:
-            await method(channel=conv.channel, timestamp=conv.thread_ts, name=WORKING_REACTION)
-        except Exception as exc:  # a reaction is decoration: never worth failing a run for
-            log.debug("reaction %s failed: %s", how, exc)
 
 
 def _snapshot(rules: PolicySnapshot, call: PendingCall) -> PolicySnapshot:

@@ -24,8 +24,8 @@ from agent.builder import build_agent
 from agent.checkpointer import open_checkpointer
 from agent.model import describe_model, make_model
 from agent.server_session import ServerSession
-from agent.session import AgentSession
-from agent.sources import Session, load_graph
+from agent.session import AgentSession, Session
+from agent.sources import load_graph
 from bot.cards import Cards
 from bot.clock import Clock
 from bot.db import Database

@@ -65,6 +65,7 @@ class Harness:
 
     async def ask(self, text: str, *, user: str = "U0ALICE", channel: str = "C0OPS") -> str:
         """`/ask` and return the thread the bot opened for it."""
+        earlier = {m.ts for m in self.slack.messages(channel)}
         delivery = await self.slack.slash_command(user, channel, "/ask", text)
         assert delivery.ack is not None
         root = await self.slack.wait_for(
@@ -72,7 +73,10 @@ class Harness:
                 (
                     m
                     for m in self.slack.messages(channel)
-                    if m.bot_id and "asked:" in m.text and text[:20] in m.text
+                    if m.ts not in earlier
+                    and m.bot_id
+                    and "asked:" in m.text
+                    and text[:20] in m.text
                 ),
                 None,
             )
@@ -99,6 +103,24 @@ class Harness:
         thread = await self.ask(text, channel=channel)
         [card] = await self.wait_cards(channel, thread)
         return thread, card
+
+    async def ask_scale_down(
+        self,
+        replicas: int = 2,
+        *,
+        cluster: str = "cl-001",
+        answer: str = "All done here.",
+        channel: str = "C0OPS",
+    ) -> tuple[str, Message]:
+        """`/ask` to scale `cluster` down to `replicas` (see `ask_call`)."""
+        args = {"cluster_id": cluster, "replicas": replicas}
+        text = f"scale down {cluster} to {replicas}"
+        return await self.ask_call(text, "scale_down", args, answer, channel)
+
+    async def approve(self, user: str, channel: str, card_ts: str) -> None:
+        """`user` clicks Approve; returns once the bot's background work is done."""
+        await self.slack.click(user, channel, card_ts, "approval_approve")
+        await self.idle()
 
     async def approve_and_wait(self, thread: str, card: Message, answer: str) -> None:
         """The on-call approver approves `card`; returns once the bot said `answer` in the

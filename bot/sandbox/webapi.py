@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from aiohttp import web
@@ -36,24 +37,19 @@ JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
+@dataclass(eq=False, repr=False)
 class WebApi:
-    def __init__(
-        self,
-        workspace: Workspace,
-        *,
-        bot_token: str,
-        app_token: str,
-        issue_socket_url: Callable[[], str],
-        page_url: Callable[[], str],
-    ) -> None:
-        self._ws = workspace
-        self._page_url = page_url
-        self._bot_token = bot_token
-        self._app_token = app_token
-        self._issue_socket_url = issue_socket_url
-        self.faults = Faults(workspace)
-        self.views = Views(workspace)
-        directory = Directory(workspace)
+    workspace: Workspace
+    _: KW_ONLY
+    bot_token: str
+    app_token: str
+    issue_socket_url: Callable[[], str]
+    page_url: Callable[[], str]
+
+    def __post_init__(self) -> None:
+        self.faults = Faults(self.workspace)
+        self.views = Views(self.workspace)
+        directory = Directory(self.workspace)
         self._handlers: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "apps.connections.open": self._apps_connections_open,
@@ -115,9 +111,9 @@ class WebApi:
             raise ApiError("unknown_method", req_method=method)
         if not token:
             raise ApiError("not_authed")
-        if token not in (self._bot_token, self._app_token):
+        if token not in (self.bot_token, self.app_token):
             raise ApiError("invalid_auth")
-        wanted = self._app_token if method in APP_TOKEN_METHODS else self._bot_token
+        wanted = self.app_token if method in APP_TOKEN_METHODS else self.bot_token
         if token != wanted:
             raise ApiError("not_allowed_token_type")
         return handler(params)
@@ -130,12 +126,12 @@ class WebApi:
         status: int = 200,
         headers: dict[str, str] | None = None,
     ) -> web.Response:
-        self._ws.calls.append(ApiCall(method, params, body, status, time.time()))
-        self._ws.touch()
+        self.workspace.calls.append(ApiCall(method, params, body, status, time.time()))
+        self.workspace.touch()
         return web.json_response(body, status=status, headers=headers)
 
     async def handle_response_url(self, request: web.Request) -> web.Response:
-        target = self._ws.response_targets.get(request.match_info["key"])
+        target = self.workspace.response_targets.get(request.match_info["key"])
         try:
             body = await request.json()
         except ValueError:
@@ -158,19 +154,21 @@ class WebApi:
         text = str(body.get("text") or "")
         channel = target.channel
         if target.message_ts is not None and body.get("delete_original"):
-            self._ws.delete_message(channel, target.message_ts)
+            self.workspace.delete_message(channel, target.message_ts)
             return
         if target.message_ts is not None and body.get("replace_original"):
-            original = self._ws.find_message(channel, target.message_ts)
+            original = self.workspace.find_message(channel, target.message_ts)
             if original is None:
                 raise ApiError("message_not_found")
-            self._ws.edit_message(original, text=text, blocks=blocks)
+            self.workspace.edit_message(original, text=text, blocks=blocks)
             return
         if not text and not blocks:
             raise ApiError("no_text")
         thread_ts = body.get("thread_ts") or target.thread_ts
         if body.get("response_type") == "in_channel":
-            self._ws.add_message(channel, user=None, text=text, blocks=blocks, thread_ts=thread_ts)
+            self.workspace.add_message(
+                channel, user=None, text=text, blocks=blocks, thread_ts=thread_ts
+            )
         else:
             self._add_ephemeral(channel, target.user, text, blocks, thread_ts)
 
@@ -182,15 +180,15 @@ class WebApi:
         blocks: list[dict[str, Any]],
         thread_ts: str | None,
     ) -> str:
-        ts = self._ws.next_ts()
-        self._ws.ephemerals.append(Ephemeral(channel, user, text, blocks, thread_ts, ts))
-        self._ws.touch()
+        ts = self.workspace.next_ts()
+        self.workspace.ephemerals.append(Ephemeral(channel, user, text, blocks, thread_ts, ts))
+        self.workspace.touch()
         return ts
 
     # --- parameter helpers ---
 
     def _channel(self, params: Params, name: str = "channel") -> Channel:
-        return channel_param(self._ws, params, name)
+        return channel_param(self.workspace, params, name)
 
     def _message_params(self, params: Params) -> tuple[str, list[dict[str, Any]]]:
         blocks = normalize_blocks(params.get("blocks"))
@@ -206,31 +204,35 @@ class WebApi:
             "url": f"https://{TEAM_DOMAIN}.slack.com/",
             "team": TEAM_DOMAIN.capitalize(),
             "user": BOT_NAME,
-            "team_id": self._ws.team_id,
-            "user_id": self._ws.bot_user_id,
+            "team_id": self.workspace.team_id,
+            "user_id": self.workspace.bot_user_id,
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
 
     def _apps_connections_open(self, _: Params) -> dict[str, Any]:
-        return {"url": self._issue_socket_url()}
+        return {"url": self.issue_socket_url()}
 
     def _chat_post_message(self, params: Params) -> dict[str, Any]:
         target = str(params.get("channel") or "")
         # Posting to a user id opens (here: finds) the bot's DM with that user, as in Slack.
-        if target in self._ws.users:
+        if target in self.workspace.users:
             params = {**params, "channel": dm_channel_id(target)}
         channel = self._channel(params)
         text, blocks = self._message_params(params)
         thread_ts = params.get("thread_ts") or None
-        message = self._ws.add_message(
+        message = self.workspace.add_message(
             channel.id, user=None, text=text, blocks=blocks, thread_ts=thread_ts
         )
-        return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
+        return {
+            "channel": channel.id,
+            "ts": message.ts,
+            "message": self.workspace.message_json(message),
+        }
 
     def _chat_update(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
-        message = self._ws.find_message(channel.id, str(params.get("ts") or ""))
+        message = self.workspace.find_message(channel.id, str(params.get("ts") or ""))
         if message is None:
             raise ApiError("message_not_found")
         if message.user is not None:
@@ -239,18 +241,20 @@ class WebApi:
         blocks = normalize_blocks(params["blocks"]) if params.get("blocks") is not None else None
         if text is None and blocks is None:
             raise ApiError("no_text")
-        self._ws.edit_message(message, text=None if text is None else str(text), blocks=blocks)
+        self.workspace.edit_message(
+            message, text=None if text is None else str(text), blocks=blocks
+        )
         return {
             "channel": channel.id,
             "ts": message.ts,
             "text": message.text,
-            "message": self._ws.message_json(message),
+            "message": self.workspace.message_json(message),
         }
 
     def _chat_post_ephemeral(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
         user = str(params.get("user") or "")
-        if user not in self._ws.users or not self._ws.is_member(channel, user):
+        if user not in self.workspace.users or not self.workspace.is_member(channel, user):
             raise ApiError("user_not_in_channel")
         text, blocks = self._message_params(params)
         thread_ts = params.get("thread_ts") or None
@@ -258,19 +262,19 @@ class WebApi:
 
     def _reaction_target(self, params: Params) -> tuple[list[str], str]:
         channel = self._channel(params)
-        if self._ws.find_message(channel.id, str(params.get("timestamp") or "")) is None:
+        if self.workspace.find_message(channel.id, str(params.get("timestamp") or "")) is None:
             raise ApiError("message_not_found")
         name = str(params.get("name") or "").strip(":")
         if not name:
             raise ApiError("invalid_name")
-        return self._ws.reactions(channel.id, str(params["timestamp"])), name
+        return self.workspace.reactions(channel.id, str(params["timestamp"])), name
 
     def _reactions_add(self, params: Params) -> dict[str, Any]:
         names, name = self._reaction_target(params)
         if name in names:
             raise ApiError("already_reacted")
         names.append(name)
-        self._ws.touch()
+        self.workspace.touch()
         return {}
 
     def _reactions_remove(self, params: Params) -> dict[str, Any]:
@@ -278,16 +282,16 @@ class WebApi:
         if name not in names:
             raise ApiError("no_reaction")
         names.remove(name)
-        self._ws.touch()
+        self.workspace.touch()
         return {}
 
     def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
-        message = self._ws.find_message(channel.id, str(params.get("message_ts") or ""))
+        message = self.workspace.find_message(channel.id, str(params.get("message_ts") or ""))
         if message is None:
             raise ApiError("message_not_found")
         # Pointing at the sandbox page, so a link in a card opens the thread there.
-        link = f"{self._page_url()}archives/{channel.id}/p{message.ts.replace('.', '')}"
+        link = f"{self.page_url()}archives/{channel.id}/p{message.ts.replace('.', '')}"
         if message.thread_ts is not None:
             link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
         return {"channel": channel.id, "permalink": link}

@@ -68,7 +68,5 @@ async def test_every_one_of_many_arguments_is_reachable(harness: Harness) -> Non
 
 async def test_a_short_call_needs_no_extra_button(harness: Harness) -> None:
     async with harness.bot():
-        _, card = await harness.ask_call(
-            "scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2}, "ok"
-        )
+        _, card = await harness.ask_scale_down(answer="ok")
         assert "approval_show_args" not in [b.action_id for b in card.buttons()]

@@ -42,9 +42,7 @@ async def test_audit_by_user_name_or_id_with_json_arguments(
     harness: Harness, tmp_path: Path
 ) -> None:
     async with harness.bot():
-        thread, card = await harness.ask_call(
-            "scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2}, "done"
-        )
+        thread, card = await harness.ask_scale_down(answer="done")
         await harness.approve_and_wait(thread, card, "done")
         env = {
             "DATABASE_URL": harness.settings().database_url,

@@ -63,9 +63,7 @@ async def test_editable_limits_what_changes_and_the_schema_refuses_in_the_modal(
         " editable: [replicas]}\n"
     )
     async with harness.bot():
-        thread, card = await harness.ask_call(
-            "scale down cl-001 to 2", "scale_down", {"cluster_id": "cl-001", "replicas": 2}, "done"
-        )
+        thread, card = await harness.ask_scale_down(answer="done")
         view = await open_edit(harness, "U0BOB", card.ts)
         assert inputs(view) == ["arg:replicas"]
         assert "not editable (policy)" in json.dumps(view.view["blocks"])

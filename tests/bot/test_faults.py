@@ -126,13 +126,11 @@ async def test_a_card_update_slack_refused_is_caught_up_live_and_at_the_next_sta
         first, second = await harness.wait_cards(CHANNEL, thread, count=2)
         # An error no retry can fix: the decision stands, the card falls behind.
         slack.inject_fault("chat.update", "error", status=200, error="fatal_error")
-        await slack.click("U0BOB", CHANNEL, first.ts, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0BOB", CHANNEL, first.ts)
         assert executions("scale_down") == [{"cluster_id": "cl-011", "replicas": 1}]
         assert slack.message(CHANNEL, first.ts).buttons(), "the update was refused"
         # A click on the stale buttons decides nothing again.
-        await slack.click("U0CAROL", CHANNEL, first.ts, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0CAROL", CHANNEL, first.ts)
         assert len(executions("scale_down")) == 1
         # What the sweeper does every CARD_CATCH_UP_S: the card is redrawn.
         await bot.runner.cards.redraw_behind(decided_before=time.time())

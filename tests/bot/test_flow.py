@@ -121,9 +121,7 @@ async def test_follow_up_mention_in_thread_has_memory(harness: Harness) -> None:
 
 async def test_twenty_concurrent_clicks_run_the_tool_once(harness: Harness) -> None:
     async with harness.bot():
-        thread, card = await harness.ask_call(
-            "scale down cl-001 to 0", "scale_down", {"cluster_id": "cl-001", "replicas": 0}, "Done."
-        )
+        thread, card = await harness.ask_scale_down(0, answer="Done.")
         clickers = ["U0BOB", "U0DAVE", "U0CAROL", "U0ALICE"]
         await asyncio.gather(
             *(
@@ -145,12 +143,7 @@ async def test_twenty_concurrent_clicks_run_the_tool_once(harness: Harness) -> N
 
 async def test_pending_approval_survives_a_restart(harness: Harness) -> None:
     async with harness.bot():
-        thread, card = await harness.ask_call(
-            "scale down cl-002 to 3",
-            "scale_down",
-            {"cluster_id": "cl-002", "replicas": 3},
-            "cl-002 is at 3.",
-        )
+        thread, card = await harness.ask_scale_down(3, cluster="cl-002", answer="cl-002 is at 3.")
     # A new process would see only the database: a fresh bot on the same files.
     async with harness.bot():
         await harness.approve_and_wait(thread, card, "cl-002 is at 3.")
@@ -242,11 +235,8 @@ async def test_model_errors_are_reported_in_the_thread(harness: Harness) -> None
 
 async def test_a_failing_tool_is_reported_in_the_thread(harness: Harness) -> None:
     async with harness.bot():
-        thread, card = await harness.ask_call(
-            "scale down explode to 1",
-            "scale_down",
-            {"cluster_id": "explode", "replicas": 1},
-            "The scale-down failed; nothing else was tried.",
+        thread, card = await harness.ask_scale_down(
+            1, cluster="explode", answer="The scale-down failed; nothing else was tried."
         )
         await harness.approve_and_wait(thread, card, "The scale-down failed")
         assert any(

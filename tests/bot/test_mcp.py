@@ -119,8 +119,7 @@ async def test_stdio_tools_are_gated_by_name_and_carry_the_approval_id(
         for tool in ("infra.delete_repo", "rotate_secret", "purge_cache"):
             card_msg = card_for(harness, thread, tool)
             ids[tool] = approval_id(card_msg)
-            await harness.slack.click("U0BOB", CHANNEL, card_msg.ts, "approval_approve")
-            await harness.idle()
+            await harness.approve("U0BOB", CHANNEL, card_msg.ts)
         await harness.wait_text(CHANNEL, thread, "Deleted web, rotated and purged api.")
         await harness.idle()
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
 from agent.policy import PolicyError
+from bot.service import RunningBot
 from tests.conftest import Harness
+from tests.support.cli import cli
 from tests.support.tools import executions
 
-ROOT = str(Path(__file__).resolve().parents[2])
+# Policies: scale_down decided by the on-call group only; scale_down with Edit offered.
+ONCALL_ONLY = ("delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
+EDITABLE = "scale_down: {decisions: [approve, reject, edit]}"
 
 
 def use_policy(harness: Harness, *tools: str, defaults: str = "") -> None:
@@ -34,17 +37,25 @@ def ephemerals_for(harness: Harness, user: str) -> list[str]:
     return [e.text for e in harness.slack.ephemerals if e.user == user]
 
 
-async def scale_down_card(harness: Harness, replicas: int = 2) -> tuple[str, str]:
-    text = f"scale down cl-001 to {replicas}"
-    args = {"cluster_id": "cl-001", "replicas": replicas}
-    thread, card = await harness.ask_call(text, "scale_down", args, "All done here.")
+async def scale_down_card(harness: Harness) -> tuple[str, str]:
+    thread, card = await harness.ask_scale_down()
     return thread, card.ts
 
 
-async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
-    use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
+@asynccontextmanager
+async def card_under(
+    harness: Harness, *tools: str, defaults: str = ""
+) -> AsyncIterator[tuple[RunningBot, str, str]]:
+    """The bot running under the policy `use_policy` writes, a scale_down card waiting: the
+    bot, the thread and the card's ts."""
+    use_policy(harness, *tools, defaults=defaults)
     async with harness.bot() as bot:
         thread, card = await scale_down_card(harness)
+        yield bot, thread, card
+
+
+async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
+    async with card_under(harness, *ONCALL_ONLY) as (bot, thread, card):
         assert "<!subteam^S0SREONCALL>" in card_json(harness, card)
         await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
         await harness.deny("U0CAROL", "C0OPS", card, "I say no")
@@ -64,11 +75,8 @@ async def test_only_listed_approvers_may_decide(harness: Harness) -> None:
 
 
 async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None:
-    use_policy(harness, "delete_cluster: {}", "scale_down: {approvers: [S0SREONCALL]}")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
-        await harness.slack.click("U0CAROL", "C0OPS", card, "approval_approve")
-        await harness.idle()
+    async with card_under(harness, *ONCALL_ONLY) as (_, thread, card):
+        await harness.approve("U0CAROL", "C0OPS", card)
         assert executions("scale_down") == []
         # Carol joins the on-call group while the card waits: the cached list is stale.
         harness.slack.workspace.usergroups["S0SREONCALL"].append("U0CAROL")
@@ -78,12 +86,9 @@ async def test_group_membership_is_refreshed_on_a_miss(harness: Harness) -> None
 
 
 async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None:
-    use_policy(harness, defaults="allow_self_approval: false")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="allow_self_approval: false") as (_, thread, card):
         assert "(not <@U0ALICE>)" in card_json(harness, card)
-        await harness.slack.click("U0ALICE", "C0OPS", card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0ALICE", "C0OPS", card)
         assert any("someone else has to decide" in t for t in ephemerals_for(harness, "U0ALICE"))
         assert executions("scale_down") == []
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
@@ -91,15 +96,11 @@ async def test_requester_cannot_approve_their_own_call(harness: Harness) -> None
 
 
 async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
-    use_policy(harness, defaults="approvals_needed: 2")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="approvals_needed: 2") as (_, thread, card):
         assert "0 of 2 approvals" in card_json(harness, card)
-        await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0BOB", "C0OPS", card)
         assert "1 of 2 approvals:* <@U0BOB>" in card_json(harness, card)
-        await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")  # counts once
-        await harness.idle()
+        await harness.approve("U0BOB", "C0OPS", card)  # counts once
         assert any("already approved" in t for t in ephemerals_for(harness, "U0BOB"))
         assert executions("scale_down") == []
         await harness.slack.click("U0DAVE", "C0OPS", card, "approval_approve")
@@ -110,9 +111,7 @@ async def test_quorum_needs_distinct_approvers(harness: Harness) -> None:
 
 
 async def test_one_deny_rejects_a_quorum_at_once(harness: Harness) -> None:
-    use_policy(harness, defaults="approvals_needed: 3")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="approvals_needed: 3") as (_, thread, card):
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
         await harness.deny("U0DAVE", "C0OPS", card, "too risky")
         await harness.wait_text("C0OPS", thread, "All done here.")
@@ -122,9 +121,7 @@ async def test_one_deny_rejects_a_quorum_at_once(harness: Harness) -> None:
 
 
 async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
-    use_policy(harness, defaults="expires_after: 1s")
-    async with harness.bot() as bot:
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="expires_after: 1s") as (bot, thread, card):
         await harness.wait_text("C0OPS", thread, "All done here.")
         await harness.idle()
         blocks = card_json(harness, card)
@@ -152,18 +149,14 @@ async def test_expiry_is_swept_after_a_restart(harness: Harness) -> None:
 
 
 async def test_never_expires(harness: Harness) -> None:
-    use_policy(harness, defaults="expires_after: never")
-    async with harness.bot() as bot:
-        _, card = await scale_down_card(harness)
+    async with card_under(harness, defaults="expires_after: never") as (bot, _, card):
         [approval] = await bot.store.db.fetchall("SELECT expires_at FROM approvals")
         assert approval["expires_at"] is None
         assert "expires" not in card_json(harness, card)
 
 
 async def test_edit_validates_and_runs_the_edited_call(harness: Harness) -> None:
-    use_policy(harness, "scale_down: {decisions: [approve, reject, edit]}")
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    async with card_under(harness, EDITABLE) as (_, thread, card):
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_edit")
         view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
         inputs = {b["block_id"]: b["element"] for b in view.view["blocks"]}
@@ -198,9 +191,7 @@ async def test_edit_is_not_offered_where_the_policy_does_not_allow_it(harness: H
 
 
 async def test_confirm_puts_a_dialog_on_approve(harness: Harness) -> None:
-    use_policy(harness, "scale_down: {confirm: true}")
-    async with harness.bot():
-        _, card = await scale_down_card(harness)
+    async with card_under(harness, "scale_down: {confirm: true}") as (_, _, card):
         [approve] = [
             e
             for b in harness.slack.message("C0OPS", card).blocks
@@ -251,31 +242,10 @@ async def test_audit_command_prints_filtered_records(harness: Harness) -> None:
         await harness.slack.click("U0BOB", "C0OPS", card, "approval_approve")
         await harness.wait_text("C0OPS", thread, "All done here.")
         await harness.idle()
-    env = {**os.environ, "DATABASE_URL": harness.settings().database_url, "PYTHONPATH": ROOT}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "audit",
-        "--json",
-        "--tool",
-        "scale_down",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    rows = [json.loads(line) for line in out.decode().splitlines()]
+    database = {"DATABASE_URL": harness.settings().database_url}
+    _, out = await cli("audit", "--json", "--tool", "scale_down", cwd=harness.tmp, **database)
+    rows = [json.loads(line) for line in out.splitlines()]
     assert [r["event"] for r in rows] == ["requested", "approved", "executed"]
     assert rows[1]["actor"] == "U0BOB" and rows[2]["detail"].startswith("cl-001 scaled")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "audit",
-        "--user",
-        "U0BOB",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    assert out.decode().count("approved") == 1 and "requested" not in out.decode()
+    _, out = await cli("audit", "--user", "U0BOB", cwd=harness.tmp, **database)
+    assert out.count("approved") == 1 and "requested" not in out

@@ -9,6 +9,7 @@ import json
 
 import aiohttp
 
+from bot.clock import Clock
 from bot.db import Database
 from bot.store import Store
 from tests.bot.test_faults import samples
@@ -39,10 +40,14 @@ def gated(expiry: str = "30m", extra: str = "") -> str:
 
 
 async def scale_down_card(harness: Harness, replicas: int = 2) -> tuple[str, str]:
-    text = f"to {replicas} replicas: scale down cl-001"
-    args = {"cluster_id": "cl-001", "replicas": replicas}
-    thread, card = await harness.ask_call(text, "scale_down", args, "All done here.", CHANNEL)
+    thread, card = await harness.ask_scale_down(replicas, channel=CHANNEL)
     return thread, card.ts
+
+
+async def card_left_waiting(harness: Harness, clock: Clock | None = None) -> tuple[str, str]:
+    """A card posted by a bot that has stopped since: the thread and the card's ts."""
+    async with harness.bot(clock):
+        return await scale_down_card(harness)
 
 
 async def bot_database(harness: Harness) -> Database:
@@ -59,8 +64,7 @@ async def test_an_expired_call_never_runs_after_a_restart_that_ungates_its_tool(
 ) -> None:
     use_policy(harness, gated(expiry="30m"))
     clock = ManualClock()
-    async with harness.bot(clock):
-        thread, card = await scale_down_card(harness)
+    thread, card = await card_left_waiting(harness, clock)
     clock.advance(31 * 60)  # the deadline passes while no bot runs
     use_policy(harness, UNGATED)
     async with harness.bot(clock):
@@ -77,8 +81,7 @@ async def test_a_denied_call_never_runs_after_a_restart_that_ungates_its_tool(
     harness: Harness,
 ) -> None:
     use_policy(harness, gated())
-    async with harness.bot():
-        thread, _ = await scale_down_card(harness)
+    thread, _ = await card_left_waiting(harness)
     await _claim_stopped(harness, "rejected", reason="not today", event="denied")
     use_policy(harness, UNGATED)
     async with harness.bot():
@@ -94,8 +97,7 @@ async def test_an_edit_the_new_policy_no_longer_offers_still_reaches_the_agent(
     harness: Harness,
 ) -> None:
     use_policy(harness, gated())
-    async with harness.bot():
-        thread, _ = await scale_down_card(harness, replicas=2)
+    thread, _ = await card_left_waiting(harness)
     edited = {"type": "edit", "edited_action": {"name": "scale_down", "args": {
         "cluster_id": "cl-001", "replicas": 1}}}
     await _claim_stopped(harness, "approved", decision=edited, event="edited")
@@ -124,18 +126,15 @@ async def test_revoking_an_approver_applies_to_pending_calls_and_loosening_never
     harness: Harness,
 ) -> None:
     use_policy(harness, gated(extra=", approvers: [U0BOB]"))
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    thread, card = await card_left_waiting(harness)
     use_policy(harness, gated(extra=", approvers: [U0DAVE]"))  # bob is no longer trusted
     async with harness.bot():
-        await harness.slack.click("U0BOB", CHANNEL, card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0BOB", CHANNEL, card)
         assert executions("scale_down") == []
         assert any("can't approve" in e.text for e in harness.slack.ephemerals if e.user == "U0BOB")
     use_policy(harness, gated())  # anyone may approve new requests now, not this one
     async with harness.bot():
-        await harness.slack.click("U0CAROL", CHANNEL, card, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0CAROL", CHANNEL, card)
         assert executions("scale_down") == []
         await harness.slack.click("U0BOB", CHANNEL, card, "approval_approve")  # both allow bob
         await harness.wait_text(CHANNEL, thread, "All done here.")
@@ -152,8 +151,7 @@ async def test_a_member_removed_from_the_group_cannot_approve_the_next_card(
         await harness.wait_text(CHANNEL, thread, "All done here.")
         harness.slack.workspace.usergroups["S0SREONCALL"].remove("U0DAVE")
         _, second = await scale_down_card(harness, replicas=1)
-        await harness.slack.click("U0DAVE", CHANNEL, second, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0DAVE", CHANNEL, second)
         assert len(executions("scale_down")) == 1
         assert harness.slack.message(CHANNEL, second).buttons()
 
@@ -332,8 +330,7 @@ async def _metrics(port: int | None) -> tuple[int, str]:
 async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
     harness: Harness,
 ) -> None:
-    async with harness.bot():
-        thread, _ = await scale_down_card(harness)
+    thread, _ = await card_left_waiting(harness)
     # As if the process had stopped after LangGraph saved the pause, before the bot recorded
     # the approval: the run is on record, the approval is not.
     async with await bot_database(harness) as db:
@@ -355,8 +352,7 @@ async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
 async def test_an_approval_whose_call_is_gone_from_the_graph_is_closed_not_waited_on(
     harness: Harness,
 ) -> None:
-    async with harness.bot():
-        thread, card = await scale_down_card(harness)
+    thread, card = await card_left_waiting(harness)
     # The graph's checkpoints of the thread are gone (pruned by hand, say): nothing waits on
     # the approval any more.
     async with await bot_database(harness) as db:

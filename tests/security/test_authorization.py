@@ -30,8 +30,7 @@ ORIGINAL = {"cluster_id": "cl-001", "replicas": 2}
 
 
 async def scale_down_card(harness: Harness, channel: str = "C0OPS") -> tuple[str, str]:
-    text = "scale down cl-001 to 2"
-    thread, card = await harness.ask_call(text, "scale_down", ORIGINAL, "All done here.", channel)
+    thread, card = await harness.ask_scale_down(channel=channel)
     await harness.idle()  # the card's ts is recorded just after it is posted
     return thread, card.ts
 

@@ -62,8 +62,7 @@ async def test_a_batched_turn_is_one_card_per_call_and_one_answer(harness: Harne
             "approval_approve",
             "approval_deny",
         }
-        await harness.slack.click("U0BOB", "C0OPS", by_tool["scale_down"].ts, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0BOB", "C0OPS", by_tool["scale_down"].ts)
         assert executions("scale_down") == [] and len(harness.model.requests) == 1
         await harness.deny("U0BOB", "C0OPS", by_tool["delete_cluster"].ts, "not today")
         await harness.wait_text("C0OPS", thread, "Scaled cl-001; cl-002 stays.")
@@ -82,12 +81,7 @@ async def test_a_batched_turn_is_one_card_per_call_and_one_answer(harness: Harne
 
 async def test_edit_and_expiry_in_a_batched_graph(harness: Harness) -> None:
     async with bot_on(harness, "batched_agent"):
-        thread, card = await harness.ask_call(
-            "scale down cl-001 to 2",
-            "scale_down",
-            {"cluster_id": "cl-001", "replicas": 2},
-            "All done here.",
-        )
+        thread, card = await harness.ask_scale_down()
         await harness.slack.click("U0BOB", "C0OPS", card.ts, "approval_edit")
         view = await harness.slack.wait_for(lambda: harness.slack.views and harness.slack.views[-1])
         [block] = view.view["blocks"]

@@ -159,8 +159,7 @@ async def test_a_batched_request_is_answered_once_every_call_is_decided(
         )
         assert [k.rsplit(":", 1)[1] for k in keys] == ["0", "1"]
         assert len({k.rsplit(":", 1)[0] for k in keys}) == 1  # one interrupt, two calls
-        await harness.slack.click("U0BOB", "C0OPS", by_tool["scale_down"].ts, "approval_approve")
-        await harness.idle()
+        await harness.approve("U0BOB", "C0OPS", by_tool["scale_down"].ts)
         # Half a batch is not an answer: nothing ran, the model was not asked again.
         assert server.executions("scale_down") == []
         assert len(harness.model.requests) == 1

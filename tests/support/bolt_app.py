@@ -45,6 +45,16 @@ async def error_of(call: Any) -> str:
     return str(raised.value.response["error"])
 
 
+def keep_events(app: AsyncApp, seen: list[dict[str, Any]], *names: str) -> None:
+    """Listeners for these events that only keep what they are given."""
+
+    async def keep(event: dict[str, Any]) -> None:
+        seen.append(event)
+
+    for name in names:
+        app.event(name)(keep)
+
+
 def approval_app(client: AsyncWebClient, seen: list[dict[str, Any]]) -> AsyncApp:
     app = AsyncApp(client=client, process_before_response=True)
 
@@ -59,9 +69,7 @@ def approval_app(client: AsyncWebClient, seen: list[dict[str, Any]]) -> AsyncApp
         seen.append(event)
         await say(text="on it", thread_ts=event.get("thread_ts") or event["ts"])
 
-    @app.event("message")
-    async def direct(event: dict[str, Any]) -> None:
-        seen.append(event)
+    keep_events(app, seen, "message")
 
     @app.action("approve")
     async def approve(ack: Any, body: dict[str, Any], respond: Any) -> None:
@@ -176,13 +184,7 @@ def form_app(client: AsyncWebClient, seen: list[dict[str, Any]]) -> AsyncApp:
         await ack()
         seen.append(command)
 
-    @app.event("app_mention")
-    async def mention(event: dict[str, Any]) -> None:
-        seen.append(event)
-
-    @app.event("message")
-    async def message(event: dict[str, Any]) -> None:
-        seen.append(event)
+    keep_events(app, seen, "app_mention", "message")
 
     @app.action("open_form")
     async def open_form(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -1,6 +1,6 @@
 """A child process of the test suite or a benchmark, with its output in a log file: the part of
 running the bot in a process of its own that `tests.support.botproc` (`slack-approvals run`,
-driven over Slack) and `bench.common` (the bot behind a line protocol on stdin/stdout) share.
+driven over Slack) and `bench.processes` (the bot behind a line protocol on stdin/stdout) share.
 """
 
 from __future__ import annotations
