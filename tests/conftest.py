@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import fcntl
+import os
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from bot.service import RunningBot, running_bot
 from bot.settings import Settings, load_settings
 from tests.fakes.openai_server import FakeOpenAI, reply_text, reply_tool_calls
 from tests.support import tools
+from tests.support.pg import requires_postgres
 
 POLICY = """\
 defaults:
@@ -192,3 +195,24 @@ def harness(slack: SlackEmulator, model: FakeOpenAI, tmp_path: Path) -> Harness:
     tools.EXECUTIONS.clear()
     tools.GATE.clear()
     return Harness(slack, model, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def one_worker_on_postgresql(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """With the suite's workers (pytest-xdist), one at a time runs a test that needs PostgreSQL:
+    a bot process may hold ~30 connections, and two multi-process tests side by side could pass
+    the server's default max_connections (100). Each test still gets a database of its own."""
+    if "PYTEST_XDIST_WORKER" not in os.environ or not any(
+        mark == requires_postgres.mark for mark in request.node.iter_markers("skipif")
+    ):
+        yield
+        return
+    # The workers' temporary directories share this parent, one per run of the suite.
+    with (tmp_path_factory.getbasetemp().parent / "postgresql.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from agent.policy import PolicyError
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.support.cli import cli
+from tests.support.clock import ManualClock
 from tests.support.tools import executions
 
 # Policies: scale_down decided by the on-call group only; scale_down with Edit offered.
@@ -138,11 +138,12 @@ async def test_expired_approval_is_its_own_outcome(harness: Harness) -> None:
 
 
 async def test_expiry_is_swept_after_a_restart(harness: Harness) -> None:
-    use_policy(harness, defaults="expires_after: 2s")
-    async with harness.bot():
+    use_policy(harness, defaults="expires_after: 30m")
+    clock = ManualClock()
+    async with harness.bot(clock):
         thread, card = await scale_down_card(harness)
-    await asyncio.sleep(2.5)  # the deadline passes while no bot runs
-    async with harness.bot():
+    clock.advance(31 * 60)  # the deadline passes while no bot runs
+    async with harness.bot(clock):
         await harness.wait_text("C0OPS", thread, "All done here.")
         assert "Expired" in card_json(harness, card)
     assert executions("scale_down") == []

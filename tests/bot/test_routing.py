@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 
 import pytest
 
@@ -19,6 +18,7 @@ from bot.sandbox.records import Button, find_buttons
 from bot.service import RunningBot
 from tests.conftest import Harness
 from tests.fakes.openai_server import reply_text, reply_tool_calls
+from tests.support.clock import ManualClock
 from tests.support.tools import executions
 
 ON_CALL = """\
@@ -173,10 +173,11 @@ async def test_a_reminder_then_an_escalation_that_widens_the_approvers(
 ) -> None:
     use_policy(
         harness,
-        "    notify: [approvers]\n    remind_after: 1s\n"
-        "    escalate_after: 2s\n    escalate_to: [U0CAROL]\n",
+        "    notify: [approvers]\n    remind_after: 1m\n"
+        "    escalate_after: 2m\n    escalate_to: [U0CAROL]\n",
     )
-    async with harness.bot() as bot:
+    clock = ManualClock()
+    async with harness.bot(clock) as bot:
         script(harness)
         thread = await harness.ask("scale down cl-001 to 2")
         [card] = await harness.wait_cards("C0OPS", thread)
@@ -186,10 +187,12 @@ async def test_a_reminder_then_an_escalation_that_widens_the_approvers(
         await harness.slack.wait_for(
             lambda: any("can't approve" in e.text for e in harness.slack.ephemerals)
         )
+        clock.advance(61)
         # Reminded once, as a reply in the thread and under each copy.
         await harness.wait_text("C0OPS", thread, "Reminder:")
         reminder = await harness.wait_text("D0BOB", bob.ts, "Reminder:")
         assert reminder.thread_ts == bob.ts
+        clock.advance(60)
         escalated = await harness.wait_text("C0OPS", thread, "escalated to <@U0CAROL>")
         assert "Nobody decided within" in escalated.text
         carol = await copy_in(harness, "D0CAROL")
@@ -208,18 +211,20 @@ async def test_a_reminder_then_an_escalation_that_widens_the_approvers(
 
 
 async def test_expiry_wins_over_a_reminder_due_with_it(harness: Harness) -> None:
-    use_policy(harness, "    expires_after: 1s\n    remind_after: 1s\n")
-    async with harness.bot() as bot:
+    use_policy(harness, "    expires_after: 1m\n    remind_after: 1m\n")
+    clock = ManualClock()
+    async with harness.bot(clock) as bot:
         harness.model.script(
             reply_tool_calls(("scale_down", ARGS)), reply_text("It expired, nothing ran.")
         )
         thread = await harness.ask("scale down cl-001 to 2")
+        await harness.wait_cards("C0OPS", thread)  # the request's deadlines are set
+        clock.advance(61)
         await harness.wait_text("C0OPS", thread, "It expired, nothing ran.")
         await harness.idle()
         # The reminder's moment has passed too; a sweep now finds nothing to send.
         row = await bot.store.db.fetchone("SELECT remind_at FROM approval_routes")
-        assert row is not None
-        await harness.slack.wait_for(lambda: time.time() > row["remind_at"])
+        assert row is not None and clock.now() > row["remind_at"]
         assert await Reminders(bot.runner).sweep() == 0
         assert await events(bot, "reminded") == []
         assert not any("Reminder:" in t for t in harness.texts("C0OPS", thread))
