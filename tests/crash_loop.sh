@@ -26,14 +26,17 @@ for order in "${orders[@]}"; do
   fails=0
   for i in $(seq "$runs"); do
     log="$logs/${order// /-then-}-$i.log"
+    started=$SECONDS
     # -n 0: one process, in the order given (the suite's addopts spread tests over workers).
     if .venv/bin/pytest -q -s -n 0 -p no:cacheprovider "${ids[@]}" >"$log" 2>&1 \
       && grep -q "2 passed" "$log"; then
       passes=$((passes + 1))
+      echo "${order// / then }: run $i passed in $((SECONDS - started)) s"
       rm "$log"
     else
       fails=$((fails + 1))
-      echo "${order// / then }: run $i failed, output in $log"
+      echo "${order// / then }: run $i FAILED in $((SECONDS - started)) s, output in $log" \
+        "(load $(cut -d' ' -f1-3 /proc/loadavg))"
     fi
   done
   echo "${order// / then }: $passes passed, $fails failed"
