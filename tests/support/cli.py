@@ -26,6 +26,9 @@ def clean_env(**extra: str) -> dict[str, str]:
         if not k.startswith(("SLACK_", "OPENAI_", "APPROVALS_", "DATABASE_"))
     }
     env["PYTHONPATH"] = str(REPO)
+    # Ports of its own, not the defaults (3000, 8080): another test's bot may hold those, as
+    # the suite runs on several workers.
+    env.update(PORT=str(free_port()), HEALTH_PORT="0")
     env.update(extra)
     return env
 
