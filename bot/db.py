@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import aiosqlite
@@ -96,20 +97,16 @@ class Database(Statements):
             return db
         path = sqlite_path(database_url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every statement is its own transaction, and a claim is one statement.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        # Other processes on the same file (replicas, `slack-approvals audit`) wait their turn.
-        await conn.execute("PRAGMA busy_timeout=10000")
         # No fsync per commit: a killed process loses nothing (the WAL is in the OS's cache),
         # a power loss the commits since the last fsync. `execute_durable` commits with one,
         # on a connection of its own; it syncs the one WAL file, so every commit before it on
         # any connection to the file is then durable too (README, "Durability").
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        durable = await aiosqlite.connect(path, isolation_level=None)
-        await durable.execute("PRAGMA busy_timeout=10000")
-        await durable.execute("PRAGMA synchronous=FULL")
+        conn = await _sqlite_connection(path, synchronous="NORMAL")
+        try:
+            durable = await _sqlite_connection(path, synchronous="FULL")
+        except BaseException:
+            await conn.close()
+            raise
         db = SqliteDatabase(conn, durable)
         try:
             await migrate(db)
@@ -152,6 +149,24 @@ class _SqliteStatements(Statements):
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(row) for row in await self._conn.execute_fetchall(sql, params)]
+
+
+async def _sqlite_connection(path: Path, *, synchronous: str) -> aiosqlite.Connection:
+    """An autocommit connection (every statement its own transaction; a claim is one
+    statement) in WAL mode. Closed again if setting it up fails: aiosqlite's thread would
+    otherwise keep the process from ever exiting."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
+        # First, so that the switch to WAL also waits its turn behind other processes
+        # (replicas, `slack-approvals audit`) opening the same file.
+        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute(f"PRAGMA synchronous={synchronous}")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 class SqliteDatabase(Database):

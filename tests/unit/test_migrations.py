@@ -223,12 +223,25 @@ async def test_processes_migrating_together_apply_each_version_once(
     async with database_url(backend, tmp_path) as url:
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-c", OPEN_AND_REPORT, url, cwd=REPO, stdout=subprocess.PIPE
+                sys.executable,
+                "-c",
+                OPEN_AND_REPORT,
+                url,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
             for _ in range(4)
         ]
-        outputs = [await p.communicate() for p in procs]
-        assert [p.returncode for p in procs] == [0] * 4
+        try:
+            # A process that never exits (a connection left open) fails here within a minute,
+            # not at the suite's timeout; one that fails shows its stderr below.
+            outputs = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+        finally:
+            for p in procs:
+                if p.returncode is None:
+                    p.kill()
+        assert [p.returncode for p in procs] == [0] * 4, [err.decode() for _, err in outputs]
         # Database.open migrated; the second migrate() in each process found nothing to do.
         assert [json.loads(out) for out, _ in outputs] == [[]] * 4
         async with await Database.open(url) as db:
