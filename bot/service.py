@@ -33,7 +33,6 @@ from bot.decisions import Decisions
 from bot.directory import Directory
 from bot.health import Health, serve
 from bot.home import Home
-from bot.idle_gc import collect_when_idle
 from bot.intake import FastPath, SocketModeHandler, slack_client
 from bot.intake import close_socket as _close_socket
 from bot.intake import events_app as _events_app
@@ -247,10 +246,6 @@ async def _running_bot(
         stack.push_async_callback(_cancel, sweeper)
         reminder = asyncio.create_task(reminders.sweep_forever(), name="reminder sweeper")
         stack.push_async_callback(_cancel, reminder)
-        collector = asyncio.create_task(
-            collect_when_idle(lambda: background.busy), name="idle garbage collection"
-        )
-        stack.push_async_callback(_cancel, collector)
 
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]  # slack-bolt

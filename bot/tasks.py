@@ -21,10 +21,6 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._tasks)
-
     async def wait_idle(self, limit: float | None = None) -> bool:
         """Wait for background work, including work it spawns; True if all of it finished."""
         try:
