@@ -159,6 +159,59 @@ async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_claims_audit_record_is_the_same_on_both_backends(
+    backend: str, tmp_path: Path
+) -> None:
+    """PostgreSQL writes it from the updated row in the claim's one statement; SQLite with
+    `audit_in` in the claim's transaction: the records must not differ."""
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
+        store = Store(db)
+        approval, _ = await store.create_approval(
+            interrupt_id="i1",
+            conversation="slack:T:C:1.0",
+            team_id="T",
+            channel="C",
+            thread_ts="1.0",
+            tool_call_id="call1",
+            tool="scale_down",
+            args={"cluster_id": "clé-1", "replicas": 2, "tags": {"b": [1.5, None]}},
+            description="",
+            requester="U0ALICE",
+            policy=PolicySnapshot(),
+            expires_at=time.time() + 60,
+        )
+        assert (
+            await store.claim(approval.id, "approved", by="U0BOB", before=time.time() + 61) is None
+        )
+        decided = await store.claim(
+            approval.id,
+            "approved",
+            by="U0BOB",
+            reason="ok",
+            decision={"type": "edit"},
+            event="edited",
+            detail='{"replicas": 3}',
+            before=time.time(),
+        )
+        assert decided is not None and decided.decision == {"type": "edit"}
+        [record] = await store.audit_log()
+        assert decided.decided_at is not None
+        assert record.at == pytest.approx(decided.decided_at, abs=1.0)
+        assert (record.event, record.approval_id, record.conversation) == (
+            "edited",
+            approval.id,
+            approval.conversation,
+        )
+        assert (record.tool, record.actor, record.reason, record.detail) == (
+            "scale_down",
+            "U0BOB",
+            "ok",
+            '{"replicas": 3}',
+        )
+        assert record.args == json.dumps(approval.args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_lease_is_exclusive_and_goes_with_a_killed_holder(
     backend: str, tmp_path: Path
 ) -> None:
