@@ -97,7 +97,9 @@ class SaversByThread(BaseCheckpointSaver[str]):
     def with_allowlist(
         self, extra_allowlist: Collection[tuple[str, ...]]
     ) -> BaseCheckpointSaver[str]:
-        """Each saver deserializes what it reads, so each gets the allowlist."""
+        """Each saver deserializes what it reads, so each gets the allowlist. (LangGraph
+        clones its saver so for each run with strict msgpack on; a clone of LangGraph's
+        saver keeps the original's lock, so a thread still takes its turns in one place.)"""
         savers = [s.with_allowlist(extra_allowlist) for s in self.savers]
         if all(new is old for new, old in zip(savers, self.savers, strict=True)):
             return self

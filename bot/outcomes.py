@@ -34,9 +34,7 @@ class Outcomes:
         return f"{blocks.escape(type(exc).__name__)}: {blocks.escape(detail)[:500]}"
 
     async def report(self, conv: Conversation, outcome: ToolOutcome) -> None:
-        approval = (
-            await self.store.by_call_key(outcome.call_key) if outcome.call_key else None
-        )
+        approval = await self.store.by_call_key(outcome.call_key) if outcome.call_key else None
         name = f"`{blocks.escape(outcome.name)}`"
         if approval is None:
             # An ungated call: the model's answer reports a success; a failure is said here too,
@@ -93,9 +91,7 @@ def _edited(approval: Approval, ran: dict[str, Any] | None) -> str:
         for key, value in ran.items()
         if approval.args.get(key) != value
     ]
-    changes += [
-        f"{blocks.escape(key)} removed" for key in approval.args if key not in ran
-    ]
+    changes += [f"{blocks.escape(key)} removed" for key in approval.args if key not in ran]
     by = f" (edited by {blocks.mention(approval.decided_by)})" if approval.decided_by else ""
     return (f" with {', '.join(changes)}" if changes else " unchanged") + by
 

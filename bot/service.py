@@ -172,9 +172,7 @@ async def _running_bot(
             session = server
         elif settings.approvals_graph:
             graph = await load_graph(settings.approvals_graph, checkpointer)
-            session = AgentSession(
-                graph, graph_decides=True, journal=journal, call_keys=store
-            )
+            session = AgentSession(graph, graph_decides=True, journal=journal, call_keys=store)
         else:
             graph = build_agent(model, tools, policy, checkpointer, journal, journal)
             session = AgentSession(graph)

@@ -20,7 +20,7 @@ from agent.checkpointer import open_checkpointer
 from agent.policy import PolicySnapshot
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
-from bot.store import Approval, Store
+from bot.store import Approval, AuditEntry, Store
 from tests.support.botproc import Deployment, deployment
 from tests.support.pg import BACKENDS, database_url, fresh_database, requires_postgres
 from tests.support.process import REPO
@@ -209,6 +209,35 @@ async def test_a_claims_audit_record_is_the_same_on_both_backends(
             '{"replicas": 3}',
         )
         assert record.args == json.dumps(approval.args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_kept_message_comes_back_after_those_still_waiting(
+    backend: str, tmp_path: Path
+) -> None:
+    """`outbox_put` returns what waits in the conversation, oldest first, and keeps a
+    message's audit record with it, both or neither (one statement on PostgreSQL)."""
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
+        store = Store(db)
+        [first] = await store.outbox_put("slack:T:C:1.0", "one")
+        await store.outbox_put("slack:T:C:2.0", "elsewhere")
+        await store.outbox_later(first.seq, 1, 9.5)
+        kept = await store.outbox_put(
+            "slack:T:C:1.0", "two", AuditEntry("executed", conversation="c", tool="t")
+        )
+        assert [(m.text, m.attempts, m.next_at) for m in kept] == [
+            ("one", 1, 9.5),
+            ("two", 0, None),
+        ]
+        assert kept == await store.outbox_left("slack:T:C:1.0")
+        [record] = await store.audit_log()
+        assert (record.event, record.conversation, record.tool) == ("executed", "c", "t")
+
+        await db.execute("ALTER TABLE audit RENAME TO audit_away")
+        with pytest.raises(Exception, match="audit"):
+            await store.outbox_put("slack:T:C:1.0", "three", AuditEntry("executed"))
+        await db.execute("ALTER TABLE audit_away RENAME TO audit")
+        assert [m.text for m in await store.outbox_left("slack:T:C:1.0")] == ["one", "two"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
