@@ -8,18 +8,20 @@ medians to `$BENCH_TRACE_OUT/click-trace-<pid>.txt` (default: the temporary dire
     BENCH_PRELOAD=bench.click_trace .venv/bin/python -m bench.click_to_tool
 
 Steps that overlap (the card update runs beside the resume) show their own start and length.
-The wrappers cost a few microseconds a step. The last line counts the trips to a database
-thread (every aiosqlite call, the checkpointer's included) between the click and the tool.
+The wrappers cost a few microseconds a step. The last lines count the trips to a database
+thread (every aiosqlite call, the checkpointer's included) and the hops to the event loop's
+thread pool (`run_in_executor`) between the click and the tool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,8 @@ _spans: list[tuple[str, float, float]] = []
 _traces: dict[str, list[tuple[float, float]]] = defaultdict(list)
 _trips: list[int] = [0]  # database trips since the click being traced
 _trip_counts: list[int] = []
+_hops: list[int] = [0]  # run_in_executor calls since the click being traced
+_hop_counts: list[int] = []
 
 
 def _timed(label: str, step: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,6 +82,7 @@ def _measuring(step: Callable[..., Any]) -> Callable[..., Any]:
             _clicked[:] = [time.perf_counter()]
             _spans.clear()
             _trips[0] = 0
+            _hops[0] = 0
         return step(self, body, *args)
 
     return measuring
@@ -93,12 +98,13 @@ class _Starts(list[tuple[str, float]]):
                 _traces[label].append((began, ended))
             _traces["tool.start"].append((at, at))
             _trip_counts.append(_trips[0])
+            _hop_counts.append(_hops[0])
             if len(_traces["tool.start"]) % 10 == 0:
                 _write()
         super().append(start)
 
 
-def _median(values: list[float]) -> float:
+def _median(values: Sequence[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
@@ -111,6 +117,7 @@ def _write() -> None:
         lines.append(f"{label:32} {len(spans):5d} {start:13.2f} ms {length:9.2f} ms")
     if _trip_counts:
         lines.append(f"database trips before the tool (p50): {_median(_trip_counts)}")
+        lines.append(f"thread-pool hops before the tool (p50): {_median(_hop_counts)}")
     (out / f"click-trace-{os.getpid()}.txt").write_text("\n".join(lines) + "\n")
 
 
@@ -124,7 +131,19 @@ def _counted(step: Callable[..., Any]) -> Callable[..., Any]:
     return counted
 
 
+def _hopping(step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    def hopping(*args: Any, **kwargs: Any) -> Any:
+        if _clicked:
+            _hops[0] += 1
+        return step(*args, **kwargs)
+
+    return hopping
+
+
 def install() -> None:
+    loop_class = asyncio.BaseEventLoop
+    loop_class.run_in_executor = _hopping(loop_class.run_in_executor)  # type: ignore[method-assign,assignment]
     aiosqlite.Connection._execute = _counted(aiosqlite.Connection._execute)  # type: ignore[method-assign]
     MeasuredApp.measuring = _measuring(MeasuredApp.measuring)  # type: ignore[method-assign]
     for owner, names in STEPS.items():

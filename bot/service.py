@@ -26,6 +26,7 @@ from agent.model import describe_model, make_model
 from agent.server_session import ServerSession
 from agent.session import AgentSession, Session
 from agent.sources import load_graph
+from agent.tracing import keep_untraced_hooks_in_place
 from bot.cards import Cards
 from bot.clock import Clock
 from bot.db import Database
@@ -98,6 +99,7 @@ async def _running_bot(
 ) -> AsyncIterator[RunningBot]:
     if settings.slack_bot_token is None:
         raise SettingsError("SLACK_BOT_TOKEN is not set")
+    keep_untraced_hooks_in_place()
     bot_token = settings.slack_bot_token.get_secret_value()
     metrics = Metrics()
     client = slack_client(settings, bot_token, metrics, http)
