@@ -215,6 +215,18 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
             params = (*params, conversation)
         return await self._where(condition + " ORDER BY decided_at, id", params)
 
+    async def unsettled(self, conversation: str) -> tuple[list[Approval], list[Approval]]:
+        """`for_conversation` and `unresumed` of one conversation in one read: its pending
+        approvals, and its decided ones not yet handed to the agent."""
+        rows = await self._where(
+            "conversation = ? AND (status = 'pending' OR resumed_at IS NULL)"
+            " ORDER BY created_at, id",
+            (conversation,),
+        )
+        return [a for a in rows if a.status == "pending"], [
+            a for a in rows if a.status != "pending"
+        ]
+
     async def mark_resumed(self, approval_ids: list[str]) -> None:
         if not approval_ids:
             return
