@@ -1,10 +1,8 @@
 """The LangGraph baseline: the agent graph alone, resumed with a bare `Command(resume=…)`.
 
 The same `create_agent` graph as the bot's (offline model, `bench.tools`, the bench policy's
-`HumanInTheLoopMiddleware(interrupt_mode="per_call")`) on the same kind of checkpointer
-(`agent.checkpointer.open_checkpointer`, so AsyncSqliteSaver on a temporary file; on
-PostgreSQL one `AsyncPostgresSaver`, as LangGraph comes, where the bot spreads its threads
-over several: `agent.checkpointer.SaversByThread`), with no
+`HumanInTheLoopMiddleware(interrupt_mode="per_call")`) on the same checkpointer
+(`agent.checkpointer.open_checkpointer`, so AsyncSqliteSaver on a temporary file), with no
 Slack, no store, no journal in between. It runs with `durability="sync"` like the bot's runs,
 so the difference is the bot's own work, not a durability setting.
 
@@ -42,7 +40,7 @@ async def bare_graph(database_url: str) -> AsyncIterator[tuple[Graph, str]]:
     interrupt_on: dict[str, Any] = {
         name: {"allowed_decisions": ["approve", "reject"]} for name in gated
     }
-    async with open_checkpointer(database_url, savers=1) as saver:
+    async with open_checkpointer(database_url) as saver:
         graph = create_agent(
             model=OfflineChatModel(),
             tools=tools.TOOLS,

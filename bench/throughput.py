@@ -30,8 +30,7 @@ from bench.results import Row, Snapshot, failures
 from bot.connections import is_postgres
 from bot.sandbox.emulator import SlackEmulator
 
-# The bot's, and the baseline's (or an older bot's): the bot runs on PostgreSQL for real.
-POSTGRES_SAVERS = frozenset({"SaversByThread", "AsyncPostgresSaver"})
+POSTGRES_SAVER = "AsyncPostgresSaver"
 UNAVAILABLE = "n/a (PostgreSQL backend not available)"
 
 
@@ -107,7 +106,7 @@ async def processes(
         except StartError as exc:
             raise Unavailable(str(exc)) from None
         for url, process in [*((bot_url, r) for r in replicas_up), (bare_url, bare)]:
-            if is_postgres(url) and process.ready["checkpointer"] not in POSTGRES_SAVERS:
+            if is_postgres(url) and process.ready["checkpointer"] != POSTGRES_SAVER:
                 raise Unavailable(f"{url} runs on {process.ready['checkpointer']}")
         yield replicas_up, bare
 
