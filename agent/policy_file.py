@@ -138,3 +138,5 @@ class ToolRule(_Strict):
 class PolicyFile(_Strict):
     defaults: Rules = Field(default_factory=Rules)
     tools: dict[str, ToolRule] = Field(default_factory=dict)
+
+
