@@ -143,7 +143,23 @@ class ApprovalGate(AgentMiddleware):
         return result
 
 
-class EditableHITL(HumanInTheLoopMiddleware):
+class PerCallHITL(HumanInTheLoopMiddleware):
+    """`HumanInTheLoopMiddleware` asking per call, without its `after_model` hook.
+
+    Per call it asks in `wrap_tool_call`, and its `after_model` does nothing (returns None;
+    tests/agent/test_gate_graph.py fails if that changes). But `create_agent` gives every
+    middleware that defines `after_model` a node of its own: a superstep after every model
+    turn, with `durability="sync"` a checkpoint and its writes saved, for nothing. With
+    `AgentMiddleware`'s own hooks back in place `create_agent` adds no node."""
+
+    after_model = AgentMiddleware.after_model
+    aafter_model = AgentMiddleware.aafter_model
+
+    def __init__(self, interrupt_on: dict[str, bool | InterruptOnConfig]) -> None:
+        super().__init__(interrupt_on=interrupt_on, interrupt_mode="per_call")
+
+
+class EditableHITL(PerCallHITL):
     """The human-in-the-loop middleware for the gated calls an edit may answer (a class of
     its own because `create_agent` takes one middleware per name)."""
 
@@ -174,8 +190,6 @@ def gated_hitl(
         }
 
     return [
-        HumanInTheLoopMiddleware(
-            interrupt_on=interrupt_on(WITHOUT_EDIT, False), interrupt_mode="per_call"
-        ),
-        EditableHITL(interrupt_on=interrupt_on(ALL_DECISIONS, True), interrupt_mode="per_call"),
+        PerCallHITL(interrupt_on=interrupt_on(WITHOUT_EDIT, False)),
+        EditableHITL(interrupt_on=interrupt_on(ALL_DECISIONS, True)),
     ]

@@ -94,22 +94,29 @@ async def read_audit(
     return [AuditRecord.from_row(row) for row in rows]
 
 
-async def audit_in(where: Statements, entry: AuditEntry) -> None:
-    """An audit record in the caller's transaction."""
+AUDIT_INSERT = (
+    "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
+    " detail) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+
+
+def audit_values(entry: AuditEntry) -> tuple[Any, ...]:
+    """The parameters of `AUDIT_INSERT` for this entry."""
     approval = entry.approval
     args = entry.args if entry.args is not None else approval.args if approval else None
-    await where.execute(
-        "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
-        " detail) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            time.time(),
-            entry.event,
-            approval.id if approval else None,
-            approval.conversation if approval else entry.conversation,
-            approval.tool if approval else entry.tool,
-            json.dumps(args, default=str) if args is not None else None,
-            entry.actor,
-            entry.reason,
-            entry.detail,
-        ),
+    return (
+        time.time(),
+        entry.event,
+        approval.id if approval else None,
+        approval.conversation if approval else entry.conversation,
+        approval.tool if approval else entry.tool,
+        json.dumps(args, default=str) if args is not None else None,
+        entry.actor,
+        entry.reason,
+        entry.detail,
     )
+
+
+async def audit_in(where: Statements, entry: AuditEntry) -> None:
+    """An audit record in the caller's transaction."""
+    await where.execute(AUDIT_INSERT, audit_values(entry))

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.conversation import Conversation
+from bot.outbox_queue import OutboxMessage
 from bot.store import AuditEntry, Store
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,17 @@ class ThreadMessages:
         """Post in the thread, through the outbox (call under the conversation's lock): a
         stop or an outage before Slack confirms the post leaves it to be posted later. With
         `audit`, the audit record of what the message reports is kept with it."""
-        await self.store.outbox_put(conv.key, text, audit)
-        await self.flush(conv)
+        await self._post(conv, await self.store.outbox_put(conv.key, text, audit))
 
     async def flush(self, conv: Conversation, *, due_only: bool = False) -> bool:
         """Post this conversation's waiting messages in order, stopping at the first that
         Slack will not take yet; True when none is left waiting."""
-        for message in await self.store.outbox_left(conv.key):
+        return await self._post(conv, await self.store.outbox_left(conv.key), due_only=due_only)
+
+    async def _post(
+        self, conv: Conversation, waiting: list[OutboxMessage], *, due_only: bool = False
+    ) -> bool:
+        for message in waiting:
             if due_only and message.next_at is not None and message.next_at > time.time():
                 return False
             try:

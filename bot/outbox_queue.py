@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bot.audit_trail import AuditEntry, audit_in
+from bot.audit_trail import AUDIT_INSERT, AuditEntry, audit_in, audit_values
 from bot.db import Database, RowType, row_columns
 
 
@@ -30,20 +30,33 @@ class OutboxQueue:
 
     async def outbox_put(
         self, conversation: str, text: str, audit: AuditEntry | None = None
-    ) -> int:
+    ) -> list[OutboxMessage]:
         """Keep a thread message until it is posted; with `audit`, the audit record of what
-        the message reports is committed with it."""
-        insert = (
-            "INSERT INTO outbox (conversation, text, created_at) VALUES (?, ?, ?) RETURNING seq"
-        )
+        the message reports is committed with it. Returns the conversation's messages not
+        yet posted, this one last (`outbox_left`), to be posted in that order."""
+        insert = "INSERT INTO outbox (conversation, text, created_at) VALUES (?, ?, ?)"
         params = (conversation, text, time.time())
+        if self.db.dialect == "postgresql":
+            # One statement, one round trip (instead of BEGIN, two INSERTs, COMMIT and then
+            # a SELECT of what waits): the older messages are read in the insert's snapshot,
+            # which does not hold the new row, so it is added from RETURNING.
+            audited, audit_params = (
+                (f", audited AS ({AUDIT_INSERT})", audit_values(audit)) if audit else ("", ())
+            )
+            rows = await self.db.fetchall(
+                f"WITH kept AS ({insert} RETURNING {OUTBOX_MESSAGE_COLUMNS}){audited}"
+                f" SELECT {OUTBOX_MESSAGE_COLUMNS} FROM outbox WHERE conversation = ?"
+                f" UNION ALL SELECT {OUTBOX_MESSAGE_COLUMNS} FROM kept ORDER BY seq",
+                (*params, *audit_params, conversation),
+            )
+            return [OutboxMessage.from_row(row) for row in rows]
         if audit is None:
-            [row] = await self.db.fetchall(insert, params)
-            return int(row["seq"])
-        async with self.db.transaction() as tx:
-            [row] = await tx.fetchall(insert, params)
-            await audit_in(tx, audit)
-        return int(row["seq"])
+            await self.db.execute(insert, params)
+        else:
+            async with self.db.transaction() as tx:
+                await tx.execute(insert, params)
+                await audit_in(tx, audit)
+        return await self.outbox_left(conversation)
 
     async def outbox_done(self, seq: int) -> None:
         await self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))

@@ -33,10 +33,16 @@ class Outcomes:
         detail = self.redact(str(exc))
         return f"{blocks.escape(type(exc).__name__)}: {blocks.escape(detail)[:500]}"
 
-    async def report(self, conv: Conversation, outcome: ToolOutcome) -> None:
-        approval = (
-            await self.store.by_call_key(outcome.call_key) if outcome.call_key else None
-        )
+    async def report(
+        self, conv: Conversation, outcome: ToolOutcome, known: Sequence[Approval] = ()
+    ) -> None:
+        """`known`: approvals the caller has at hand, decided (what a report reads of them
+        no longer changes), so the gated call's is not read again."""
+        approval = None
+        if outcome.call_key:
+            approval = next(
+                (a for a in known if a.interrupt_id == outcome.call_key), None
+            ) or await self.store.by_call_key(outcome.call_key)
         name = f"`{blocks.escape(outcome.name)}`"
         if approval is None:
             # An ungated call: the model's answer reports a success; a failure is said here too,
@@ -93,9 +99,7 @@ def _edited(approval: Approval, ran: dict[str, Any] | None) -> str:
         for key, value in ran.items()
         if approval.args.get(key) != value
     ]
-    changes += [
-        f"{blocks.escape(key)} removed" for key in approval.args if key not in ran
-    ]
+    changes += [f"{blocks.escape(key)} removed" for key in approval.args if key not in ran]
     by = f" (edited by {blocks.mention(approval.decided_by)})" if approval.decided_by else ""
     return (f" with {', '.join(changes)}" if changes else " unchanged") + by
 

@@ -144,6 +144,7 @@ class Runner(ThreadHold):
             conv,
             requester=decided[0].requester,
             step=lambda on_event: self._resume(conv, decided, decisions, on_event),
+            known=decided,
         )
 
     async def carry_on(self, conv: Conversation, requester: str) -> None:
@@ -222,12 +223,20 @@ class Runner(ThreadHold):
                     decisions.pop(key, None)
         return await self.session.pending(conv.key)
 
-    async def _run(self, conv: Conversation, *, requester: str, step: Step) -> None:
+    async def _run(
+        self,
+        conv: Conversation,
+        *,
+        requester: str,
+        step: Step,
+        known: Sequence[Approval] = (),
+    ) -> None:
+        """`known`: approvals just read under the lease, whose outcomes need no reread."""
         sign = WorkingSign(self.client, conv)
         pending: list[PendingCall] | None = None
         await self.store.run_started(conv.key, requester)
         try:
-            pending = await step(lambda event: self._on_event(conv, event))
+            pending = await step(lambda event: self._on_event(conv, event, known))
         except Exception as exc:
             log.exception("run failed in %s", conv.key)
             await self.messages.say(
@@ -250,14 +259,15 @@ class Runner(ThreadHold):
         a pending call gets its approval and card, an approval whose call is no longer
         pending is settled, and a decision the graph has consumed is marked handed over."""
         waiting = {p.interrupt_id for p in pending}
-        rows = await self.store.for_conversation(conv.key)
+        # A decision landing after this read is left for the resume its click started.
+        rows, decided = await self.store.unsettled(conv.key)
         for approval in rows:
             if approval.interrupt_id not in waiting:
                 dropped = await self.store.claim(approval.id, "dropped", by=None)
                 if dropped is not None:
                     log.warning("%s: its call is no longer pending in the graph", approval.id)
                     self.cards.redraw(dropped)
-        decided = await self.store.unresumed(conv.key)
+                    decided.append(dropped)
         await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
         # Calls already on record with a card, or decided, need no approval nor card again.
         settled = {a.interrupt_id for a in rows if a.message_ts is not None}
@@ -306,11 +316,13 @@ class Runner(ThreadHold):
         who = await self.directory.name(approval.decided_by) if approval.decided_by else "?"
         return answer_for(approval, who)
 
-    async def _on_event(self, conv: Conversation, event: Event) -> None:
+    async def _on_event(
+        self, conv: Conversation, event: Event, known: Sequence[Approval] = ()
+    ) -> None:
         if isinstance(event, Reply):
             await self.messages.say(conv, blocks.escape(event.text))
             return
-        await self.outcomes.report(conv, event)
+        await self.outcomes.report(conv, event, known)
 
     async def report(self, conv: Conversation, outcome: ToolOutcome) -> None:
         await self.outcomes.report(conv, outcome)

@@ -165,20 +165,35 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
         neither; the decided approval only for the one caller whose update landed. With
         `before`, the claim lands only if the approval's deadline is later than that."""
         deadline = " AND (expires_at IS NULL OR expires_at > ?)" if before is not None else ""
-        async with self.db.transaction() as tx:
-            rows = await tx.fetchall(
-                "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
-                " decision = ? WHERE id = ? AND status = 'pending'" + deadline + _RETURNING,
-                (
-                    status,
-                    by,
-                    time.time(),
-                    reason,
-                    json.dumps(decision) if decision is not None else None,
-                    approval_id,
-                    *((before,) if before is not None else ()),
-                ),
+        update = (
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
+            " decision = ? WHERE id = ? AND status = 'pending'" + deadline + _RETURNING
+        )
+        params = (
+            status,
+            by,
+            time.time(),
+            reason,
+            json.dumps(decision) if decision is not None else None,
+            approval_id,
+            *((before,) if before is not None else ()),
+        )
+        if self.db.dialect == "postgresql":
+            # One statement, so one round trip instead of four (BEGIN, UPDATE, INSERT,
+            # COMMIT) and as atomic: the audit record is written from the row the update
+            # returns, so only when the update landed. Its columns are those `audit_in`
+            # writes: the decision's time, actor and reason, the approval's arguments as
+            # stored (the JSON text `audit_in` would write again).
+            rows = await self.db.fetchall(
+                f"WITH decided AS ({update}), audited AS (INSERT INTO audit (at, event,"
+                " approval_id, conversation, tool, args, actor, reason, detail)"
+                " SELECT decided_at, ?, id, conversation, tool, args, decided_by, reason, ?"
+                f" FROM decided) SELECT {APPROVAL_COLUMNS} FROM decided",
+                (*params, event or status, detail),
             )
+            return Approval.from_row(rows[0]) if rows else None
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(update, params)
             if not rows:
                 return None
             decided = Approval.from_row(rows[0])
@@ -199,6 +214,18 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
             condition += " AND conversation = ?"
             params = (*params, conversation)
         return await self._where(condition + " ORDER BY decided_at, id", params)
+
+    async def unsettled(self, conversation: str) -> tuple[list[Approval], list[Approval]]:
+        """`for_conversation` and `unresumed` of one conversation in one read: its pending
+        approvals, and its decided ones not yet handed to the agent."""
+        rows = await self._where(
+            "conversation = ? AND (status = 'pending' OR resumed_at IS NULL)"
+            " ORDER BY created_at, id",
+            (conversation,),
+        )
+        return [a for a in rows if a.status == "pending"], [
+            a for a in rows if a.status != "pending"
+        ]
 
     async def mark_resumed(self, approval_ids: list[str]) -> None:
         if not approval_ids:

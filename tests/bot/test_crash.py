@@ -4,9 +4,9 @@ runs at most once, and only after a recorded approval" and "A crash mid-tool is 
 never re-run"). SIGTERM: the
 running turn may finish, within a bound; a second SIGTERM exits at once.
 
-The bot is a real `slack-approvals run` process, taking Slack's deliveries over HTTP on both
-databases, and over Socket Mode on SQLite: the clicks and `/ask` take the intake's fast path
-in both (bot.intake), so a kill -9 right after such an ack is among the stages. It is held
+The bot is a real `slack-approvals run` process, taking Slack's deliveries over HTTP and over
+Socket Mode, on both databases: the clicks and `/ask` take the intake's fast path in both
+(bot.intake), so a kill -9 right after such an ack is among the stages. It is held
 at a stage from outside only: a Slack call the emulator delays, or a tool waiting on a file.
 Every round holds one conversation at each stage at once, then kills the process, so one
 restart checks all stages.
@@ -237,8 +237,9 @@ async def check_recovered(d: Deployment, trials: dict[str, Trial]) -> None:
 @pytest.mark.parametrize(
     ("backend", "transport"),
     [
-        *(pytest.param(*b.values, "http", marks=b.marks) for b in map(as_param, BACKENDS)),
-        ("sqlite", "socket"),
+        pytest.param(*b.values, transport, marks=b.marks)
+        for b in map(as_param, BACKENDS)
+        for transport in ("http", "socket")
     ],
 )
 async def test_kill_9_at_every_stage_loses_nothing_and_runs_nothing_twice(

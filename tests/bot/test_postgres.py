@@ -20,7 +20,7 @@ from agent.checkpointer import open_checkpointer
 from agent.policy import PolicySnapshot
 from bot.db import Database
 from bot.lease import RowLeases, open_leases
-from bot.store import Approval, Store
+from bot.store import Approval, AuditEntry, Store
 from tests.support.botproc import Deployment, deployment
 from tests.support.pg import BACKENDS, database_url, fresh_database, requires_postgres
 from tests.support.process import REPO
@@ -156,6 +156,88 @@ async def test_a_claim_and_its_audit_record_land_together_or_not_at_all(
         )
         assert await store.claim(approval.id, "approved", by="U0CAROL") is None
         assert len(await store.audit_log()) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_claims_audit_record_is_the_same_on_both_backends(
+    backend: str, tmp_path: Path
+) -> None:
+    """PostgreSQL writes it from the updated row in the claim's one statement; SQLite with
+    `audit_in` in the claim's transaction: the records must not differ."""
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
+        store = Store(db)
+        approval, _ = await store.create_approval(
+            interrupt_id="i1",
+            conversation="slack:T:C:1.0",
+            team_id="T",
+            channel="C",
+            thread_ts="1.0",
+            tool_call_id="call1",
+            tool="scale_down",
+            args={"cluster_id": "clé-1", "replicas": 2, "tags": {"b": [1.5, None]}},
+            description="",
+            requester="U0ALICE",
+            policy=PolicySnapshot(),
+            expires_at=time.time() + 60,
+        )
+        assert (
+            await store.claim(approval.id, "approved", by="U0BOB", before=time.time() + 61) is None
+        )
+        decided = await store.claim(
+            approval.id,
+            "approved",
+            by="U0BOB",
+            reason="ok",
+            decision={"type": "edit"},
+            event="edited",
+            detail='{"replicas": 3}',
+            before=time.time(),
+        )
+        assert decided is not None and decided.decision == {"type": "edit"}
+        [record] = await store.audit_log()
+        assert decided.decided_at is not None
+        assert record.at == pytest.approx(decided.decided_at, abs=1.0)
+        assert (record.event, record.approval_id, record.conversation) == (
+            "edited",
+            approval.id,
+            approval.conversation,
+        )
+        assert (record.tool, record.actor, record.reason, record.detail) == (
+            "scale_down",
+            "U0BOB",
+            "ok",
+            '{"replicas": 3}',
+        )
+        assert record.args == json.dumps(approval.args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_kept_message_comes_back_after_those_still_waiting(
+    backend: str, tmp_path: Path
+) -> None:
+    """`outbox_put` returns what waits in the conversation, oldest first, and keeps a
+    message's audit record with it, both or neither (one statement on PostgreSQL)."""
+    async with database_url(backend, tmp_path) as url, await Database.open(url) as db:
+        store = Store(db)
+        [first] = await store.outbox_put("slack:T:C:1.0", "one")
+        await store.outbox_put("slack:T:C:2.0", "elsewhere")
+        await store.outbox_later(first.seq, 1, 9.5)
+        kept = await store.outbox_put(
+            "slack:T:C:1.0", "two", AuditEntry("executed", conversation="c", tool="t")
+        )
+        assert [(m.text, m.attempts, m.next_at) for m in kept] == [
+            ("one", 1, 9.5),
+            ("two", 0, None),
+        ]
+        assert kept == await store.outbox_left("slack:T:C:1.0")
+        [record] = await store.audit_log()
+        assert (record.event, record.conversation, record.tool) == ("executed", "c", "t")
+
+        await db.execute("ALTER TABLE audit RENAME TO audit_away")
+        with pytest.raises(Exception, match="audit"):
+            await store.outbox_put("slack:T:C:1.0", "three", AuditEntry("executed"))
+        await db.execute("ALTER TABLE audit_away RENAME TO audit")
+        assert [m.text for m in await store.outbox_left("slack:T:C:1.0")] == ["one", "two"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -203,7 +203,8 @@ async def test_rows_round_trip_through_their_column_lists(tmp_path: Path) -> Non
         [(unreported, execution)] = await store.unreported(written.conversation)
         assert unreported == written and execution == await store.execution("call-key-1")
 
-        seq = await store.outbox_put(written.conversation, "Done.")
+        [kept] = await store.outbox_put(written.conversation, "Done.")
+        seq = kept.seq
         await store.outbox_later(seq, 2, 9.5)
         assert await store.outbox_left(written.conversation) == [
             OutboxMessage(seq, "Done.", 2, 9.5)
