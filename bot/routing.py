@@ -194,7 +194,7 @@ class Routing:
         self, approval: Approval, channel: str, kind: str, permalink: str | None
     ) -> bool:
         route = await self.route(approval.id)
-        card = await self.card(approval, blocks.approval_card(approval), route)
+        card = self.card(approval, blocks.approval_card(approval), route)
         try:
             response = await self.client.chat_postMessage(
                 channel=channel,
@@ -237,11 +237,11 @@ class Routing:
 
     # drawing -----------------------------------------------------------------------------
 
-    async def card(
-        self, approval: Approval, card: list[blocks.Block], route: Route | None = None
+    def card(
+        self, approval: Approval, card: list[blocks.Block], route: Route | None
     ) -> list[blocks.Block]:
-        """The card as drawn, plus where the request was escalated, if it was."""
-        route = route or await self.route(approval.id)
+        """The card as drawn, plus where the request was escalated, if it was (`route`: the
+        request's route, read by the caller, None if it has none)."""
         if route is None or not route.escalated_to:
             return card
         at = f" at {blocks.clock(route.escalated_at)}" if route.escalated_at else ""
@@ -249,13 +249,14 @@ class Routing:
             card, f":arrow_double_up: Escalated to {who(route.escalated_to)}{at}"
         )
 
-    async def redraw_copies(self, approval: Approval, card: list[blocks.Block]) -> bool:
-        """Draw every copy as the thread's card is drawn; False if one could not be drawn yet
-        (the caller's catch-up then tries again)."""
+    async def redraw_copies(
+        self, approval: Approval, card: list[blocks.Block], route: Route | None
+    ) -> bool:
+        """Draw every copy as the thread's card is drawn (`route`: as for `card`); False if
+        one could not be drawn yet (the caller's catch-up then tries again)."""
         copies = await self.copies(approval.id)
         if not copies:
             return True
-        route = await self.route(approval.id)
         drawn = blocks.with_link(card, route.permalink if route else None)
         ok = True
         for copy in copies:

@@ -231,10 +231,16 @@ class Runner(ThreadHold):
         step: Step,
         known: Sequence[Approval] = (),
     ) -> None:
-        """`known`: approvals just read under the lease, whose outcomes need no reread."""
+        """`known`: approvals just read under the lease, whose outcomes need no reread.
+
+        A run that resumes decisions (`known`) records no `runs` row: until `reconcile` marks
+        them handed over, its last write, those decisions already bring the conversation
+        back at start-up (`Store.to_recover`), so the row's two commits per decision bought
+        nothing."""
         sign = WorkingSign(self.client, conv)
         pending: list[PendingCall] | None = None
-        await self.store.run_started(conv.key, requester)
+        if not known:
+            await self.store.run_started(conv.key, requester)
         try:
             pending = await step(lambda event: self._on_event(conv, event, known))
         except Exception as exc:
@@ -249,7 +255,8 @@ class Runner(ThreadHold):
             if pending is None:
                 pending = await self.session.pending(conv.key)
             await self.reconcile(conv, pending, requester=requester)
-            await self.store.run_ended(conv.key)
+            if not known:
+                await self.store.run_ended(conv.key)
             await sign.take_down()
 
     async def reconcile(
@@ -257,7 +264,8 @@ class Runner(ThreadHold):
     ) -> None:
         """Make the approvals table agree with what the graph has pending (under the lock):
         a pending call gets its approval and card, an approval whose call is no longer
-        pending is settled, and a decision the graph has consumed is marked handed over."""
+        pending is settled, and a decision the graph has consumed is marked handed over,
+        last: a resume's unmarked decisions are what brings a stopped run back (`_run`)."""
         waiting = {p.interrupt_id for p in pending}
         # A decision landing after this read is left for the resume its click started.
         rows, decided = await self.store.unsettled(conv.key)
@@ -268,13 +276,13 @@ class Runner(ThreadHold):
                     log.warning("%s: its call is no longer pending in the graph", approval.id)
                     self.cards.redraw(dropped)
                     decided.append(dropped)
-        await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
         # Calls already on record with a card, or decided, need no approval nor card again.
         settled = {a.interrupt_id for a in rows if a.message_ts is not None}
         settled |= {a.interrupt_id for a in decided}
         await self._post_approvals(
             conv, [p for p in pending if p.interrupt_id not in settled], requester
         )
+        await self.store.mark_resumed([a.id for a in decided if a.interrupt_id not in waiting])
 
     async def _post_approvals(
         self, conv: Conversation, pending: list[PendingCall], requester: str
