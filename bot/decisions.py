@@ -216,10 +216,15 @@ class Decisions:
         if not self_approval and user == approval.requester:
             return "You asked for this call, so someone else has to decide it."
         # An escalation (bot/reminders.py) widens both lists: the request's by whom it was
-        # escalated to, the current policy's by its own escalate_to.
-        route = await self.cards.routing.route(approval.id)
-        then = await self.cards.routing.approvers_of(approval, route)
+        # escalated to, the current policy's by its own escalate_to. It never narrows
+        # "anyone" (no approvers), so where both lists are empty its route is not read.
         current = list(now.approvers)
+        route = (
+            await self.cards.routing.route(approval.id)
+            if approval.policy.approvers or current
+            else None
+        )
+        then = await self.cards.routing.approvers_of(approval, route)
         if route is not None and route.escalated_to and current:
             current += [p for p in now.escalate_to if p not in current]
         try:
