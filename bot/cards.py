@@ -164,7 +164,7 @@ class Cards:
             if fresh.message_ts is None:
                 return
             votes = await self.store.votes(fresh.id) if fresh.policy.needs_quorum else []
-            route = await self.routing.route(fresh.id)
+            route, copies = await self.routing.with_copies(fresh.id)
             card = self.routing.card(
                 fresh,
                 blocks.approval_card(fresh, votes)
@@ -182,7 +182,7 @@ class Cards:
                 # Deleted, or in an archived channel: trying again every sweep would only
                 # repeat the error. The decision itself is on record either way.
                 log.warning("the card of %s can no longer be updated (%s)", fresh.id, error)
-            copies_drawn = await self.routing.redraw_copies(fresh, card, route)
+            copies_drawn = await self.routing.redraw_copies(fresh, card, route, copies)
             if fresh.status != "pending":
                 if copies_drawn:
                     await self.store.set_card_status(fresh.id, fresh.status)

@@ -99,6 +99,20 @@ class RouteStore:
         )
         return [Copy.from_row(r) for r in rows]
 
+    async def with_copies(self, approval_id: str) -> tuple[Route | None, list[Copy]]:
+        """A request's route and the copies of its card, in one read (for a card's redraw).
+        A copy is only recorded once its request's route is (`Routing.send` claims the route
+        first), so a request without a route has no copies."""
+        rows = await self.db.fetchall(
+            f"SELECT {row_columns(Route, 'r')}, {row_columns(Copy, 'c')} FROM approval_routes r"
+            " LEFT JOIN approval_copies c ON c.approval_id = r.approval_id"
+            " WHERE r.approval_id = ? ORDER BY c.message_ts",
+            (approval_id,),
+        )
+        if not rows:
+            return None, []
+        return Route.from_row(rows[0]), [Copy.from_row(r) for r in rows if r["channel"]]
+
     async def is_copy(self, approval_id: str, channel: str, message_ts: str) -> bool:
         row = await self.db.fetchone(
             "SELECT 1 AS found FROM approval_copies WHERE approval_id = ? AND channel = ?"

@@ -105,6 +105,9 @@ class Routing:
     async def copies(self, approval_id: str) -> list[Copy]:
         return await self.records.copies(approval_id)
 
+    async def with_copies(self, approval_id: str) -> tuple[Route | None, list[Copy]]:
+        return await self.records.with_copies(approval_id)
+
     async def belongs(self, approval: Approval, channel: str, message_ts: str | None) -> bool:
         """Is this message the request's card, in its thread or any recorded copy? A button
         value pasted into another message must not decide anything."""
@@ -250,11 +253,11 @@ class Routing:
         )
 
     async def redraw_copies(
-        self, approval: Approval, card: list[blocks.Block], route: Route | None
+        self, approval: Approval, card: list[blocks.Block], route: Route | None, copies: list[Copy]
     ) -> bool:
-        """Draw every copy as the thread's card is drawn (`route`: as for `card`); False if
-        one could not be drawn yet (the caller's catch-up then tries again)."""
-        copies = await self.copies(approval.id)
+        """Draw every copy as the thread's card is drawn (`route` and `copies`: as read by
+        `with_copies`); False if one could not be drawn yet (the caller's catch-up then
+        tries again)."""
         if not copies:
             return True
         drawn = blocks.with_link(card, route.permalink if route else None)
