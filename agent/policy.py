@@ -28,6 +28,7 @@ from agent.policy_file import (
 
 __all__ = ["APPROVERS", "Policy", "PolicyError", "PolicySnapshot", "ToolPolicy", "parse_duration"]
 
+
 class PolicySnapshot(BaseModel):
     """The rules an approval was requested under, recorded with it so that a later policy
     edit cannot loosen them (docs/design.md, "Policy edits"). Defaults fill in what older
@@ -205,6 +206,7 @@ class Policy:
     def describe_tools(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
         """Record what tools' sources declare about them, to show beside the rules."""
         self._facts = dict(facts)
+
     def check_editable(self, arguments: Mapping[str, Iterable[str]]) -> None:
         """`editable` may only name arguments the tool has: a typo would lock an edit out."""
         for name, rule in self._parsed.tools.items():

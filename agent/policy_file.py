@@ -138,5 +138,3 @@ class ToolRule(_Strict):
 class PolicyFile(_Strict):
     defaults: Rules = Field(default_factory=Rules)
     tools: dict[str, ToolRule] = Field(default_factory=dict)
-
-

@@ -85,9 +85,9 @@ class Home:
         now = time.time()
         pending = await self.store.pending_newest(PENDING_READ)
         routes = await self.routing.routes([a.id for a in pending])
-        waiting = [
-            a for a in pending if await self.routing.may_decide(a, user, routes.get(a.id))
-        ][:WAITING_SHOWN]
+        waiting = [a for a in pending if await self.routing.may_decide(a, user, routes.get(a.id))][
+            :WAITING_SHOWN
+        ]
         mine = await self.store.requested_by(user, MINE_SHOWN)
         body: list[blocks.Block] = [_header("Waiting on you")]
         if not waiting:
@@ -124,7 +124,6 @@ class Home:
                 )
             )
         return {"type": "home", "callback_id": "approvals_home", "blocks": body}
-
 
 
 def _link(route: Route | None) -> str:

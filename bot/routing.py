@@ -142,8 +142,7 @@ class Routing:
         direct = [
             p
             for p in approvers
-            if not p.startswith("S")
-            and (rules.allow_self_approval or p != approval.requester)
+            if not p.startswith("S") and (rules.allow_self_approval or p != approval.requester)
         ]
         if not direct and not await self.deciders(approval):
             return (

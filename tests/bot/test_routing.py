@@ -242,8 +242,9 @@ async def test_the_home_tab_lists_what_waits_on_you_and_decides_it(harness: Harn
         [card] = await harness.wait_cards("C0OPS", thread)
         # Refreshed when the request is made, for those who opened it before.
         home = await harness.slack.wait_for(
-            lambda: "cl-001" in json.dumps(harness.slack.home("U0BOB"))
-            and harness.slack.home("U0BOB")
+            lambda: (
+                "cl-001" in json.dumps(harness.slack.home("U0BOB")) and harness.slack.home("U0BOB")
+            )
         )
         text = json.dumps(home["blocks"])
         assert "Waiting on you" in text and "cluster_id=cl-001, replicas=2" in text

@@ -98,8 +98,10 @@ async def test_an_edit_the_new_policy_no_longer_offers_still_reaches_the_agent(
 ) -> None:
     use_policy(harness, gated())
     thread, _ = await card_left_waiting(harness)
-    edited = {"type": "edit", "edited_action": {"name": "scale_down", "args": {
-        "cluster_id": "cl-001", "replicas": 1}}}
+    edited = {
+        "type": "edit",
+        "edited_action": {"name": "scale_down", "args": {"cluster_id": "cl-001", "replicas": 1}},
+    }
     await _claim_stopped(harness, "approved", decision=edited, event="edited")
     use_policy(harness, gated().replace("[approve, reject, edit]", "[approve, reject]"))
     async with harness.bot() as bot:
@@ -166,9 +168,7 @@ async def test_a_click_after_the_deadline_never_approves(harness: Harness) -> No
     async with harness.bot(clock) as bot:
         thread = await harness.ask("scale down cl-001 to 2")
         [card] = await harness.wait_cards(CHANNEL, thread)
-        [approval] = await bot.store.for_conversation(
-            f"slack:{bot.team_id}:{CHANNEL}:{thread}"
-        )
+        [approval] = await bot.store.for_conversation(f"slack:{bot.team_id}:{CHANNEL}:{thread}")
         # Just past the deadline, before any expiry sweep could have seen it.
         assert approval.expires_at is not None
         clock.advance(approval.expires_at - clock.now() + 0.3)
@@ -275,7 +275,8 @@ async def test_cancel_as_a_plain_reply_withdraws_and_others_are_told_who_can(
 
 async def _only_approval(bot: object, thread: str):  # type: ignore[no-untyped-def]
     [approval] = await bot.store.for_conversation(  # type: ignore[attr-defined]
-        f"slack:{bot.team_id}:{CHANNEL}:{thread}", ("pending",)  # type: ignore[attr-defined]
+        f"slack:{bot.team_id}:{CHANNEL}:{thread}",
+        ("pending",),  # type: ignore[attr-defined]
     )
     return approval
 
@@ -324,7 +325,6 @@ async def _metrics(port: int | None) -> tuple[int, str]:
     url = f"http://127.0.0.1:{port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
-
 
 
 async def test_a_pending_call_with_no_approval_on_record_gets_one_at_startup(
