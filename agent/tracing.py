@@ -4,7 +4,7 @@ off.
 `create_agent` wraps every middleware's `awrap_tool_call` and `awrap_model_call` in LangSmith's
 `traceable`. Its async wrapper opens and closes the trace's run on a worker thread
 (`run_in_executor`) even when tracing is off: two thread hops for each middleware on each call,
-ten before the built-in agent's gated tool starts (about 0.6 ms of the click's path, and CPU on
+five before the built-in agent's gated tool starts (about 0.6 ms of the click's path, and CPU on
 every call; bench/README.md). With tracing off that set-up touches neither network nor disk,
 so it runs in place; with tracing on (`LANGSMITH_TRACING=true`), LangSmith's own thread is
 kept. The hook (`langsmith.set_runtime_overrides`, public, meant for runtimes such as Temporal)
