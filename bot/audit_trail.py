@@ -94,10 +94,9 @@ async def read_audit(
     return [AuditRecord.from_row(row) for row in rows]
 
 
-AUDIT_INSERT = (
-    "INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
-    " detail) VALUES (?,?,?,?,?,?,?,?,?)"
-)
+# What a new audit record is written with, in this order (`audit_values`).
+AUDIT_WRITTEN = "at, event, approval_id, conversation, tool, args, actor, reason, detail"
+AUDIT_INSERT = f"INSERT INTO audit ({AUDIT_WRITTEN}) VALUES (?,?,?,?,?,?,?,?,?)"
 
 
 def audit_values(entry: AuditEntry) -> tuple[Any, ...]:

@@ -25,8 +25,8 @@ from bot.approval_row import APPROVAL_COLUMNS
 from bot.approval_row import DECIDED as DECIDED
 from bot.approval_row import Approval as Approval
 from bot.approval_row import Status as Status
+from bot.audit_trail import AUDIT_WRITTEN, AuditTrail
 from bot.audit_trail import AuditEntry as AuditEntry
-from bot.audit_trail import AuditTrail
 from bot.audit_trail import audit_in as _audit  # a decision's record, in its transaction
 from bot.audit_trail import audit_in as audit_in
 from bot.db import Database, row_columns
@@ -185,8 +185,7 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
             # writes: the decision's time, actor and reason, the approval's arguments as
             # stored (the JSON text `audit_in` would write again).
             rows = await self.db.fetchall(
-                f"WITH decided AS ({update}), audited AS (INSERT INTO audit (at, event,"
-                " approval_id, conversation, tool, args, actor, reason, detail)"
+                f"WITH decided AS ({update}), audited AS (INSERT INTO audit ({AUDIT_WRITTEN})"
                 " SELECT decided_at, ?, id, conversation, tool, args, decided_by, reason, ?"
                 f" FROM decided) SELECT {APPROVAL_COLUMNS} FROM decided",
                 (*params, event or status, detail),
