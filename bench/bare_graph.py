@@ -35,21 +35,25 @@ Graph = CompiledStateGraph[Any, Any, Any, Any]
 @asynccontextmanager
 async def bare_graph(database_url: str) -> AsyncIterator[tuple[Graph, str]]:
     """The graph and the name of its checkpointer class."""
+    async with open_checkpointer(database_url) as saver:
+        graph = create_agent(
+            model=OfflineChatModel(),
+            tools=tools.TOOLS,
+            middleware=[approval_middleware()],
+            checkpointer=saver,
+        )
+        yield graph, type(saver).__name__
+
+
+def approval_middleware() -> HumanInTheLoopMiddleware:
+    """LangChain's human-in-the-loop middleware, asking per call for the bench policy's
+    gated tools."""
     names = [t.name for t in tools.TOOLS]
     gated = Policy.parse(tools.POLICY).gated(names)
     interrupt_on: dict[str, Any] = {
         name: {"allowed_decisions": ["approve", "reject"]} for name in gated
     }
-    async with open_checkpointer(database_url) as saver:
-        graph = create_agent(
-            model=OfflineChatModel(),
-            tools=tools.TOOLS,
-            middleware=[
-                HumanInTheLoopMiddleware(interrupt_on=interrupt_on, interrupt_mode="per_call")
-            ],
-            checkpointer=saver,
-        )
-        yield graph, type(saver).__name__
+    return HumanInTheLoopMiddleware(interrupt_on=interrupt_on, interrupt_mode="per_call")
 
 
 def _config(thread_id: str) -> dict[str, Any]:
@@ -96,7 +100,16 @@ async def latencies(graph: Graph, n: int) -> list[float]:
 
 async def throughput(graph: Graph, n: int, concurrency: int) -> float:
     """n resumes, at most `concurrency` at once: seconds from the first to the last tool start."""
-    threads = await paused_threads(graph, n)
+    started, last = await resume_all(graph, await paused_threads(graph, n), concurrency)
+    return last - started
+
+
+async def resume_all(
+    graph: Graph, threads: list[tuple[str, str, str]], concurrency: int
+) -> tuple[float, float]:
+    """Resume these paused threads, at most `concurrency` at once: when the first resume
+    started and when the last tool started (`time.monotonic()`, one clock for every process,
+    so windows of several processes can be joined)."""
     tools.take_starts()
     gate = asyncio.Semaphore(concurrency)
 
@@ -109,4 +122,4 @@ async def throughput(graph: Graph, n: int, concurrency: int) -> float:
     starts = tools.take_starts()
     if sorted(c for c, _ in starts) != sorted(c for _, c, _ in threads):
         raise RuntimeError("the bare graph did not run each approved call exactly once")
-    return max(at for _, at in starts) - started
+    return started, max(at for _, at in starts)

@@ -260,11 +260,15 @@ async def run_bare(config: dict[str, Any]) -> None:
 
 
 async def run_graph(config: dict[str, Any]) -> None:
-    from bench import bare_graph
+    from bench import bare_graph, floor
 
     started = time.perf_counter()
-    async with bare_graph.bare_graph(config["database_url"]) as (graph, saver):
+    async with (
+        bare_graph.bare_graph(config["database_url"]) as (graph, saver),
+        contextlib.AsyncExitStack() as stack,
+    ):
         startup = time.perf_counter() - started
+        floors: list[floor.Floor] = []
 
         async def latency(n: int) -> dict[str, Any]:
             return {"samples": await bare_graph.latencies(graph, n)}
@@ -272,8 +276,33 @@ async def run_graph(config: dict[str, Any]) -> None:
         async def throughput(n: int, concurrency: int) -> dict[str, Any]:
             return {"elapsed": await bare_graph.throughput(graph, n, concurrency)}
 
+        paused: list[tuple[str, str, str]] = []
+
+        async def pause(n: int) -> dict[str, Any]:
+            paused[:] = await bare_graph.paused_threads(graph, n)
+            return {}
+
+        async def resume_paused(concurrency: int) -> dict[str, Any]:
+            started, last = await bare_graph.resume_all(graph, paused, concurrency)
+            return {"started": started, "last": last}
+
+        async def floor_latency(n: int) -> dict[str, Any]:
+            if not floors:  # only B2 asks: opened then, on SQLite whatever the baseline's
+                floor_url = f"sqlite:///{Path(config['workdir']) / 'floor.sqlite3'}"
+                floors.append(await stack.enter_async_context(floor.floor(floor_url, graph)))
+            return {"samples": await floors[0].samples(n)}
+
         send({"event": "ready", "startup_s": startup, "checkpointer": saver, **memory()})
-        await serve({**common_handlers(), "latency": latency, "throughput": throughput})
+        await serve(
+            {
+                **common_handlers(),
+                "latency": latency,
+                "throughput": throughput,
+                "floor": floor_latency,
+                "pause": pause,
+                "resume_paused": resume_paused,
+            }
+        )
 
 
 KINDS = {"bot": run_bot, "bare": run_bare, "bare-default": run_bare, "graph": run_graph}

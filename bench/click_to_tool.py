@@ -89,6 +89,7 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
     clicks = Clicks()
     against_clicks = Clicks()
     bare_samples: list[float] = []
+    floor: dict[str, list[float]] = {"bare": [], "claim": [], "checked": []}
     with workdir() as directory:
         async with AsyncExitStack() as stack:
             emu = await stack.enter_async_context(emulator())
@@ -122,10 +123,26 @@ async def run(sizes: Sizes = FULL) -> list[Row]:
                 n = min(sizes.chunk, sizes.samples - i)
                 clicks.add(await click_to_tool(emu, bot, cluster_ids(f"b2x{i}", n)))
                 bare_samples += (await graph.call("latency", n=n))["samples"]
+                for name, samples in (await graph.call("floor", n=n))["samples"].items():
+                    floor[name] += samples
                 if other is not None:
                     against_clicks.add(await click_to_tool(*other, cluster_ids(f"b2y{i}", n)))
     rows = latency_rows(
         "B2", "SQLite, one at a time", "click → tool start", clicks.to_tool, bare_samples, TARGET
+    )
+    # What a click must cost whatever the bot (bench/floor.py), and the bot against it.
+    for case, samples in [
+        ("floor, no Slack: claim + one FULL commit", floor["claim"]),
+        ("floor, no Slack: load + claim + lease + one FULL commit", floor["checked"]),
+    ]:
+        rows += latency_rows("B2", case, "resume → tool start", samples, floor["bare"], "")
+    rows += latency_rows(
+        "B2",
+        "the bot vs the floor with load and lease",
+        "click → tool start",
+        clicks.to_tool,
+        floor["checked"],
+        "",
     )
     if against:
         rows += latency_rows(

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import bench_main, click_many, cluster_ids, emulator, waiting_cards
-from bench.processes import BotProcess, StartError, bot_and_bare_graph, sqlite_url, workdir
+from bench.processes import (
+    BotProcess,
+    StartError,
+    bot_and_bare_graph,
+    graph_process,
+    sqlite_url,
+    workdir,
+)
 from bench.results import Row, Snapshot, failures
 from bot.connections import is_postgres
 from bot.sandbox.emulator import SlackEmulator
@@ -117,6 +124,19 @@ class Result:
     bare: float
     asked: int = 0
     lost: int = 0
+    bare_pair: float | None = None  # the bare graph in as many processes as the bot's replicas
+
+
+async def resume_in_each(graphs: Sequence[BotProcess], n: int, concurrency: int) -> float:
+    """n paused threads shared out over these baseline processes, then all resumed at once
+    (each keeping its share of `concurrency`): seconds from the first resume to the last
+    tool start in any of them."""
+    share = len(graphs)
+    await asyncio.gather(*(g.call("pause", n=n // share) for g in graphs))
+    windows = await asyncio.gather(
+        *(g.call("resume_paused", concurrency=max(1, concurrency // share)) for g in graphs)
+    )
+    return float(max(w["last"] for w in windows) - min(w["started"] for w in windows))
 
 
 async def measure(
@@ -125,14 +145,21 @@ async def measure(
     """The bot and the baseline take turns, `rounds` each, so that load from anything else on
     the machine weighs on both alike."""
     per_round = sizes.decisions // sizes.rounds
-    bot_s = bare_s = 0.0
+    bot_s = bare_s = pair_s = 0.0
     done = lost = 0
     async with (
         emulator() as emu,
         processes(
             emu, bot_url=bot_url, bare_url=bare_url, replicas=replicas, directory=directory
         ) as (replicas_up, bare),
+        AsyncExitStack() as stack,
     ):
+        # What the bare graph itself gains from as many processes as the bot has replicas:
+        # the ceiling the machine's cores set, whatever the bot does on top.
+        pair = [bare] + [
+            await stack.enter_async_context(graph_process(bare_url, directory))
+            for _ in range(replicas - 1)
+        ]
         await decide(emu, replicas_up, cluster_ids(f"b4w{replicas}", sizes.warmup), sizes)
         await bare.call("throughput", n=sizes.warmup, concurrency=sizes.concurrency)
         for i in range(sizes.rounds):
@@ -142,8 +169,16 @@ async def measure(
             bot_s, done, lost = bot_s + got.elapsed, done + got.done, lost + got.lost
             answer = await bare.call("throughput", n=per_round, concurrency=sizes.concurrency)
             bare_s += answer["elapsed"]
+            if len(pair) > 1:
+                pair_s += await resume_in_each(pair, per_round, sizes.concurrency)
     asked = per_round * sizes.rounds
-    return Result(done / bot_s, asked / bare_s, asked, lost)
+    return Result(
+        done / bot_s,
+        asked / bare_s,
+        asked,
+        lost,
+        asked / pair_s if pair_s else None,
+    )
 
 
 async def run(sizes: Sizes = FULL, database_url: str | None = None) -> list[Row]:
@@ -183,6 +218,9 @@ async def run(sizes: Sizes = FULL, database_url: str | None = None) -> list[Row]
                 results.append(result)
                 postgres.value, postgres.baseline = result.bot, result.bare
         rows.append(postgres)
+        if len(results) > 1:
+            pair_case = "PostgreSQL, LangGraph alone in 2 processes (baseline: 1 process)"
+            rows.append(Row("B4", pair_case, metric, results[1].bare_pair, results[1].bare, "/s"))
     lost = sum(r.lost for r in results)
     return rows + failures("B4", lost, sum(r.asked for r in results), "decisions", since)
 

@@ -32,6 +32,8 @@ async def test_click_to_tool_runs() -> None:
         "click → tool start (n=2) p50",
         "click → tool start (n=2) p99",
     ]
+    floors = [r for r in rows if r.case.startswith("floor, no Slack")]
+    assert len(floors) == 4 and all(r.baseline for r in floors)
 
 
 def trace_steps(directory: Path) -> dict[str, str]:
