@@ -9,6 +9,7 @@ import pytest
 
 from bench import ack_latency, click_to_tool, pending_scale, profile_paths, run_all, throughput
 from bench.results import Row, table
+from tests.support.pg import fresh_database, requires_postgres
 
 
 def figures(rows: list[Row]) -> list[Row]:
@@ -83,6 +84,15 @@ async def test_throughput_runs_and_reports_a_backend_it_cannot_use() -> None:
     sqlite, postgres = rows[0], rows[1]
     assert sqlite.value and sqlite.baseline
     assert postgres.value is None and postgres.note == throughput.UNAVAILABLE
+
+
+@requires_postgres
+async def test_throughput_on_postgresql_has_the_bare_graph_in_two_processes() -> None:
+    sizes = throughput.Sizes(decisions=4, concurrency=2, batch=2, warmup=1, rounds=1)
+    async with fresh_database() as url:
+        rows = figures(await throughput.run(sizes, database_url=url))
+    [replicas, pair] = [r for r in rows if r.case.startswith("PostgreSQL")]
+    assert replicas.value and pair.value and pair.baseline == replicas.baseline
 
 
 async def test_profile_paths_writes_reports(tmp_path: Path) -> None:
