@@ -43,6 +43,10 @@ class Approval:
     resumed_at: float | None
     card_status: Status | None
     """The status the Slack card shows, once it has been drawn."""
+    decided_event: str | None
+    """The event of the decision's audit record (`approved`, `denied`, `edited`…)."""
+    decided_detail: str | None
+    """Its audit record's detail: an edit's arguments, as JSON."""
 
     @classmethod
     def from_row(cls, row: Row) -> Approval:

@@ -74,6 +74,21 @@ async def _outbox_retries(tx: Statements, dialect: Dialect) -> None:
         await tx.execute(render("ALTER TABLE outbox ADD COLUMN next_at REAL", dialect))
 
 
+async def _decision_audit_trigger(tx: Statements, dialect: Dialect) -> None:
+    """SQLite has no data-modifying `WITH`, so a claim's audit record is written by a trigger
+    on the claim's update, in its statement: one trip to the database instead of four (BEGIN,
+    UPDATE, INSERT, COMMIT). PostgreSQL's claim writes it in a `WITH` (`Store.claim`)."""
+    if dialect != "sqlite":
+        return
+    await tx.execute(
+        "CREATE TRIGGER IF NOT EXISTS approvals_decided AFTER UPDATE OF status ON approvals"
+        " WHEN old.status = 'pending' AND new.decided_event IS NOT NULL BEGIN"
+        " INSERT INTO audit (at, event, approval_id, conversation, tool, args, actor, reason,"
+        " detail) VALUES (new.decided_at, new.decided_event, new.id, new.conversation,"
+        " new.tool, new.args, new.decided_by, new.reason, new.decided_detail); END"
+    )
+
+
 # A gated call's journal entry: the same in `journal` (version 1) and in `executions`, which
 # replaced it (version 2).
 _JOURNAL_COLUMNS = """thread_id TEXT NOT NULL,
@@ -251,6 +266,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     thread_id TEXT NOT NULL,
     created_at REAL NOT NULL
 )""",
+        ),
+    ),
+    Migration(
+        "a decision's audit record written by the claim's own statement",
+        (
+            # What the audit record of the decision says (its event, and the edited arguments
+            # of an edit), kept on the approval so that one statement can write both.
+            "ALTER TABLE approvals ADD COLUMN decided_event TEXT",
+            "ALTER TABLE approvals ADD COLUMN decided_detail TEXT",
+            _decision_audit_trigger,
         ),
     ),
 )

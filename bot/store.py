@@ -27,7 +27,6 @@ from bot.approval_row import Approval as Approval
 from bot.approval_row import Status as Status
 from bot.audit_trail import AUDIT_WRITTEN, AuditTrail
 from bot.audit_trail import AuditEntry as AuditEntry
-from bot.audit_trail import audit_in as _audit  # a decision's record, in its transaction
 from bot.audit_trail import audit_in as audit_in
 from bot.db import Database, row_columns
 from bot.journal_store import EXECUTION_COLUMNS, Execution
@@ -167,18 +166,22 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
         deadline = " AND (expires_at IS NULL OR expires_at > ?)" if before is not None else ""
         update = (
             "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
-            " decision = ? WHERE id = ? AND status = 'pending'" + deadline + _RETURNING
+            " decision = ?, decided_event = ?, decided_detail = ?"
+            " WHERE id = ? AND status = 'pending'" + deadline + _RETURNING
         )
+        postgres = self.db.dialect == "postgresql"
         params = (
             status,
             by,
             time.time(),
             reason,
             json.dumps(decision) if decision is not None else None,
+            event or status,
+            detail,
             approval_id,
             *((before,) if before is not None else ()),
         )
-        if self.db.dialect == "postgresql":
+        if postgres:
             # One statement, so one round trip instead of four (BEGIN, UPDATE, INSERT,
             # COMMIT) and as atomic: the audit record is written from the row the update
             # returns, so only when the update landed. Its columns are those `audit_in`
@@ -186,18 +189,14 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
             # stored (the JSON text `audit_in` would write again).
             rows = await self.db.fetchall(
                 f"WITH decided AS ({update}), audited AS (INSERT INTO audit ({AUDIT_WRITTEN})"
-                " SELECT decided_at, ?, id, conversation, tool, args, decided_by, reason, ?"
-                f" FROM decided) SELECT {APPROVAL_COLUMNS} FROM decided",
-                (*params, event or status, detail),
+                " SELECT decided_at, decided_event, id, conversation, tool, args, decided_by,"
+                f" reason, decided_detail FROM decided) SELECT {APPROVAL_COLUMNS} FROM decided",
+                params,
             )
-            return Approval.from_row(rows[0]) if rows else None
-        async with self.db.transaction() as tx:
-            rows = await tx.fetchall(update, params)
-            if not rows:
-                return None
-            decided = Approval.from_row(rows[0])
-            await _audit(tx, AuditEntry(event or status, decided, by, reason, detail))
-        return decided
+        else:
+            # The same record, written by the trigger on this update (bot/migrations.py).
+            rows = await self.db.fetchall(update, params)
+        return Approval.from_row(rows[0]) if rows else None
 
     async def due_to_expire(self, now: float) -> list[Approval]:
         return await self._where(

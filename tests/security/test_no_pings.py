@@ -181,6 +181,8 @@ def approval(n: int, *, tool: str = "scale_down", **fields: Any) -> Approval:
         "decision": None,
         "resumed_at": None,
         "card_status": None,
+        "decided_event": None,
+        "decided_detail": None,
     }
     values.update(fields)
     return Approval(**values)

@@ -18,6 +18,7 @@ import pytest
 from bot.connections import is_postgres, sqlite_path
 from bot.db import Database, Statements, to_psycopg
 from bot.migrations import MIGRATIONS, Dialect, Migration, SchemaTooNew, migrate, render
+from bot.store import Store
 from tests.support.pg import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,6 +255,34 @@ async def _move_votes_into_audit(tx: Statements, dialect: Dialect) -> None:
             "INSERT INTO audit (at, event, approval_id, actor) VALUES (?, 'vote', ?, ?)",
             (row["voted_at"], row["approval_id"], row["user_id"]),
         )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_approval_pending_before_version_5_is_claimed_with_its_audit_record(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 5 moves a claim's audit record into the claim's statement (a trigger on
+    SQLite): an approval asked for before the upgrade and decided after it is audited."""
+    async with database_url(backend, tmp_path) as url:
+        with monkeypatch.context() as before:
+            before.setattr("bot.db.migrate", lambda db: migrate(db, MIGRATIONS[:4]))
+            async with await Database.open(url) as old:
+                assert await versions(old) == [1, 2, 3, 4]
+                await old.execute(
+                    "INSERT INTO approvals (id, interrupt_id, conversation, team_id, channel,"
+                    " thread_ts, tool_call_id, tool, args, description, requester, status,"
+                    " policy, created_at) VALUES ('ap_1', 'i1', 'slack:T:C:1.0', 'T', 'C',"
+                    " '1.0', 'call1', 'scale_down', '{}', '', 'U0ALICE', 'pending', '{}', 1.0)"
+                )
+        async with await Database.open(url) as db:
+            assert await versions(db) == [1, 2, 3, 4, 5]
+            store = Store(db)
+            decided = await store.claim("ap_1", "rejected", by="U0BOB", event="denied")
+            assert decided is not None and decided.decided_event == "denied"
+            [record] = await store.audit_log()
+            assert (record.event, record.approval_id, record.actor) == ("denied", "ap_1", "U0BOB")
+            assert await store.claim("ap_1", "approved", by="U0CAROL") is None
+            assert len(await store.audit_log()) == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

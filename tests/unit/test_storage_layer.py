@@ -44,6 +44,10 @@ STORAGE_MODULES = frozenset(
     }
 )
 
+# bench/floor.py times the cheapest statements a click could make, on tables of its own in a
+# file of its own: a floor measured apart from the bot's storage layer on purpose.
+OWN_TABLES = frozenset({"bench/floor.py"})
+
 # What a statement starts with, in the words the code writes them in (upper case).
 SQL = re.compile(
     r"\b(SELECT\s+(\*|[\w.]+\s*(,|AS\b|FROM\b))|INSERT\s+INTO|UPDATE\s+\w+\s+SET"
@@ -89,7 +93,7 @@ def test_no_sql_outside_the_storage_layer() -> None:
     found = [
         f"{path.relative_to(REPO)}:{line}: {text!r}"
         for path in _modules("bot", "bench")
-        if path.relative_to(REPO).as_posix() not in STORAGE_MODULES
+        if path.relative_to(REPO).as_posix() not in STORAGE_MODULES | OWN_TABLES
         for line, text in _code_strings(path)
         if SQL.search(text)
     ]
