@@ -6,8 +6,9 @@ Both intakes try the listeners' fast path (`bot.listeners`) before Bolt's dispat
 of clicks most of the bot's event loop went to Bolt's middleware chain, a new client per
 request and its listener runner, not to the bot (bench/README.md, B1). What the fast path
 takes is what Bolt would have passed to one listener (checked as Bolt checks it: the signature
-and its age over HTTP, the workspace); it is acked first, and only then is its work started.
-Everything else goes to Bolt as before."""
+and its age over HTTP, the workspace); it is acked first, and only then is its work started
+(at once, or once its burst has been acked: `bot.bursts`). Everything else goes to Bolt as
+before."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.bursts import Bursts
 from bot.metrics import MeasuredApp, Metrics, SlackErrorCounter
 from bot.settings import Settings
 
@@ -88,7 +90,9 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def events_app(app: MeasuredApp, signing_secret: str, fast_path: FastPath) -> web.Application:
+def events_app(
+    app: MeasuredApp, signing_secret: str, fast_path: FastPath, bursts: Bursts
+) -> web.Application:
     """/slack/events that verifies the raw body's signature before Bolt parses anything:
     Bolt's adapter parses first, so unsigned junk would otherwise reach its parser (500).
     That check is Bolt's own (slack-sdk's `SignatureVerifier`: the HMAC, and a timestamp
@@ -110,6 +114,7 @@ def events_app(app: MeasuredApp, signing_secret: str, fast_path: FastPath) -> we
 
     async def events(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        in_burst = bursts.delivered()
         bolt_request = await to_bolt_request(request)
         body = bolt_request.body
         handoff = fast_path(body) if isinstance(body, dict) else None
@@ -120,7 +125,7 @@ def events_app(app: MeasuredApp, signing_secret: str, fast_path: FastPath) -> we
             # Written out before the work starts: a task spawned now could run first.
             await response.prepare(request)
             await response.write_eof()
-            handoff.start()
+            bursts.start(handoff.start, in_burst=in_burst)
         return response
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[signed_only])
@@ -131,13 +136,17 @@ def events_app(app: MeasuredApp, signing_secret: str, fast_path: FastPath) -> we
 class SocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode handler, with the fast path ahead of Bolt's dispatch."""
 
-    def __init__(self, app: MeasuredApp, app_token: str, fast_path: FastPath) -> None:
+    def __init__(
+        self, app: MeasuredApp, app_token: str, fast_path: FastPath, bursts: Bursts
+    ) -> None:
         super().__init__(app, app_token)
         self._measured = app
         self._fast_path = fast_path
+        self._bursts = bursts
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]  # slack-bolt
         started = time.perf_counter()
+        in_burst = self._bursts.delivered()
         payload = req.payload
         handoff = (
             self._fast_path(payload)
@@ -150,7 +159,7 @@ class SocketModeHandler(AsyncSocketModeHandler):
         with self._measured.measuring(payload, started):
             ack = SocketModeResponse(envelope_id=req.envelope_id, payload=handoff.reply or None)
             await client.send_socket_mode_response(ack)
-            handoff.start()
+            self._bursts.start(handoff.start, in_burst=in_burst)
 
 
 async def close_socket(handler: AsyncSocketModeHandler) -> None:

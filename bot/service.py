@@ -27,6 +27,7 @@ from agent.server_session import ServerSession
 from agent.session import AgentSession, Session
 from agent.sources import load_graph
 from agent.tracing import keep_untraced_hooks_in_place
+from bot.bursts import Bursts
 from bot.cards import Cards
 from bot.clock import Clock
 from bot.db import Database
@@ -222,6 +223,7 @@ async def _running_bot(
             str(auth["team_id"]),
         )
         health = Health(db, metrics)
+        bursts = Bursts(runner.background)
 
         http_port: int | None = None
         health_port: int | None = None
@@ -229,14 +231,14 @@ async def _running_bot(
         if settings.mode == "socket":
             assert settings.slack_app_token is not None
             socket_mode = SocketModeHandler(
-                app, settings.slack_app_token.get_secret_value(), fast_path
+                app, settings.slack_app_token.get_secret_value(), fast_path, bursts
             )
             health.slack_connected = socket_mode.client.is_connected
             # Closed after the drain: probes keep answering ("not ready") while runs finish.
             health_runner, health_port = await serve(health, settings.host, settings.health_port)
             stack.push_async_callback(health_runner.cleanup)
 
-        stack.push_async_callback(_drain, runner)
+        stack.push_async_callback(_drain, runner, bursts)
         # What happened while no bot ran: deadlines that passed, work a stopped process left.
         await decisions.expire_due()
         await Recovery(runner).recover()
@@ -252,7 +254,9 @@ async def _running_bot(
             stack.push_async_callback(_close_socket, socket_mode)
         else:
             assert settings.slack_signing_secret is not None
-            web_app = _events_app(app, settings.slack_signing_secret.get_secret_value(), fast_path)
+            web_app = _events_app(
+                app, settings.slack_signing_secret.get_secret_value(), fast_path, bursts
+            )
             health.add_routes(web_app)
             web_runner = web.AppRunner(web_app, shutdown_timeout=INTAKE_CLOSE_TIMEOUT_S)
             await web_runner.setup()
@@ -295,9 +299,11 @@ def describe_agent(settings: Settings, model: BaseChatModel) -> str:
     return describe_model(model)
 
 
-async def _drain(runner: Runner) -> None:
-    """Let running turns finish; past the bound, park them. A run cancelled inside a tool
-    stays "started" in the journal, so recovery reports it instead of running it again."""
+async def _drain(runner: Runner, bursts: Bursts) -> None:
+    """Start what the intake held back (it has been acked), let running turns finish; past
+    the bound, park them. A run cancelled inside a tool stays "started" in the journal, so
+    recovery reports it instead of running it again."""
+    bursts.flush()
     if not await runner.wait_idle(DRAIN_TIMEOUT_S):
         await runner.cancel_all(CANCEL_TIMEOUT_S)
 
