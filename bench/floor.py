@@ -25,7 +25,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -38,6 +37,7 @@ from agent.gate import ToolHandler, ToolResult
 from agent.offline_model import OfflineChatModel
 from bench import bare_graph, tools
 from bot.connections import sqlite_path
+from bot.db import sqlite_connection
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS floor_approvals (id TEXT PRIMARY KEY, conversation TEXT,"
@@ -137,18 +137,6 @@ async def _to_tool(graph: bare_graph.Graph, thread: tuple[str, str, str], *befor
     return float(at - started)
 
 
-async def _connection(path: Path, synchronous: str) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        await conn.execute("PRAGMA busy_timeout=10000")
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={synchronous}")
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
-
-
 @asynccontextmanager
 async def floor(database_url: str, bare: bare_graph.Graph) -> AsyncIterator[Floor]:
     """The floor's graph on SQLite at `database_url` (its own file: the checkpoints, and its
@@ -158,11 +146,11 @@ async def floor(database_url: str, bare: bare_graph.Graph) -> AsyncIterator[Floo
         saver = await stack.enter_async_context(
             open_checkpointer(database_url, fsync_each_commit=False)
         )
-        store = await _connection(path, "NORMAL")
+        store = await sqlite_connection(path, synchronous="NORMAL")
         stack.push_async_callback(store.close)
         for statement in SCHEMA:
             await store.execute(statement)
-        durable = await _connection(path, "FULL")
+        durable = await sqlite_connection(path, synchronous="FULL")
         stack.push_async_callback(durable.close)
         graph = create_agent(
             model=OfflineChatModel(),

@@ -101,9 +101,9 @@ class Database(Statements):
         # a power loss the commits since the last fsync. `execute_durable` commits with one,
         # on a connection of its own; it syncs the one WAL file, so every commit before it on
         # any connection to the file is then durable too (README, "Durability").
-        conn = await _sqlite_connection(path, synchronous="NORMAL")
+        conn = await sqlite_connection(path, synchronous="NORMAL")
         try:
-            durable = await _sqlite_connection(path, synchronous="FULL")
+            durable = await sqlite_connection(path, synchronous="FULL")
         except BaseException:
             await conn.close()
             raise
@@ -151,7 +151,7 @@ class _SqliteStatements(Statements):
         return [dict(row) for row in await self._conn.execute_fetchall(sql, params)]
 
 
-async def _sqlite_connection(path: Path, *, synchronous: str) -> aiosqlite.Connection:
+async def sqlite_connection(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     """An autocommit connection (every statement its own transaction; a claim is one
     statement) in WAL mode. Closed again if setting it up fails: aiosqlite's thread would
     otherwise keep the process from ever exiting."""
