@@ -21,6 +21,7 @@ gaining only what it lacks (`approvals.card_status`, the outbox's retry columnsâ
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +39,9 @@ Step = str | Callable[["Statements", Dialect], Awaitable[None]]
 class Migration:
     description: str
     steps: tuple[Step, ...]
+
+
+log = logging.getLogger(__name__)
 
 
 class SchemaTooNew(RuntimeError):
@@ -333,4 +337,22 @@ async def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) ->
                 (version, migration.description, time.time()),
             )
             applied.append(version)
+        if any(_decision_audit_trigger in m.steps for m in migrations) and not applied:
+            await _decision_audit_kept(tx, dialect)
     return applied
+
+
+async def _decision_audit_kept(tx: Statements, dialect: Dialect) -> None:
+    """A database migrated before: its claim's audit trigger is still there. Without it a
+    decision would land with no audit record, so one dropped by hand is made again, loudly."""
+    if dialect != "sqlite":
+        return
+    found = await tx.fetchone(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name = 'approvals_decided'"
+    )
+    if found is None:
+        log.error(
+            "the audit trigger approvals_decided was missing from the database and has been "
+            "made again: decisions taken without it have no audit record"
+        )
+        await _decision_audit_trigger(tx, dialect)

@@ -285,6 +285,26 @@ async def test_an_approval_pending_before_version_5_is_claimed_with_its_audit_re
             assert len(await store.audit_log()) == 1
 
 
+async def test_a_dropped_audit_trigger_is_made_again_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    async with await Database.open(url) as db:
+        await db.execute("DROP TRIGGER approvals_decided")
+        await db.execute(
+            "INSERT INTO approvals (id, interrupt_id, conversation, team_id, channel,"
+            " thread_ts, tool_call_id, tool, args, description, requester, status,"
+            " policy, created_at) VALUES ('ap_1', 'i1', 'slack:T:C:1.0', 'T', 'C',"
+            " '1.0', 'call1', 'scale_down', '{}', '', 'U0ALICE', 'pending', '{}', 1.0)"
+        )
+    async with await Database.open(url) as db:
+        assert "approvals_decided was missing" in caplog.text
+        store = Store(db)
+        assert await store.claim("ap_1", "approved", by="U0BOB") is not None
+        [record] = await store.audit_log()
+        assert (record.event, record.approval_id) == ("approved", "ap_1")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_migration_renames_moves_and_drops_and_fails_whole(
     backend: str, tmp_path: Path
