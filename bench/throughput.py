@@ -132,7 +132,9 @@ async def resume_in_each(graphs: Sequence[BotProcess], n: int, concurrency: int)
     (each keeping its share of `concurrency`): seconds from the first resume to the last
     tool start in any of them."""
     share = len(graphs)
-    await asyncio.gather(*(g.call("pause", n=n // share) for g in graphs))
+    await asyncio.gather(
+        *(g.call("pause", n=n // share + (i < n % share)) for i, g in enumerate(graphs))
+    )
     windows = await asyncio.gather(
         *(g.call("resume_paused", concurrency=max(1, concurrency // share)) for g in graphs)
     )

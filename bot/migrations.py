@@ -337,14 +337,14 @@ async def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) ->
                 (version, migration.description, time.time()),
             )
             applied.append(version)
-        if any(_decision_audit_trigger in m.steps for m in migrations) and not applied:
+        if any(_decision_audit_trigger in m.steps for m in migrations):
             await _decision_audit_kept(tx, dialect)
     return applied
 
 
 async def _decision_audit_kept(tx: Statements, dialect: Dialect) -> None:
-    """A database migrated before: its claim's audit trigger is still there. Without it a
-    decision would land with no audit record, so one dropped by hand is made again, loudly."""
+    """The claim's audit trigger is there, whichever version this start began at. Without it
+    a decision would land with no audit record, so one dropped by hand is made again, loudly."""
     if dialect != "sqlite":
         return
     found = await tx.fetchone(

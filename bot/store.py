@@ -169,7 +169,6 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
             " decision = ?, decided_event = ?, decided_detail = ?"
             " WHERE id = ? AND status = 'pending'" + deadline + _RETURNING
         )
-        postgres = self.db.dialect == "postgresql"
         params = (
             status,
             by,
@@ -181,7 +180,7 @@ class Store(ApprovalReads, OutboxQueue, AuditTrail):
             approval_id,
             *((before,) if before is not None else ()),
         )
-        if postgres:
+        if self.db.dialect == "postgresql":
             # One statement, so one round trip instead of four (BEGIN, UPDATE, INSERT,
             # COMMIT) and as atomic: the audit record is written from the row the update
             # returns, so only when the update landed. Its columns are those `audit_in`
