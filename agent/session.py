@@ -195,6 +195,7 @@ class AgentSession(Session):
         gate: GateContext | None = None,
     ) -> list[PendingCall]:
         """`keys`: see `Answers.call_keys`; `gate`: see `Answers.gate`."""
+        interrupted = False
         async for chunk in self._graph.astream(
             payload,
             self._config(thread_id, strict=gate is not None),
@@ -202,12 +203,20 @@ class AgentSession(Session):
             stream_mode="updates",
             durability="sync",
         ):
+            interrupted = interrupted or STOPPED in chunk
             # Resuming one of several sibling calls re-emits the siblings' finished results.
             if chunk.get("__metadata__", {}).get("cached"):
                 continue
             for event in events_of(chunk):
                 await on_event(with_call_key(event, keys or {}))
-        return await self.pending(thread_id)
+        # A run that ends without stopping on a question has nothing pending: LangGraph streams
+        # every stop as an `__interrupt__` update, so the thread is read again only after one.
+        return await self.pending(thread_id) if interrupted else []
+
+
+# The key of the update a run streams when it stops on a question (LangGraph's documented
+# `updates` stream; `tests/agent/test_session.py` fails if a release stops sending it).
+STOPPED = "__interrupt__"
 
 
 def with_call_key(event: Event, keys: Mapping[str, str]) -> Event:

@@ -14,7 +14,7 @@ from langgraph.types import Command
 
 from agent.demo_tools import DemoInventory, build_demo_tools
 from agent.offline_model import OfflineChatModel
-from agent.session import STRICT_RESUME, AgentSession, Event
+from agent.session import STOPPED, STRICT_RESUME, AgentSession, Event
 
 NOT_PENDING = "0" * 32  # shaped like an interrupt id, but no interrupt has it
 
@@ -75,3 +75,42 @@ async def test_a_decision_for_a_call_no_longer_pending_is_refused_before_anythin
     assert await session.resume("t", {live: {"type": "approve"}}, on_event) == []
     ran = [e for e in events if getattr(e, "ran", False)]
     assert [(e.name, e.status) for e in ran] == [("scale_down", "success")]
+
+
+async def test_every_stop_on_a_question_is_streamed_so_pending_is_read_only_then(
+    tmp_path: Path,
+) -> None:
+    """`AgentSession` reads the thread after a run only if the run streamed a stop
+    (`STOPPED`, LangGraph's own update): if a release stopped streaming it, a sibling call
+    still waiting would be taken for nothing pending."""
+    graph = create_agent(
+        model=OfflineChatModel(),
+        tools=build_demo_tools(DemoInventory(tmp_path / "inventory.sqlite")),
+        checkpointer=InMemorySaver(),
+        middleware=[
+            HumanInTheLoopMiddleware(
+                interrupt_on={"scale_down": True, "delete_cluster": True},
+                interrupt_mode="per_call",
+            )
+        ],
+    )
+    config: Any = {"configurable": {"thread_id": "t"}}
+
+    async def stops(payload: Any) -> int:
+        chunks = graph.astream(payload, config, stream_mode="updates")
+        return len([chunk async for chunk in chunks if STOPPED in chunk])
+
+    assert await stops({"messages": [("user", "scale down cl-001 to 2 and delete cluster cl-003")]})
+    first, second = (await graph.aget_state(config)).interrupts
+    session, events = AgentSession(graph), list[Event]()
+
+    async def on_event(event: Event) -> None:
+        events.append(event)
+
+    # One of two sibling calls answered: the other one's stop is streamed again.
+    [waiting] = await session.resume("t", {first.id: {"type": "approve"}}, on_event)
+    assert waiting.interrupt_id == second.id
+    assert await session.resume("t", {second.id: {"type": "approve"}}, on_event) == []
+    assert (await graph.aget_state(config)).interrupts == ()
+    ran = [e.name for e in events if getattr(e, "ran", False)]
+    assert ran == ["scale_down", "delete_cluster"]
