@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
@@ -107,7 +108,7 @@ class Database(Statements):
         except BaseException:
             await conn.close()
             raise
-        db = SqliteDatabase(conn, durable)
+        db = SqliteDatabase(conn, durable, path)
         try:
             await migrate(db)
         except BaseException:
@@ -124,6 +125,12 @@ class Database(Statements):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def settle(self) -> None:
+        """Make what was committed so far durable, off any request's path (call when a run
+        is over). On SQLite, commits skip the fsync (`synchronous=NORMAL`) until the next
+        durable one, which then pays for all of them: after a busy spell, the first click's
+        journal entry took 1-2 ms instead of 0.5 (B2). Nothing to do on PostgreSQL."""
 
     async def ping(self) -> bool:
         """A round trip to the database (readiness)."""
@@ -172,7 +179,12 @@ async def sqlite_connection(path: Path, *, synchronous: str) -> aiosqlite.Connec
 class SqliteDatabase(Database):
     dialect: Dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection, durable: aiosqlite.Connection) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, durable: aiosqlite.Connection, path: Path
+    ) -> None:
+        self._wal = path.with_name(path.name + "-wal")
+        self._settling = False
+        self._settle_again = False
         self._conn = conn
         self._statements = _SqliteStatements(conn)
         self._durable_conn = durable
@@ -194,6 +206,21 @@ class SqliteDatabase(Database):
     async def execute_durable(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._durable_turn:
             return await self._durable.execute(sql, params)
+
+    async def settle(self) -> None:
+        # Concurrent calls coalesce: one fsync in flight, and one more after it if asked.
+        if self._settling:
+            self._settle_again = True
+            return
+        self._settling = True
+        try:
+            while True:
+                self._settle_again = False
+                await asyncio.to_thread(_fsync, self._wal)
+                if not self._settle_again:
+                    return
+        finally:
+            self._settling = False
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._turn:
@@ -248,6 +275,17 @@ class _PostgresStatements(Statements):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cursor = await self._conn.execute(to_psycopg(sql), params)
         return await cursor.fetchall() if cursor.description is not None else []
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # no WAL yet, or none left after the last connection closed
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _LITERAL_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")

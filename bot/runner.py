@@ -258,6 +258,7 @@ class Runner(ThreadHold):
             if not known:
                 await self.store.run_ended(conv.key)
             await sign.take_down()
+            self.spawn(self.store.db.settle(), what="make the run's commits durable")
 
     async def reconcile(
         self, conv: Conversation, pending: list[PendingCall], *, requester: str
