@@ -14,9 +14,8 @@ from bot.db import Database
 from tests.conftest import Harness
 
 
-async def test_settling_syncs_the_write_ahead_log_once_for_calls_that_overlap(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The WAL files synced from now on (each still synced for real)."""
     synced: list[Path] = []
     real = db_module._fsync
 
@@ -25,6 +24,13 @@ async def test_settling_syncs_the_write_ahead_log_once_for_calls_that_overlap(
         real(path)
 
     monkeypatch.setattr(db_module, "_fsync", counting)
+    return synced
+
+
+async def test_settling_syncs_the_write_ahead_log_once_for_calls_that_overlap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = count_fsyncs(monkeypatch)
     async with await Database.open(f"sqlite:///{tmp_path / 'bot.sqlite3'}") as db:
         await db.execute("INSERT INTO seen_events (key, seen_at) VALUES ('k', 0)")
         assert (tmp_path / "bot.sqlite3-wal").stat().st_size > 0
@@ -43,14 +49,7 @@ async def test_settling_without_a_write_ahead_log_does_nothing(tmp_path: Path) -
 async def test_each_run_of_the_bot_ends_by_settling_its_commits(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[Path] = []
-    real = db_module._fsync
-
-    def counting(path: Path) -> None:
-        synced.append(path)
-        real(path)
-
-    monkeypatch.setattr(db_module, "_fsync", counting)
+    synced = count_fsyncs(monkeypatch)
     async with harness.bot():
         _, card = await harness.ask_scale_down()
         await harness.idle()
