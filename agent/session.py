@@ -27,6 +27,9 @@ from agent.journal import CALL_KEYS_CONFIG_KEY, JOURNAL_CONFIG_KEY, Journal
 # a LangGraph release drops it. Without it a stale answer would still never reach another call
 # (answers are keyed by interrupt id), but a resume could carry on a run that stopped part-way.
 STRICT_RESUME = "__pregel_strict_resume"
+# The key of the update a run streams when it stops on a question (LangGraph's documented
+# `updates` stream; `tests/agent/test_session.py` fails if a release stops sending it).
+STOPPED = "__interrupt__"
 
 __all__ = ["AgentSession", "Event", "OnEvent", "PendingCall", "Reply", "Session", "ToolOutcome"]
 
@@ -212,11 +215,6 @@ class AgentSession(Session):
         # A run that ends without stopping on a question has nothing pending: LangGraph streams
         # every stop as an `__interrupt__` update, so the thread is read again only after one.
         return await self.pending(thread_id) if interrupted else []
-
-
-# The key of the update a run streams when it stops on a question (LangGraph's documented
-# `updates` stream; `tests/agent/test_session.py` fails if a release stops sending it).
-STOPPED = "__interrupt__"
 
 
 def with_call_key(event: Event, keys: Mapping[str, str]) -> Event:

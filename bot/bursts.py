@@ -41,7 +41,6 @@ class Bursts:
         self._held: list[Callable[[], None]] = []
         self._held_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._due = 0.0  # loop time the timer is set for
         self._released = asyncio.Event()
 
     def delivered(self) -> bool:
@@ -97,15 +96,16 @@ class Bursts:
     def _arm(self, quiet_from: float = -math.inf) -> None:
         if self._timer is None:
             quiet_until = max(self._last, quiet_from) + self._quiet_s
-            self._due = min(quiet_until, self._held_since + self._longest_s)
-            self._timer = asyncio.get_running_loop().call_at(self._due, self._check)
+            due = min(quiet_until, self._held_since + self._longest_s)
+            self._timer = asyncio.get_running_loop().call_at(due, self._check)
 
     def _check(self) -> None:
-        self._timer = None
+        assert self._timer is not None
+        due, self._timer = self._timer.when(), None
         now = asyncio.get_running_loop().time()
         if now - self._held_since >= self._longest_s:
             self.flush()
-        elif now - self._due >= self._quiet_s:
+        elif now - due >= self._quiet_s:
             self._arm(quiet_from=now)
         elif now - self._last >= self._quiet_s:
             self.flush()
